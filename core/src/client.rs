@@ -1,0 +1,360 @@
+//! The client: an atomically swapped compiled config, prepared contexts and
+//! variable handles.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Isolation, Rejected};
+use crate::decision::{Decision, ValueType};
+use crate::error::ConfigError;
+use crate::eval::{self, Env, NoTrace, Resolved, Steps};
+use crate::facets::Facets;
+use crate::model::{CValue, Compiled};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The service this client runs in (prefixes tracked event names).
+    pub service: String,
+    /// What happens to a broken document inside an otherwise good bundle.
+    pub isolation: Isolation,
+    /// The clock used when a call gives no `ts` facet.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { service: String::new(), isolation: Isolation::default(), clock: Arc::new(SystemClock) }
+    }
+}
+
+/// What a config update changed, for hosts to notify on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UpdateReport {
+    /// The bundle's `version`, if it has one.
+    pub version: Option<i64>,
+    /// Variables that did not exist before (sorted).
+    pub added: Vec<String>,
+    /// Variables that no longer exist (sorted).
+    pub removed: Vec<String>,
+    /// Variables whose documents changed (sorted).
+    pub changed: Vec<String>,
+    /// Documents rejected inside an accepted bundle (per-document isolation).
+    pub rejected: Vec<Rejected>,
+}
+
+impl UpdateReport {
+    /// Whether any variable was added, removed or changed.
+    pub fn has_changes(&self) -> bool {
+        !(self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty())
+    }
+}
+
+/// Snapshot generations are unique across all clients, so a [`Variable`]'s
+/// cached index can never be mistaken for another client's.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Snapshot {
+    pub generation: u64,
+    pub compiled: Compiled,
+}
+
+pub(crate) struct Inner {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub options: ClientOptions,
+    update_lock: Mutex<()>,
+}
+
+/// A feature-flag client. Cheap to clone (shared state); `Send + Sync`.
+///
+/// Readers never block: the compiled config is an immutable snapshot swapped
+/// atomically by [`Client::update_config`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.inner.snapshot.load();
+        f.debug_struct("Client")
+            .field("service", &self.inner.options.service)
+            .field("version", &s.compiled.version)
+            .field("variables", &s.compiled.vars.len())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client with an empty config (every variable resolves to fallback).
+    pub fn new(options: ClientOptions) -> Client {
+        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: Compiled::default() };
+        Client {
+            inner: Arc::new(Inner { snapshot: ArcSwap::from_pointee(snap), options, update_lock: Mutex::new(()) }),
+        }
+    }
+
+    /// A client bootstrapped with a config, so the first decision never waits.
+    pub fn with_config(config: &[u8], options: ClientOptions) -> Result<(Client, UpdateReport), ConfigError> {
+        let c = Client::new(options);
+        let report = c.update_config(config)?;
+        Ok((c, report))
+    }
+
+    /// Validates, compiles and atomically installs a bundle.
+    ///
+    /// On error the previous config stays in force, untouched. With
+    /// per-document isolation, a broken document inside a good bundle keeps its
+    /// last good version and is listed in [`UpdateReport::rejected`].
+    pub fn update_config(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
+        let root = config::parse_json(config)?;
+        // One updater at a time, so "previous" is well defined; readers never wait.
+        let _guard = self.inner.update_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let prev = self.inner.snapshot.load_full();
+        let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
+        let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected);
+        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: outcome.compiled };
+        self.inner.snapshot.store(Arc::new(snap));
+        Ok(report)
+    }
+
+    /// Checks a bundle without installing it: every problem, or the report an
+    /// update would give against the current config.
+    pub fn validate(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
+        let root = config::parse_json(config)?;
+        let prev = self.inner.snapshot.load_full();
+        let outcome = config::compile(&root, &prev.compiled, Isolation::Strict)?;
+        Ok(diff(&prev.compiled, &outcome.compiled, outcome.rejected))
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The `version` of the bundle in force.
+    pub fn config_version(&self) -> Option<i64> {
+        self.inner.snapshot.load().compiled.version
+    }
+
+    /// Names of every variable the config defines, sorted.
+    pub fn variable_names(&self) -> Vec<String> {
+        let s = self.inner.snapshot.load();
+        let mut v: Vec<String> = s.compiled.vars.iter().map(|p| p.name.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// A handle for a variable, resolved once per config version.
+    pub fn variable(&self, name: &str) -> Variable {
+        Variable { name: Arc::from(name), cache: AtomicU64::new(0) }
+    }
+
+    /// A prepared context for one unit or request.
+    pub fn context(&self, facets: Facets) -> Context {
+        Context { inner: Arc::clone(&self.inner), facets }
+    }
+
+    /// One decision (the convenient path; see [`Context`] for the prepared one).
+    pub fn get_variable(&self, name: &str, facets: &Facets) -> Decision {
+        let snap = self.inner.snapshot.load();
+        let env = Env::new(facets, &*self.inner.options.clock);
+        let var = snap.compiled.var_index(name);
+        eval::resolve(&snap.compiled, var, &env, &mut NoTrace).to_decision(name)
+    }
+
+    /// Every variable assigned by the experiments named `name`, or in domain
+    /// `name`, that apply to these facets (first experiment wins per variable).
+    pub fn get_variables(&self, name: &str, facets: &Facets) -> Vec<Decision> {
+        let snap = self.inner.snapshot.load();
+        let env = Env::new(facets, &*self.inner.options.clock);
+        let mut out: Vec<Decision> = Vec::new();
+        for e in &snap.compiled.experiments {
+            if &*e.name != name && e.domain.as_deref() != Some(name) {
+                continue;
+            }
+            if !eval::experiment_applies(e, &env, &mut NoTrace) {
+                continue;
+            }
+            for v in &e.variables {
+                if out.iter().any(|d| d.variable == *v.name) {
+                    continue;
+                }
+                if let Some(choice) = eval::assign(v, &env) {
+                    let r = Resolved {
+                        value: v.choices.get(choice as usize),
+                        label: None,
+                        source: crate::decision::Source::Experiment,
+                        experiment: Some(&e.name),
+                        rule: None,
+                        choice: Some(choice),
+                        reason: crate::decision::Reason::Split,
+                        error: None,
+                    };
+                    out.push(r.to_decision(&v.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// The decision plus a step-by-step account of how it was reached.
+    pub fn explain(&self, name: &str, facets: &Facets) -> Explanation {
+        let snap = self.inner.snapshot.load();
+        let env = Env::new(facets, &*self.inner.options.clock);
+        let mut steps = Steps::default();
+        let var = snap.compiled.var_index(name);
+        let d = eval::resolve(&snap.compiled, var, &env, &mut steps).to_decision(name);
+        Explanation { decision: d, steps: steps.0 }
+    }
+}
+
+/// A decision with the steps that led to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The decision.
+    pub decision: Decision,
+    /// Human-readable steps, in evaluation order.
+    pub steps: Vec<String>,
+}
+
+fn diff(old: &Compiled, new: &Compiled, rejected: Vec<Rejected>) -> UpdateReport {
+    let mut r = UpdateReport { version: new.version, rejected, ..Default::default() };
+    for plan in &new.vars {
+        match old.var_index(&plan.name).and_then(|i| old.vars.get(i as usize)) {
+            None => r.added.push(plan.name.to_string()),
+            Some(op) => {
+                if old.signature(op) != new.signature(plan) {
+                    r.changed.push(plan.name.to_string());
+                }
+            }
+        }
+    }
+    for plan in &old.vars {
+        if new.var_index(&plan.name).is_none() {
+            r.removed.push(plan.name.to_string());
+        }
+    }
+    r.added.sort();
+    r.removed.sort();
+    r.changed.sort();
+    r
+}
+
+/// A variable name resolved once per config version; survives updates.
+///
+/// Use it with any [`Context`]: the index into the compiled config is cached
+/// and re-resolved only when the config changes.
+#[derive(Debug)]
+pub struct Variable {
+    name: Arc<str>,
+    /// `generation << 32 | slot`; slot 0 = not cached, `u32::MAX` = not found.
+    cache: AtomicU64,
+}
+
+const NOT_FOUND: u64 = 0xFFFF_FFFF;
+
+impl Clone for Variable {
+    fn clone(&self) -> Self {
+        Variable { name: Arc::clone(&self.name), cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)) }
+    }
+}
+
+impl Variable {
+    /// The variable's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[inline]
+    fn index(&self, snap: &Snapshot) -> Option<u32> {
+        let gen = snap.generation & 0xFFFF_FFFF;
+        let c = self.cache.load(Ordering::Relaxed);
+        if c >> 32 == gen && c & 0xFFFF_FFFF != 0 {
+            let slot = c & 0xFFFF_FFFF;
+            return if slot == NOT_FOUND { None } else { Some((slot - 1) as u32) };
+        }
+        let idx = snap.compiled.var_index(&self.name);
+        let slot = match idx {
+            Some(i) if u64::from(i) + 1 < NOT_FOUND => u64::from(i) + 1,
+            Some(_) => return idx,
+            None => NOT_FOUND,
+        };
+        self.cache.store(gen << 32 | slot, Ordering::Relaxed);
+        idx
+    }
+}
+
+/// The facets of one unit or request, prepared once, bound to a client.
+///
+/// The hot calls ([`Context::int64`] and friends) take a [`Variable`] handle
+/// and allocate nothing.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+    facets: Facets,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("facets", &self.facets).finish()
+    }
+}
+
+impl Context {
+    /// The facets.
+    pub fn facets(&self) -> &Facets {
+        &self.facets
+    }
+
+    #[inline]
+    fn with<R>(&self, var: &Variable, f: impl FnOnce(Resolved<'_>) -> R) -> R {
+        let snap = self.inner.snapshot.load();
+        let env = Env::new(&self.facets, &*self.inner.options.clock);
+        let idx = var.index(&snap);
+        f(eval::resolve(&snap.compiled, idx, &env, &mut NoTrace))
+    }
+
+    #[inline]
+    fn typed<R>(&self, var: &Variable, default: R, get: impl FnOnce(&CValue) -> Option<R>) -> R {
+        self.with(var, |r| r.value.and_then(get).unwrap_or(default))
+    }
+
+    /// The value as `i64`, or `default` (fallback or wrong type).
+    pub fn int64(&self, var: &Variable, default: i64) -> i64 {
+        self.typed(var, default, |v| v.int)
+    }
+
+    /// The value as `f64`, or `default`.
+    pub fn float64(&self, var: &Variable, default: f64) -> f64 {
+        self.typed(var, default, |v| v.float)
+    }
+
+    /// The value as `bool`, or `default`.
+    pub fn bool(&self, var: &Variable, default: bool) -> bool {
+        self.typed(var, default, |v| v.boolean)
+    }
+
+    /// The value as a string, or `default`.
+    pub fn string(&self, var: &Variable, default: &str) -> String {
+        self.with(var, |r| r.value.and_then(|v| v.string.as_deref()).unwrap_or(default).to_string())
+    }
+
+    /// The value as JSON, or `None` for fallback.
+    pub fn json(&self, var: &Variable) -> Option<serde_json::Value> {
+        self.with(var, |r| r.value.map(|v| v.json.clone()))
+    }
+
+    /// The full decision.
+    pub fn decision(&self, var: &Variable) -> Decision {
+        self.with(var, |r| r.to_decision(&var.name))
+    }
+
+    /// The full decision, checked against a type (see [`Decision::checked`]).
+    pub fn decision_as(&self, var: &Variable, t: ValueType) -> Decision {
+        self.decision(var).checked(t)
+    }
+}

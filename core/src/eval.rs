@@ -1,0 +1,421 @@
+//! Evaluation: compiled config + facets -> decision (spec rules 3 to 7).
+//!
+//! The hot path allocates nothing: facets are already canonical, hash keys are
+//! assembled in a stack buffer, and results borrow from the compiled config.
+//! A [`Tracer`] type parameter lets `--explain` reuse this exact code; the
+//! no-op tracer compiles away.
+
+use std::cell::OnceCell;
+use std::cmp::Ordering;
+
+use crate::clock::Clock;
+use crate::config::parse_semver;
+use crate::decision::{Decision, ErrorCode, Reason, Source};
+use crate::facets::{names, Facets};
+use crate::hash::{hash_to_unit_interval, KeyBuf, SplitMix64, SALT_SEP, UNIT_SEP};
+use crate::model::*;
+use crate::value::Num;
+
+/// A facet as evaluation sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct FacetView<'a> {
+    pub canon: &'a str,
+    pub num: Option<Num>,
+}
+
+/// Decimal form of an `i64` in a stack buffer.
+pub(crate) struct DecBuf {
+    buf: [u8; 20],
+    start: u8,
+}
+
+impl DecBuf {
+    pub(crate) fn new(n: i64) -> DecBuf {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut u = n.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            i -= 1;
+            buf[i] = b'-';
+        }
+        DecBuf { buf, start: i as u8 }
+    }
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and '-' are ever written.
+        std::str::from_utf8(&self.buf[self.start as usize..]).unwrap_or("")
+    }
+}
+
+struct Ts {
+    secs: i64,
+    text: DecBuf,
+}
+
+/// The facets of one evaluation plus the clock for a missing `ts`.
+pub(crate) struct Env<'a> {
+    facets: &'a Facets,
+    clock: &'a dyn Clock,
+    ts: OnceCell<Ts>,
+}
+
+impl<'a> Env<'a> {
+    pub(crate) fn new(facets: &'a Facets, clock: &'a dyn Clock) -> Self {
+        Env { facets, clock, ts: OnceCell::new() }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<FacetView<'_>> {
+        if let Some(f) = self.facets.get(key) {
+            return Some(FacetView { canon: f.canonical(), num: f.num() });
+        }
+        if key == names::TS {
+            let ts = self.ts.get_or_init(|| {
+                let secs = self.clock.now_ms().div_euclid(1000);
+                Ts { secs, text: DecBuf::new(secs) }
+            });
+            return Some(FacetView { canon: ts.text.as_str(), num: Some(Num::Int(ts.secs)) });
+        }
+        None
+    }
+
+    /// The `ts` facet floored to whole seconds, if present and numeric.
+    fn ts_secs(&self) -> Option<i64> {
+        match self.get(names::TS)?.num? {
+            Num::Int(i) => Some(i),
+            Num::Float(f) => {
+                let fl = f.floor();
+                if fl.abs() < 9.2e18 {
+                    Some(fl as i64)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Receives explanations of evaluation steps. Messages are built lazily.
+pub(crate) trait Tracer {
+    /// Records one step; `msg` is only called by tracers that keep messages.
+    fn on(&mut self, _msg: impl FnOnce() -> String) {}
+}
+
+/// The tracer of the hot path: keeps nothing.
+pub(crate) struct NoTrace;
+impl Tracer for NoTrace {}
+
+/// A tracer that keeps every message (for `--explain`).
+#[derive(Default)]
+pub(crate) struct Steps(pub Vec<String>);
+impl Tracer for Steps {
+    fn on(&mut self, msg: impl FnOnce() -> String) {
+        self.0.push(msg());
+    }
+}
+
+/// A decision that borrows from the compiled config.
+#[derive(Clone, Copy)]
+pub(crate) struct Resolved<'c> {
+    pub value: Option<&'c CValue>,
+    pub label: Option<&'c str>,
+    pub source: Source,
+    pub experiment: Option<&'c str>,
+    pub rule: Option<u32>,
+    pub choice: Option<u32>,
+    pub reason: Reason,
+    pub error: Option<ErrorCode>,
+}
+
+impl<'c> Resolved<'c> {
+    fn fallback(reason: Reason, error: Option<ErrorCode>) -> Self {
+        Resolved { value: None, label: None, source: Source::Fallback, experiment: None, rule: None, choice: None, reason, error }
+    }
+
+    pub(crate) fn to_decision(self, variable: &str) -> Decision {
+        Decision {
+            variable: variable.to_string(),
+            value: self.value.map(|v| v.json.clone()),
+            label: self.label.map(str::to_string),
+            source: self.source,
+            experiment: self.experiment.map(str::to_string),
+            rule: self.rule,
+            choice: self.choice,
+            reason: self.reason,
+            error: self.error,
+        }
+    }
+}
+
+fn eq(v: FacetView<'_>, o: &Operand) -> bool {
+    match (v.num, o.num) {
+        (Some(a), Some(b)) => a.num_eq(b),
+        _ => v.canon == &*o.canon,
+    }
+}
+
+fn cmp(v: FacetView<'_>, n: Num) -> Option<Ordering> {
+    v.num.and_then(|x| x.num_cmp(n))
+}
+
+/// Whether a constraint holds (spec rule 3). An absent facet makes it false.
+pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
+    let Some(v) = env.get(&c.target) else { return false };
+    match &c.op {
+        Op::Eq(o) => eq(v, o),
+        Op::Ne(o) => !eq(v, o),
+        Op::In(list) => list.iter().any(|o| eq(v, o)),
+        Op::Nin(list) => !list.iter().any(|o| eq(v, o)),
+        Op::Gt(n) => cmp(v, *n) == Some(Ordering::Greater),
+        Op::Ge(n) => matches!(cmp(v, *n), Some(Ordering::Greater | Ordering::Equal)),
+        Op::Lt(n) => cmp(v, *n) == Some(Ordering::Less),
+        Op::Le(n) => matches!(cmp(v, *n), Some(Ordering::Less | Ordering::Equal)),
+        Op::Fraction { p, salt } => {
+            let mut kb = KeyBuf::new();
+            kb.push(salt.as_bytes());
+            kb.push_byte(SALT_SEP);
+            kb.push(v.canon.as_bytes());
+            hash_to_unit_interval(kb.hash()) < *p
+        }
+        Op::Semver(op, want) => match parse_semver(v.canon) {
+            None => false,
+            Some(have) => {
+                let o = have.cmp(want);
+                match op {
+                    SemverOp::Eq => o == Ordering::Equal,
+                    SemverOp::Ne => o != Ordering::Equal,
+                    SemverOp::Gt => o == Ordering::Greater,
+                    SemverOp::Ge => o != Ordering::Less,
+                    SemverOp::Lt => o == Ordering::Less,
+                    SemverOp::Le => o != Ordering::Greater,
+                }
+            }
+        },
+        Op::Prefix(s) => v.canon.starts_with(&**s),
+        Op::Suffix(s) => v.canon.ends_with(&**s),
+        Op::Contains(s) => v.canon.contains(&**s),
+        Op::Regex(r) => r.is_match(v.canon),
+    }
+}
+
+fn all_hold<T: Tracer>(cs: &[Constraint], env: &Env<'_>, t: &mut T, what: &dyn Fn() -> String) -> bool {
+    for (i, c) in cs.iter().enumerate() {
+        if !holds(c, env) {
+            t.on(|| {
+                let have = match env.get(&c.target) {
+                    Some(v) => format!("{} is {:?}", c.target, v.canon),
+                    None => format!("{} is absent", c.target),
+                };
+                format!("{}: constraint {i} `{}` does not hold ({have})", what(), c.text)
+            });
+            return false;
+        }
+    }
+    true
+}
+
+/// Window index `k` and offset `r` of `ts` in periods of `period` seconds.
+fn window(env: &Env<'_>, period: u64) -> Option<(i64, u64)> {
+    let ts = env.ts_secs()?;
+    let p = i64::try_from(period).ok().filter(|p| *p > 0)?;
+    Some((ts.div_euclid(p), ts.rem_euclid(p) as u64))
+}
+
+/// Pushes the canonical strings of `facets` (skipping `skip`), joined by 0x1F.
+/// Returns how many were pushed, or `None` when one is absent.
+fn push_unit(kb: &mut KeyBuf, facets: &[Box<str>], skip: Option<&str>, env: &Env<'_>) -> Option<usize> {
+    let mut n = 0;
+    for f in facets {
+        if Some(&**f) == skip {
+            continue;
+        }
+        let v = env.get(f)?;
+        if n > 0 {
+            kb.push_byte(UNIT_SEP);
+        }
+        kb.push(v.canon.as_bytes());
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Assigns a choice for one experiment variable, or `None` when its unit is absent.
+pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
+    let mut kb = KeyBuf::new();
+    kb.push(v.salt.as_bytes());
+    kb.push_byte(SALT_SEP);
+    match &v.strategy {
+        Strategy::Weighted { thresholds } => {
+            push_unit(&mut kb, &v.facets, None, env)?;
+            let b = hash_to_unit_interval(kb.hash());
+            let i = thresholds.iter().position(|t| b < *t).unwrap_or(thresholds.len().saturating_sub(1));
+            Some(i as u32)
+        }
+        Strategy::TimeSlice { spans, period } => {
+            let (k, r) = window(env, *period)?;
+            let others = push_unit(&mut kb, &v.facets, Some(names::TS), env)?;
+            if others > 0 {
+                kb.push_byte(UNIT_SEP);
+            }
+            kb.push(DecBuf::new(k).as_str().as_bytes());
+            let mut rng = SplitMix64::new(kb.hash());
+            let n = spans.len().min(crate::config::MAX_TIMESLICE_CHOICES);
+            let mut idx = [0u16; crate::config::MAX_TIMESLICE_CHOICES];
+            for (i, slot) in idx.iter_mut().enumerate().take(n) {
+                *slot = i as u16;
+            }
+            for i in (1..n).rev() {
+                let j = (rng.next() % (i as u64 + 1)) as usize;
+                idx.swap(i, j);
+            }
+            let mut acc = 0u64;
+            for &c in &idx[..n] {
+                acc += spans[c as usize];
+                if r < acc {
+                    return Some(u32::from(c));
+                }
+            }
+            None
+        }
+    }
+}
+
+fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
+    let Some(s) = &e.slotting else { return true };
+    let mut kb = KeyBuf::new();
+    kb.push(s.salt.as_bytes());
+    kb.push_byte(SALT_SEP);
+    match &s.unit {
+        SlotUnit::Facet(f) => match env.get(f) {
+            Some(v) => kb.push(v.canon.as_bytes()),
+            None => {
+                t.on(|| format!("experiment `{}`: slot facet `{f}` is absent", e.name));
+                return false;
+            }
+        },
+        SlotUnit::Window => {
+            let period = match e.variables.first().map(|v| &v.strategy) {
+                Some(Strategy::TimeSlice { period, .. }) => *period,
+                _ => 0,
+            };
+            match window(env, period) {
+                Some((k, _)) => kb.push(DecBuf::new(k).as_str().as_bytes()),
+                None => {
+                    t.on(|| format!("experiment `{}`: no usable `ts` for the slot unit", e.name));
+                    return false;
+                }
+            }
+        }
+    }
+    let b = hash_to_unit_interval(kb.hash());
+    let inside = s.lo <= b && b < s.hi;
+    if !inside {
+        t.on(|| format!("experiment `{}`: slot bucket {b:.6} is outside [{}, {})", e.name, s.lo, s.hi));
+    }
+    inside
+}
+
+/// Whether an experiment applies to these facets (state, constraints, slot).
+pub(crate) fn experiment_applies<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
+    if !e.running() {
+        t.on(|| format!("experiment `{}`: state is {:?}, not \"RUNNING\"", e.name, e.state));
+        return false;
+    }
+    all_hold(&e.constraints, env, t, &|| format!("experiment `{}`", e.name)) && in_slot(e, env, t)
+}
+
+fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, t: &mut T) -> Option<Resolved<'c>> {
+    let var = e.variables.get(vi as usize)?;
+    if !experiment_applies(e, env, t) {
+        return None;
+    }
+    match assign(var, env) {
+        Some(choice) => {
+            t.on(|| format!("experiment `{}`: assigned choice {choice}", e.name));
+            Some(Resolved {
+                value: var.choices.get(choice as usize),
+                label: None,
+                source: Source::Experiment,
+                experiment: Some(&e.name),
+                rule: None,
+                choice: Some(choice),
+                reason: Reason::Split,
+                error: None,
+            })
+        }
+        None => {
+            t.on(|| {
+                format!("experiment `{}`: the unit ({}) is absent, so it does not apply", e.name, var.facets.join(", "))
+            });
+            None
+        }
+    }
+}
+
+fn rollout_decides<'c, T: Tracer>(r: &'c Rollout, env: &Env<'_>, t: &mut T) -> Resolved<'c> {
+    for (i, rule) in r.rules.iter().enumerate() {
+        if all_hold(&rule.constraints, env, t, &|| format!("rule {i}")) {
+            t.on(|| format!("rule {i}: all {} constraints hold", rule.constraints.len()));
+            return Resolved {
+                value: Some(&rule.value),
+                label: rule.label.as_deref(),
+                source: Source::Rollout,
+                experiment: None,
+                rule: Some(i as u32),
+                choice: None,
+                reason: Reason::TargetingMatch,
+                error: None,
+            };
+        }
+    }
+    match &r.default {
+        Some(d) => {
+            t.on(|| "no rule matched: the document's default applies".to_string());
+            Resolved { value: Some(d), label: None, source: Source::Default, experiment: None, rule: None, choice: None, reason: Reason::Default, error: None }
+        }
+        None => {
+            t.on(|| "no rule matched and the document has no default: fallback".to_string());
+            Resolved::fallback(Reason::Default, None)
+        }
+    }
+}
+
+/// Resolves a variable (spec rule 6).
+pub(crate) fn resolve<'c, T: Tracer>(c: &'c Compiled, var: Option<u32>, env: &Env<'_>, t: &mut T) -> Resolved<'c> {
+    let Some(plan) = var.and_then(|i| c.vars.get(i as usize)) else {
+        t.on(|| "no document defines this variable".to_string());
+        return Resolved::fallback(Reason::Error, Some(ErrorCode::FlagNotFound));
+    };
+    let rollout = plan.rollout.and_then(|r| c.rollouts.get(r as usize));
+    if let Some(r) = rollout {
+        if !r.enabled {
+            t.on(|| "the rollout document has \"enabled\": false (kill switch)".to_string());
+            return Resolved::fallback(Reason::Disabled, None);
+        }
+    }
+    for &(ei, vi) in &plan.experiments {
+        if let Some(e) = c.experiments.get(ei as usize) {
+            if let Some(r) = experiment_decides(e, vi, env, t) {
+                return r;
+            }
+        }
+    }
+    match rollout {
+        Some(r) => rollout_decides(r, env, t),
+        None if plan.broken => {
+            t.on(|| "the variable's document was rejected and has no last good version".to_string());
+            Resolved::fallback(Reason::Error, Some(ErrorCode::ParseError))
+        }
+        None => {
+            t.on(|| "no experiment applied and there is no rollout document: fallback".to_string());
+            Resolved::fallback(Reason::Default, None)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Facets: the named attributes of one unit or request (spec rule 1).
+//!
+//! A [`Facets`] value canonicalises each facet once, when it is set: its unit
+//! string and its number are computed then, so evaluation only reads them.
+
+use std::borrow::Cow;
+
+use crate::error::FacetError;
+use crate::value::{FacetValue, Num};
+
+/// Well-known facet names, shared by every binding.
+pub mod names {
+    /// Passenger id (`int64`).
+    pub const PASSENGER: &str = "pax";
+    /// Driver id (`int64`).
+    pub const DRIVER: &str = "drv";
+    /// Service (vehicle type) id (`int64`).
+    pub const SERVICE: &str = "svc";
+    /// City id (`int64`).
+    pub const CITY: &str = "city";
+    /// Country code (string).
+    pub const COUNTRY: &str = "country";
+    /// Booking code (string).
+    pub const BOOKING: &str = "booking";
+    /// Location: geohash or coordinates (string).
+    pub const LOCATION: &str = "loc";
+    /// Session id (string).
+    pub const SESSION: &str = "session";
+    /// Request id (string).
+    pub const REQUEST: &str = "req";
+    /// Device id (string).
+    pub const DEVICE: &str = "device";
+    /// User-defined tag (string).
+    pub const TAG: &str = "tag";
+    /// Unix time in seconds; the engine's clock supplies it when absent.
+    pub const TS: &str = "ts";
+}
+
+/// One canonicalised facet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facet {
+    key: Cow<'static, str>,
+    value: FacetValue,
+    canon: Box<str>,
+    num: Option<Num>,
+}
+
+impl Facet {
+    fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
+        let canon = value.canonical().into_boxed_str();
+        let num = value.num();
+        Facet { key, value, canon, num }
+    }
+    /// The facet's name.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+    /// The value as given.
+    pub fn value(&self) -> &FacetValue {
+        &self.value
+    }
+    /// The canonical unit string (spec rule 1).
+    pub fn canonical(&self) -> &str {
+        &self.canon
+    }
+    /// The value as a number, if numeric.
+    pub fn num(&self) -> Option<Num> {
+        self.num
+    }
+}
+
+/// A set of facets, in insertion order; setting a name again replaces its value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facets {
+    items: Vec<Facet>,
+}
+
+macro_rules! int_builder {
+    ($(#[$doc:meta] $fn:ident => $name:expr),* $(,)?) => {$(
+        #[$doc]
+        pub fn $fn(self, id: i64) -> Self { self.with_static($name, FacetValue::Int(id)) }
+    )*};
+}
+macro_rules! str_builder {
+    ($(#[$doc:meta] $fn:ident => $name:expr),* $(,)?) => {$(
+        #[$doc]
+        pub fn $fn(self, v: impl Into<String>) -> Self { self.with_static($name, FacetValue::Str(v.into())) }
+    )*};
+}
+
+impl Facets {
+    /// An empty set.
+    pub fn new() -> Facets {
+        Facets { items: Vec::new() }
+    }
+
+    fn with_static(mut self, key: &'static str, value: FacetValue) -> Self {
+        self.insert(Cow::Borrowed(key), value);
+        self
+    }
+
+    fn insert(&mut self, key: Cow<'static, str>, value: FacetValue) {
+        let f = Facet::new(key, value);
+        match self.items.iter_mut().find(|x| x.key == f.key) {
+            Some(slot) => *slot = f,
+            None => self.items.push(f),
+        }
+    }
+
+    /// Sets a facet by name (replacing any previous value).
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<FacetValue>) -> &mut Self {
+        self.insert(Cow::Owned(key.into()), value.into());
+        self
+    }
+
+    /// Builder form of [`Facets::set`].
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<FacetValue>) -> Self {
+        self.set(key, value);
+        self
+    }
+
+    /// Removes a facet; returns whether it was present.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let before = self.items.len();
+        self.items.retain(|f| f.key != key);
+        before != self.items.len()
+    }
+
+    int_builder! {
+        /// Sets `pax`, the passenger id.
+        passenger => names::PASSENGER,
+        /// Sets `drv`, the driver id.
+        driver => names::DRIVER,
+        /// Sets `svc`, the service (vehicle type) id.
+        service => names::SERVICE,
+        /// Sets `city`, the city id.
+        city => names::CITY,
+        /// Sets `ts`, unix time in seconds (otherwise the client's clock is used).
+        ts => names::TS,
+    }
+    str_builder! {
+        /// Sets `country`.
+        country => names::COUNTRY,
+        /// Sets `booking`, the booking code.
+        booking => names::BOOKING,
+        /// Sets `loc`, a geohash or coordinates.
+        location => names::LOCATION,
+        /// Sets `session`, the session id.
+        session => names::SESSION,
+        /// Sets `req`, the request id.
+        request => names::REQUEST,
+        /// Sets `device`, the device id.
+        device => names::DEVICE,
+        /// Sets `tag`, a user-defined tag.
+        tag => names::TAG,
+    }
+
+    /// The facet with this name, if set.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&Facet> {
+        self.items.iter().find(|f| &*f.key == key)
+    }
+
+    /// Iterates over the facets in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &Facet> {
+        self.items.iter()
+    }
+
+    /// Number of facets.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no facet is set.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Builds facets from a JSON object; `null` members are absent facets.
+    /// Arrays and objects are rejected with the offending name.
+    pub fn from_json(v: &serde_json::Value) -> Result<Facets, FacetError> {
+        let obj = v.as_object().ok_or(FacetError::NotAnObject)?;
+        let mut f = Facets::new();
+        for (k, val) in obj {
+            if val.is_null() {
+                continue;
+            }
+            let fv = FacetValue::from_json(val).ok_or_else(|| FacetError::BadValue {
+                name: k.clone(),
+                found: json_kind(val),
+            })?;
+            f.insert(Cow::Owned(k.clone()), fv);
+        }
+        Ok(f)
+    }
+
+    /// Parses facets from JSON text (see [`Facets::from_json`]).
+    pub fn from_json_str(s: &str) -> Result<Facets, FacetError> {
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| FacetError::Json(e.to_string()))?;
+        Facets::from_json(&v)
+    }
+
+    /// The facets as a JSON object (values as given).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for f in &self.items {
+            let v = match &f.value {
+                FacetValue::Str(s) => serde_json::Value::from(s.as_str()),
+                FacetValue::Int(i) => serde_json::Value::from(*i),
+                FacetValue::Float(x) => serde_json::Number::from_f64(*x)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or_else(|| serde_json::Value::from(f.canonical())),
+                FacetValue::Bool(b) => serde_json::Value::from(*b),
+            };
+            m.insert(f.key.to_string(), v);
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_and_replace() {
+        let f = Facets::new().passenger(1).city(6).with("city", 10);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.get("city").unwrap().canonical(), "10");
+        assert_eq!(f.get("pax").unwrap().num(), Some(Num::Int(1)));
+    }
+
+    #[test]
+    fn from_json_rules() {
+        let f = Facets::from_json_str(r#"{"pax": 9007199254740993, "x": null, "f": 6.0}"#).unwrap();
+        assert_eq!(f.get("pax").unwrap().canonical(), "9007199254740993");
+        assert!(f.get("x").is_none());
+        assert_eq!(f.get("f").unwrap().canonical(), "6");
+        let e = Facets::from_json_str(r#"{"tags": [1]}"#).unwrap_err();
+        assert!(e.to_string().contains("tags"));
+        assert!(Facets::from_json_str("[1]").is_err());
+    }
+}

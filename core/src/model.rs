@@ -1,0 +1,196 @@
+//! The compiled, immutable form of a config. Built by `config`, read by `eval`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
+
+use crate::value::Num;
+
+/// A constraint operand, canonicalised at load time.
+#[derive(Debug, Clone)]
+pub(crate) struct Operand {
+    pub canon: Box<str>,
+    pub num: Option<Num>,
+}
+
+/// Semver comparison kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SemverOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// A compiled operator with its pre-parsed value.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Eq(Operand),
+    Ne(Operand),
+    In(Vec<Operand>),
+    Nin(Vec<Operand>),
+    Gt(Num),
+    Ge(Num),
+    Lt(Num),
+    Le(Num),
+    Fraction { p: f64, salt: Box<str> },
+    Semver(SemverOp, semver::Version),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Contains(Box<str>),
+    Regex(regex::Regex),
+}
+
+/// A compiled constraint; `text` is a human-readable form for `--explain`.
+#[derive(Debug, Clone)]
+pub(crate) struct Constraint {
+    pub target: Box<str>,
+    pub op: Op,
+    pub text: Box<str>,
+}
+
+/// A variable value with its typed views computed once.
+#[derive(Debug, Clone)]
+pub(crate) struct CValue {
+    pub json: serde_json::Value,
+    pub int: Option<i64>,
+    pub float: Option<f64>,
+    pub boolean: Option<bool>,
+    pub string: Option<Box<str>>,
+}
+
+impl CValue {
+    pub(crate) fn new(json: serde_json::Value) -> CValue {
+        let int = json_int(&json);
+        let float = json.as_f64();
+        let boolean = json.as_bool();
+        let string = json.as_str().map(Box::from);
+        CValue { json, int, float, boolean, string }
+    }
+}
+
+/// A JSON value as `i64`: integers, and integral floats with |x| < 2^63.
+pub(crate) fn json_int(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| match n.as_f64().and_then(Num::from_f64) {
+            Some(Num::Int(i)) => Some(i),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// One rule of a rollout document.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub value: CValue,
+    pub label: Option<Box<str>>,
+    pub constraints: Vec<Constraint>,
+}
+
+/// A compiled rollout document.
+#[derive(Debug)]
+pub(crate) struct Rollout {
+    pub variable: Box<str>,
+    pub rules: Vec<Rule>,
+    pub default: Option<CValue>,
+    pub enabled: bool,
+    pub fingerprint: u64,
+}
+
+/// Assignment strategy of an experiment variable.
+#[derive(Debug, Clone)]
+pub(crate) enum Strategy {
+    /// Cumulative thresholds `(w0+..+wi)/W`.
+    Weighted { thresholds: Vec<f64> },
+    /// Spans in seconds and their sum `P`.
+    TimeSlice { spans: Vec<u64>, period: u64 },
+}
+
+/// One variable of an experiment.
+#[derive(Debug, Clone)]
+pub(crate) struct ExpVariable {
+    pub name: Box<str>,
+    pub salt: Box<str>,
+    pub facets: Vec<Box<str>>,
+    pub strategy: Strategy,
+    pub choices: Vec<CValue>,
+}
+
+/// Which unit decides the slot.
+#[derive(Debug, Clone)]
+pub(crate) enum SlotUnit {
+    Facet(Box<str>),
+    /// Time-only experiment: the window index of the first variable.
+    Window,
+}
+
+/// Compiled slotting: the unit is in when `lo <= bucket(salt, unit) < hi`.
+#[derive(Debug, Clone)]
+pub(crate) struct Slotting {
+    pub lo: f64,
+    pub hi: f64,
+    pub unit: SlotUnit,
+    pub salt: Box<str>,
+}
+
+/// A compiled experiment document.
+#[derive(Debug)]
+pub(crate) struct Experiment {
+    pub name: Box<str>,
+    pub domain: Option<Box<str>>,
+    pub state: Box<str>,
+    pub variables: Vec<ExpVariable>,
+    pub constraints: Vec<Constraint>,
+    pub slotting: Option<Slotting>,
+    pub fingerprint: u64,
+}
+
+impl Experiment {
+    pub(crate) fn running(&self) -> bool {
+        &*self.state == "RUNNING"
+    }
+}
+
+/// Everything that can decide one variable, in resolution order.
+#[derive(Debug, Clone)]
+pub(crate) struct VarPlan {
+    pub name: Box<str>,
+    /// (experiment index, variable index inside it), in bundle order.
+    pub experiments: Vec<(u32, u32)>,
+    pub rollout: Option<u32>,
+    /// The variable's document was rejected and had no last good version.
+    pub broken: bool,
+}
+
+/// An immutable compiled config.
+#[derive(Debug, Default)]
+pub(crate) struct Compiled {
+    pub version: Option<i64>,
+    pub rollouts: Vec<Arc<Rollout>>,
+    pub experiments: Vec<Arc<Experiment>>,
+    pub vars: Vec<VarPlan>,
+    pub index: HashMap<Box<str>, u32, FxBuildHasher>,
+}
+
+impl Compiled {
+    pub(crate) fn var_index(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    /// A per-variable signature used to report what changed between configs.
+    pub(crate) fn signature(&self, plan: &VarPlan) -> Vec<u64> {
+        let mut sig = Vec::with_capacity(plan.experiments.len() + 2);
+        sig.push(u64::from(plan.broken));
+        if let Some(r) = plan.rollout {
+            sig.push(self.rollouts[r as usize].fingerprint);
+        }
+        for (e, _) in &plan.experiments {
+            sig.push(self.experiments[*e as usize].fingerprint);
+        }
+        sig
+    }
+}
