@@ -1,1 +1,196 @@
-fn main() {}
+//! `turnout`: evaluate, explain and validate turnout configs from the shell.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use turnout_core::{Client, ClientOptions, FacetValue, Facets, FixedClock, Isolation, SystemClock};
+
+/// turnout: a deterministic feature-flag and experimentation engine.
+#[derive(Parser)]
+#[command(name = "turnout", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate variables: JSON Lines in, one JSON decision per line out; or
+    /// one decision with --variable and --facet.
+    Eval(EvalArgs),
+    /// Check config files; print every problem with its document and field.
+    Validate {
+        /// Bundle or document files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The config: a bundle, or a single rollout or experiment document.
+    #[arg(long)]
+    config: PathBuf,
+    /// JSON Lines of {"variable": "...", "facets": {...}}; `-` reads stdin.
+    #[arg(long, conflicts_with = "variable")]
+    contexts: Option<String>,
+    /// One variable to evaluate.
+    #[arg(long, required_unless_present = "contexts")]
+    variable: Option<String>,
+    /// A facet as name=value (value read as JSON if it parses, else a string). Repeatable.
+    #[arg(long = "facet", value_name = "NAME=VALUE")]
+    facets: Vec<String>,
+    /// Explain which rule or experiment matched and why the others did not.
+    #[arg(long, requires = "variable")]
+    explain: bool,
+    /// Pin the clock (unix milliseconds) used when no `ts` facet is given.
+    #[arg(long, value_name = "UNIX_MS")]
+    now_ms: Option<i64>,
+    /// Reject the whole config if any document is broken (default: per-document isolation).
+    #[arg(long)]
+    strict: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval(args),
+        Command::Validate { files } => validate(&files),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("turnout: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Parses `name=value`: the value is a JSON scalar if it parses as one, else a string.
+fn parse_facet(s: &str) -> Result<(String, FacetValue), String> {
+    let (name, raw) = s.split_once('=').ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("--facet `{s}`: the name is empty"));
+    }
+    let value = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => FacetValue::from_json(&v).unwrap_or_else(|| FacetValue::Str(raw.to_string())),
+        Err(_) => FacetValue::Str(raw.to_string()),
+    };
+    Ok((name.to_string(), value))
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode, String> {
+    let options = ClientOptions {
+        clock: match args.now_ms {
+            Some(ms) => Arc::new(FixedClock::new(ms)),
+            None => Arc::new(SystemClock),
+        },
+        isolation: if args.strict { Isolation::Strict } else { Isolation::PerDocument },
+        ..ClientOptions::default()
+    };
+    let config = read(&args.config)?;
+    let (client, report) = Client::with_config(&config, options).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    for r in &report.rejected {
+        for p in &r.problems {
+            let kept = if r.kept_last_good { "kept last good version" } else { "dropped" };
+            eprintln!("turnout: warning: {p} ({kept})");
+        }
+    }
+    if let Some(name) = &args.variable {
+        let mut facets = Facets::new();
+        for f in &args.facets {
+            let (k, v) = parse_facet(f)?;
+            facets.set(k, v);
+        }
+        if args.explain {
+            let ex = client.explain(name, &facets);
+            let d = &ex.decision;
+            println!("variable   {}", d.variable);
+            println!("facets     {}", facets.to_json());
+            match &d.value {
+                Some(v) => println!("value      {v}"),
+                None => println!("value      (none: the caller's default applies)"),
+            }
+            println!("source     {}", d.source.as_str());
+            println!("reason     {}{}", d.reason.as_str(), d.error.map(|e| format!(" ({})", e.as_str())).unwrap_or_default());
+            if let Some(e) = &d.experiment {
+                println!("experiment {e} (choice {})", d.choice.unwrap_or(0));
+            }
+            if let Some(r) = d.rule {
+                println!("rule       {r}{}", d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default());
+            }
+            println!("steps:");
+            for s in &ex.steps {
+                println!("  - {s}");
+            }
+        } else {
+            println!("{}", client.get_variable(name, &facets).to_json_line());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let source = args.contexts.as_deref().unwrap_or("-");
+    let input: Box<dyn BufRead> = if source == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(source).map_err(|e| format!("cannot read {source}: {e}"))?,
+        ))
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| format!("reading {source}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let text = match eval_line(&client, &line) {
+            Ok(d) => d,
+            Err(e) => serde_json::json!({"line": n + 1, "error": e}).to_string(),
+        };
+        writeln!(out, "{text}").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_line(client: &Client, line: &str) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let name = v
+        .get("variable")
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| "missing string field `variable`".to_string())?;
+    let facets = match v.get("facets") {
+        None | Some(serde_json::Value::Null) => Facets::new(),
+        Some(f) => Facets::from_json(f).map_err(|e| e.to_string())?,
+    };
+    Ok(client.get_variable(name, &facets).to_json_line())
+}
+
+fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
+    let mut failed = false;
+    for path in files {
+        let bytes = read(path)?;
+        let client = Client::new(ClientOptions::default());
+        match client.validate(&bytes) {
+            Ok(report) => {
+                let exps = report.added.len();
+                println!("{}: ok ({exps} variables)", path.display());
+            }
+            Err(e) => {
+                failed = true;
+                let problems = e.problems();
+                println!("{}: {} problem{}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+                for p in problems {
+                    println!("  {p}");
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

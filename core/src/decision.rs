@@ -165,6 +165,33 @@ impl Decision {
         self.value.as_ref()
     }
 
+    /// The contract's JSON line, keys in contract order (what the CLI prints).
+    pub fn to_json_line(&self) -> String {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            variable: &'a str,
+            value: &'a Option<serde_json::Value>,
+            source: &'static str,
+            experiment: &'a Option<String>,
+            rule: Option<u32>,
+            choice: Option<u32>,
+            reason: &'static str,
+            #[serde(rename = "errorCode")]
+            error_code: Option<&'static str>,
+        }
+        let line = Line {
+            variable: &self.variable,
+            value: &self.value,
+            source: self.source.as_str(),
+            experiment: &self.experiment,
+            rule: self.rule,
+            choice: self.choice,
+            reason: self.reason.as_str(),
+            error_code: self.error.map(ErrorCode::as_str),
+        };
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+
     /// The contract's JSON form: `{variable, value, source, experiment, rule,
     /// choice, reason, errorCode}` (the CLI prints this; vectors compare it).
     pub fn to_json(&self) -> serde_json::Value {
