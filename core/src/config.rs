@@ -710,7 +710,10 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
                         }
                     };
                     let salt = domain.clone().unwrap_or_else(|| name.clone().into_boxed_str());
-                    unit.map(|unit| Slotting { lo: o, hi: o + w, unit, salt })
+                    // Boundaries are rounded to 12 decimals so that adjacent
+                    // slots written as offset/byPercentage pairs (0.2 + 0.1)
+                    // meet exactly (0.3) instead of overlapping by an ulp.
+                    unit.map(|unit| Slotting { lo: round12(o), hi: round12(o + w).min(1.0), unit, salt })
                 }
                 _ => {
                     sink.err("slotting", "byPercentage must be a number in [0, 1], offset a number >= 0, and offset + byPercentage <= 1");
@@ -735,6 +738,11 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         slotting,
         fingerprint: fingerprint(v),
     })
+}
+
+/// Rounds a slot boundary to 12 decimal places (spec: slotting).
+pub(crate) fn round12(x: f64) -> f64 {
+    (x * 1e12).round() / 1e12
 }
 
 /// Parses bundle bytes into JSON, with a clear error for non-UTF-8 or bad JSON.

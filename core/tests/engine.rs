@@ -573,3 +573,16 @@ fn explain_names_the_failing_constraint() {
     assert!(ex.steps[0].contains("svc in [302, 11]"), "{:?}", ex.steps);
     assert!(ex.steps[1].contains("city = 10"), "{:?}", ex.steps);
 }
+
+#[test]
+fn adjacent_slots_written_as_sums_do_not_overlap() {
+    // 0.2 + 0.1 is 0.30000000000000004 in f64; boundaries are rounded to 12 decimals.
+    let cfg = json!({"experiments": [
+        {"domain": "d", "name": "e1", "state": "RUNNING", "slotting": {"byPercentage": 0.1, "offset": 0.2},
+         "variables": [{"name": "v1", "facets": ["pax"], "choices": [{"value": 1}]}]},
+        {"domain": "d", "name": "e2", "state": "RUNNING", "slotting": {"byPercentage": 0.1, "offset": 0.3},
+         "variables": [{"name": "v2", "facets": ["pax"], "choices": [{"value": 2}]}]}
+    ]});
+    let c = client(cfg);
+    assert!(c.get_variable("v1", &Facets::new().passenger(1)).reason != Reason::Error);
+}
