@@ -177,7 +177,10 @@ impl Facets {
     }
 
     /// Builds facets from a JSON object; `null` members are absent facets.
-    /// Arrays and objects are rejected with the offending name.
+    ///
+    /// An integer may also be written `{"$int64": "<decimal>"}`, for writers
+    /// whose JSON numbers are doubles (JavaScript) and ids above 2^53.
+    /// Other arrays and objects are rejected with the offending name.
     pub fn from_json(v: &serde_json::Value) -> Result<Facets, FacetError> {
         let obj = v.as_object().ok_or(FacetError::NotAnObject)?;
         let mut f = Facets::new();
@@ -185,10 +188,13 @@ impl Facets {
             if val.is_null() {
                 continue;
             }
-            let fv = FacetValue::from_json(val).ok_or_else(|| FacetError::BadValue {
-                name: k.clone(),
-                found: json_kind(val),
-            })?;
+            let bad = || FacetError::BadValue { name: k.clone(), found: json_kind(val) };
+            let fv = match val.get(INT64_KEY) {
+                Some(serde_json::Value::String(s)) if val.as_object().map(|o| o.len()) == Some(1) => {
+                    FacetValue::Int(s.parse::<i64>().map_err(|_| bad())?)
+                }
+                _ => FacetValue::from_json(val).ok_or_else(bad)?,
+            };
             f.insert(Cow::Owned(k.clone()), fv);
         }
         Ok(f)
@@ -219,6 +225,9 @@ impl Facets {
     }
 }
 
+/// The key of the exact-integer form `{"$int64": "<decimal>"}` in JSON facets.
+pub const INT64_KEY: &str = "$int64";
+
 pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
@@ -248,6 +257,10 @@ mod tests {
         assert_eq!(f.get("pax").unwrap().canonical(), "9007199254740993");
         assert!(f.get("x").is_none());
         assert_eq!(f.get("f").unwrap().canonical(), "6");
+        let big = Facets::from_json_str(r#"{"pax": {"$int64": "-9007199254740993"}}"#).unwrap();
+        assert_eq!(big.get("pax").unwrap().value(), &FacetValue::Int(-9007199254740993));
+        assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1.5"}}"#).is_err());
+        assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1", "x": 2}}"#).is_err());
         let e = Facets::from_json_str(r#"{"tags": [1]}"#).unwrap_err();
         assert!(e.to_string().contains("tags"));
         assert!(Facets::from_json_str("[1]").is_err());

@@ -1,0 +1,864 @@
+#!/usr/bin/env python3
+"""Independent reference for the worked examples of docs/spec.md (spec version 1).
+
+This file re-implements, in plain Python and WITHOUT looking at the engine's
+output, the parts of the turnout evaluation contract that the worked examples
+use: canonical unit strings, numbers, bucket(), multi-facet units, the
+constraint ops, segments, rollout documents, experiments (slotting, weighted,
+timeSliceShuffle with splitmix64 + Fisher-Yates) and the resolution order.
+Only xxh3_64 comes from a library (PyPI `xxhash`, seed 0).
+
+Every case is computed from its inputs (config, variable, facets, now_ms) and
+the full result -- the decision and every intermediate value (bytes hashed,
+xxh3_64, bucket, comparisons, shuffle) -- is written to / compared with
+tests/anchors/spec_examples.json. The Rust test core/tests/spec_examples.rs
+then checks that the engine gives the same decisions and buckets.
+
+Usage:
+    pip install xxhash
+    python3 tests/anchors/spec_examples.py --check     # exit 1 on any difference
+    python3 tests/anchors/spec_examples.py --write     # regenerate the JSON
+    python3 tests/anchors/spec_examples.py --markdown  # print the examples as text
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+try:
+    import xxhash
+except ImportError:  # pragma: no cover
+    sys.stderr.write("spec_examples.py needs the PyPI package `xxhash` (pip install xxhash)\n")
+    sys.exit(2)
+
+HERE = Path(__file__).resolve().parent
+JSON_PATH = HERE / "spec_examples.json"
+
+MASK64 = (1 << 64) - 1
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+TWO_63 = float(1 << 63)
+SALT_SEP = b"\x00"
+UNIT_SEP = b"\x1f"
+
+
+# ---------------------------------------------------------------------------
+# Spec rule 1: canonical unit strings.  Facet values arrive as JSON values
+# (Python: str, bool, int, float).  JSON integers outside i64 but inside u64
+# keep their decimal digits; integers outside u64 are read as floats (serde_json).
+
+
+def json_scalar(v):
+    """Classifies a JSON scalar as ('str'|'bool'|'int'|'float', value) or None."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, int):
+        if I64_MIN <= v <= I64_MAX:
+            return ("int", v)
+        if 0 <= v <= MASK64:
+            return ("str", str(v))  # big unsigned id: same digits, parsed as a number
+        return ("float", float(v))
+    if isinstance(v, float):
+        return ("float", v)
+    if isinstance(v, str):
+        return ("str", v)
+    return None
+
+
+def float_text(x: float) -> str:
+    """Shortest round-trip digits of x, written positionally (no exponent)."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x.is_integer() and abs(x) < TWO_63:
+        return str(int(x))  # also maps -0.0 to "0"
+    text = format(Decimal(repr(x)), "f")
+    return text
+
+
+def canonical(fv) -> str:
+    kind, v = fv
+    if kind == "str":
+        return v
+    if kind == "bool":
+        return "true" if v else "false"
+    if kind == "int":
+        return str(v)
+    return float_text(v)
+
+
+# ---------------------------------------------------------------------------
+# Numbers (rule 3 with the engine's refinement): a number is ('int', i64) or
+# ('float', f64).  Integral floats with |x| < 2^63 normalise to ints.  Strings
+# parse with Rust's i64::from_str first, then Rust's f64::from_str.
+
+RUST_I64 = re.compile(r"[+-]?[0-9]+\Z")
+RUST_F64 = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)\Z",
+    re.IGNORECASE,
+)
+
+
+def num_from_float(x: float):
+    if not math.isfinite(x):
+        return None
+    if x.is_integer() and abs(x) < TWO_63:
+        return ("int", int(x))
+    return ("float", x)
+
+
+def parse_num(s: str):
+    if RUST_I64.match(s):
+        i = int(s)
+        if I64_MIN <= i <= I64_MAX:
+            return ("int", i)
+    if RUST_F64.match(s):
+        return num_from_float(float(s))
+    return None
+
+
+def num_of(fv):
+    kind, v = fv
+    if kind == "str":
+        return parse_num(v)
+    if kind == "int":
+        return ("int", v)
+    if kind == "float":
+        return num_from_float(v)
+    return None  # booleans are not numbers
+
+
+def as_f64(n) -> float:
+    return float(n[1])
+
+
+def num_eq(a, b) -> bool:
+    if a[0] == "int" and b[0] == "int":
+        return a[1] == b[1]
+    return as_f64(a) == as_f64(b)
+
+
+def num_cmp(a, b):
+    """-1, 0, 1 (exact for two ints, f64 otherwise)."""
+    if a[0] == "int" and b[0] == "int":
+        x, y = a[1], b[1]
+    else:
+        x, y = as_f64(a), as_f64(b)
+    return (x > y) - (x < y)
+
+
+def num_json(n):
+    return None if n is None else {"kind": n[0], "value": n[1]}
+
+
+# ---------------------------------------------------------------------------
+# Rule 2: bucket.
+
+
+def xxh3(data: bytes) -> int:
+    return xxhash.xxh3_64_intdigest(data, seed=0)
+
+
+def hash_record(salt: str, unit_parts):
+    data = salt.encode("utf-8") + SALT_SEP + UNIT_SEP.join(p.encode("utf-8") for p in unit_parts)
+    h = xxh3(data)
+    top53 = h >> 11
+    b = top53 * 2.0**-53  # exact: top53 < 2^53
+    return {
+        "salt": salt,
+        "unit": "\x1f".join(unit_parts),
+        "bytes_hex": data.hex(),
+        "xxh3_64": f"0x{h:016x}",
+        "top53": top53,
+        "bucket": b,
+    }
+
+
+def bucket(salt: str, unit: str) -> float:
+    return hash_record(salt, [unit])["bucket"]
+
+
+# ---------------------------------------------------------------------------
+# splitmix64 and the time-slice shuffle (rule 5).
+
+
+class SplitMix64:
+    def __init__(self, seed: int):
+        self.state = seed & MASK64
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+
+# ---------------------------------------------------------------------------
+# Config loading (only what the examples need; unknown ops reject a document).
+
+
+class Rejected(Exception):
+    pass
+
+
+SCALAR_OPS = {"=", "==", "!="}
+LIST_OPS = {"in", "nin", "!in"}
+NUM_OPS = {">", ">=", "<", "<="}
+TEXT_OPS = {"prefix", "suffix", "contains"}
+# Ops the engine knows but this reference does not re-implement (semver, regex):
+# the worked examples do not use them.
+KNOWN_ELSEWHERE = {"semver=", "semver==", "semver!=", "semver>", "semver>=", "semver<", "semver<=", "regex"}
+
+
+def json_value_num(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return ("int", v) if I64_MIN <= v <= I64_MAX else num_from_float(float(v))
+    if isinstance(v, float):
+        return num_from_float(v)
+    if isinstance(v, str):
+        return parse_num(v)
+    return None
+
+
+def operand(v):
+    fv = json_scalar(v)
+    if fv is None:
+        raise Rejected(f"not a scalar: {v!r}")
+    return {"canon": canonical(fv), "num": num_of(fv)}
+
+
+def compile_constraint(c, default_salt):
+    op = c["op"]
+    value = c["value"]
+    out = {"target": c["target"], "op": op, "raw": value, "salt": c.get("salt", default_salt)}
+    if op in SCALAR_OPS or op in TEXT_OPS:
+        out["operand"] = operand(value)
+    elif op in LIST_OPS:
+        arr = value if isinstance(value, list) else json.loads(value)
+        if not isinstance(arr, list):
+            raise Rejected("list op needs an array")
+        out["list"] = [operand(e) for e in arr]
+    elif op in NUM_OPS:
+        n = json_value_num(value)
+        if n is None:
+            raise Rejected(f"`{op}` needs a number")
+        out["number"] = n
+    elif op == "/":
+        n = json_value_num(value)
+        if n is None or not (0.0 <= as_f64(n) <= 1.0):
+            raise Rejected("`/` needs a fraction in [0, 1]")
+        out["p"] = as_f64(n)
+    elif op in KNOWN_ELSEWHERE:
+        raise NotImplementedError(op)
+    else:
+        raise Rejected(f"unknown op `{op}`")
+    return out
+
+
+def compile_constraints(obj, default_salt, segments):
+    out = []
+    for name in obj.get("segments") or []:
+        seg = segments[name]
+        lst = seg["constraints"] if isinstance(seg, dict) else seg
+        out += [compile_constraint(c, default_salt) for c in lst]  # inline, referencing doc's salt
+    out += [compile_constraint(c, default_salt) for c in obj.get("constraints") or []]
+    return out
+
+
+def split_bundle(cfg):
+    if "variable" in cfg:
+        return {}, [cfg], []
+    if "variables" in cfg and "name" in cfg:
+        return {}, [], [cfg]
+    return cfg.get("segments") or {}, cfg.get("rollouts") or [], cfg.get("experiments") or []
+
+
+def load(cfg):
+    segments, rdocs, edocs = split_bundle(cfg)
+    rollouts, broken = {}, set()
+    for d in rdocs:
+        try:
+            rules = []
+            for r in d.get("rollouts") or []:
+                rules.append({"value": r["value"], "constraints": compile_constraints(r, d["variable"], segments)})
+            rollouts[d["variable"]] = {
+                "rules": rules,
+                "has_default": d.get("default") is not None,
+                "default": d.get("default"),
+                "enabled": d.get("enabled", True) is not False,
+            }
+        except Rejected:
+            broken.add(d["variable"])
+    experiments = []
+    for e in edocs:
+        name = e["name"]
+        try:
+            variables = []
+            for v in e["variables"]:
+                choices = v["choices"]
+                variables.append({
+                    "name": v["name"],
+                    "salt": v.get("salt", name),
+                    "facets": v["facets"],
+                    "strategy": v.get("strategy") or "weighted",
+                    "values": [c["value"] for c in choices],
+                    "weights": [float(c.get("weight", 1)) for c in choices],
+                    "spans": [c.get("span") for c in choices],
+                })
+            slot = None
+            if e.get("slotting") is not None:
+                s = e["slotting"]
+                lo = float(s.get("offset", 0.0))
+                hi = lo + float(s["byPercentage"])
+                if s.get("facet"):
+                    unit = ("facet", s["facet"])
+                else:
+                    first = variables[0]
+                    non_ts = [f for f in first["facets"] if f != "ts"]
+                    if non_ts:
+                        unit = ("facet", non_ts[0])
+                    elif first["strategy"] == "timeSliceShuffle":
+                        unit = ("window", None)
+                    else:
+                        raise Rejected("time-only slot unit needs timeSliceShuffle")
+                slot = {"lo": lo, "hi": hi, "unit": unit, "salt": e.get("domain") or name}
+            experiments.append({
+                "name": name,
+                "state": e["state"],
+                "constraints": compile_constraints(e, name, segments),
+                "slot": slot,
+                "variables": variables,
+            })
+        except Rejected:
+            pass
+    return {"rollouts": rollouts, "broken": broken, "experiments": experiments}
+
+
+# ---------------------------------------------------------------------------
+# Evaluation, recording every intermediate value in `trace`.
+
+
+class Env:
+    def __init__(self, facets, now_ms):
+        self.facets = {}
+        for k, v in facets.items():
+            if v is None:
+                continue  # a null facet is absent
+            fv = json_scalar(v)
+            self.facets[k] = {"canon": canonical(fv), "num": num_of(fv)}
+        self.now_ms = now_ms
+
+    def get(self, key):
+        if key in self.facets:
+            return self.facets[key]
+        if key == "ts" and self.now_ms is not None:
+            secs = self.now_ms // 1000  # floor, also for negative times
+            return {"canon": str(secs), "num": ("int", secs)}
+        return None
+
+    def ts_secs(self):
+        v = self.get("ts")
+        if v is None or v["num"] is None:
+            return None
+        return v["num"][1] if v["num"][0] == "int" else math.floor(v["num"][1])
+
+
+def describe(c):
+    raw = c["raw"] if isinstance(c["raw"], str) else json.dumps(c["raw"])
+    return f'{c["target"]} {c["op"]} {raw}'
+
+
+def holds(c, env, trace, where):
+    v = env.get(c["target"])
+    rec = {"step": "constraint", "where": where, "constraint": describe(c)}
+    if v is None:
+        rec.update({"facet": None, "result": False, "why": "facet absent"})
+        trace.append(rec)
+        return False
+    rec["facet"] = v["canon"]
+    op = c["op"]
+
+    def eq(o):
+        if v["num"] is not None and o["num"] is not None:
+            return num_eq(v["num"], o["num"]), "numeric"
+        return v["canon"] == o["canon"], "string"
+
+    if op in ("=", "=="):
+        r, how = eq(c["operand"])
+        rec.update({"facet_num": num_json(v["num"]), "value_num": num_json(c["operand"]["num"]), "compare": how})
+    elif op == "!=":
+        r, how = eq(c["operand"])
+        r = not r
+        rec.update({"facet_num": num_json(v["num"]), "value_num": num_json(c["operand"]["num"]), "compare": how})
+    elif op in LIST_OPS:
+        hits = [eq(o)[0] for o in c["list"]]
+        r = any(hits) if op == "in" else not any(hits)
+        rec.update({"facet_num": num_json(v["num"]), "element_matches": hits})
+    elif op in NUM_OPS:
+        if v["num"] is None:
+            r = False
+        else:
+            k = num_cmp(v["num"], c["number"])
+            r = {">": k > 0, ">=": k >= 0, "<": k < 0, "<=": k <= 0}[op]
+        rec.update({"facet_num": num_json(v["num"]), "value_num": num_json(c["number"])})
+    elif op == "/":
+        h = hash_record(c["salt"], [v["canon"]])
+        r = h["bucket"] < c["p"]
+        rec.update({"hash": h, "p": c["p"], "compare": f'{h["bucket"]!r} < {c["p"]!r}'})
+    elif op == "prefix":
+        r = v["canon"].startswith(c["operand"]["canon"])
+    elif op == "suffix":
+        r = v["canon"].endswith(c["operand"]["canon"])
+    elif op == "contains":
+        r = c["operand"]["canon"] in v["canon"]
+    else:  # pragma: no cover
+        raise NotImplementedError(op)
+    rec["result"] = r
+    trace.append(rec)
+    return r
+
+
+def all_hold(cs, env, trace, where):
+    for c in cs:
+        if not holds(c, env, trace, where):
+            return False
+    return True
+
+
+def window(env, period):
+    ts = env.ts_secs()
+    if ts is None or period <= 0:
+        return None
+    k = ts // period  # floor division == div_euclid for period > 0
+    return k, ts - k * period
+
+
+def in_slot(e, env, trace):
+    s = e["slot"]
+    if s is None:
+        return True
+    rec = {"step": "slot", "experiment": e["name"], "range": [s["lo"], s["hi"]]}
+    if s["unit"][0] == "facet":
+        v = env.get(s["unit"][1])
+        rec["unit_from"] = f'facet {s["unit"][1]}'
+        if v is None:
+            rec.update({"result": False, "why": "slot facet absent"})
+            trace.append(rec)
+            return False
+        unit = v["canon"]
+    else:
+        first = e["variables"][0]
+        w = window(env, sum(first["spans"]))
+        rec["unit_from"] = "time window k of the first variable"
+        if w is None:
+            rec.update({"result": False, "why": "no usable ts"})
+            trace.append(rec)
+            return False
+        unit = str(w[0])
+    h = hash_record(s["salt"], [unit])
+    r = s["lo"] <= h["bucket"] < s["hi"]
+    rec.update({"hash": h, "compare": f'{s["lo"]!r} <= {h["bucket"]!r} < {s["hi"]!r}', "result": r})
+    trace.append(rec)
+    return r
+
+
+def assign(var, env, trace, exp_name):
+    rec = {"step": "assign", "experiment": exp_name, "variable": var["name"], "strategy": var["strategy"]}
+    if var["strategy"] == "weighted":
+        parts = []
+        for f in var["facets"]:
+            v = env.get(f)
+            if v is None:
+                rec.update({"result": None, "why": f"unit facet {f} absent"})
+                trace.append(rec)
+                return None
+            parts.append(v["canon"])
+        h = hash_record(var["salt"], parts)
+        total = 0.0
+        for w in var["weights"]:
+            total += w
+        acc, thresholds = 0.0, []
+        for w in var["weights"]:
+            acc += w
+            thresholds.append(acc / total)
+        choice = next((i for i, t in enumerate(thresholds) if h["bucket"] < t), len(thresholds) - 1)
+        rec.update({"hash": h, "thresholds": thresholds, "choice": choice})
+        trace.append(rec)
+        return choice
+    # timeSliceShuffle
+    spans = var["spans"]
+    period = sum(spans)
+    w = window(env, period)
+    if w is None:
+        rec.update({"result": None, "why": "no usable ts"})
+        trace.append(rec)
+        return None
+    k, r = w
+    parts = []
+    for f in var["facets"]:
+        if f == "ts":
+            continue
+        v = env.get(f)
+        if v is None:
+            rec.update({"result": None, "why": f"unit facet {f} absent"})
+            trace.append(rec)
+            return None
+        parts.append(v["canon"])
+    parts.append(str(k))
+    h = hash_record(var["salt"], parts)  # others joined by 0x1F, then 0x1F, then k
+    seed = int(h["xxh3_64"], 16)
+    rng = SplitMix64(seed)
+    order = list(range(len(spans)))
+    draws = []
+    for i in range(len(spans) - 1, 0, -1):
+        x = rng.next()
+        j = x % (i + 1)
+        draws.append({"i": i, "next": f"0x{x:016x}", "j": j})
+        order[i], order[j] = order[j], order[i]
+    layout, acc, choice = [], 0, None
+    for c in order:
+        layout.append([c, acc, acc + spans[c]])
+        if choice is None and r < acc + spans[c]:
+            choice = c
+        acc += spans[c]
+    rec.update({
+        "ts": env.ts_secs(), "period": period, "k": k, "r": r,
+        "key": "\x1f".join(parts), "hash": h, "splitmix64_seed": f"0x{seed:016x}",
+        "draws": draws, "order": order, "layout": layout, "choice": choice,
+    })
+    trace.append(rec)
+    return choice
+
+
+def decision(value, source, experiment=None, rule=None, choice=None, reason="DEFAULT", error=None):
+    return {"value": value, "source": source, "experiment": experiment, "rule": rule,
+            "choice": choice, "reason": reason, "errorCode": error}
+
+
+def resolve(cfg, variable, facets, now_ms):
+    c = load(cfg)
+    env = Env(facets, now_ms)
+    trace = []
+    rollout = c["rollouts"].get(variable)
+    exps = [(e, v) for e in c["experiments"] for v in e["variables"] if v["name"] == variable]
+    if rollout is None and not exps and variable not in c["broken"]:
+        trace.append({"step": "lookup", "result": "no document defines the variable"})
+        return decision(None, "fallback", reason="ERROR", error="FLAG_NOT_FOUND"), trace
+    if rollout is not None and not rollout["enabled"]:
+        trace.append({"step": "kill switch", "result": '"enabled": false'})
+        return decision(None, "fallback", reason="DISABLED"), trace
+    for e, v in exps:
+        if e["state"] != "RUNNING":
+            trace.append({"step": "state", "experiment": e["name"], "state": e["state"], "result": False})
+            continue
+        if not all_hold(e["constraints"], env, trace, f'experiment {e["name"]}'):
+            continue
+        if not in_slot(e, env, trace):
+            continue
+        ch = assign(v, env, trace, e["name"])
+        if ch is None:
+            continue
+        return decision(v["values"][ch], "experiment", experiment=e["name"], choice=ch, reason="SPLIT"), trace
+    if rollout is not None:
+        for i, rule in enumerate(rollout["rules"]):
+            if all_hold(rule["constraints"], env, trace, f"rule {i}"):
+                return decision(rule["value"], "rollout", rule=i, reason="TARGETING_MATCH"), trace
+        if rollout["has_default"]:
+            trace.append({"step": "default", "result": "no rule matched"})
+            return decision(rollout["default"], "default", reason="DEFAULT"), trace
+        trace.append({"step": "fallback", "result": "no rule matched, no default"})
+        return decision(None, "fallback", reason="DEFAULT"), trace
+    if variable in c["broken"]:
+        trace.append({"step": "rejected", "result": "document rejected, no last good version"})
+        return decision(None, "fallback", reason="ERROR", error="PARSE_ERROR"), trace
+    trace.append({"step": "fallback", "result": "no experiment applied, no rollout document"})
+    return decision(None, "fallback", reason="DEFAULT"), trace
+
+
+# ---------------------------------------------------------------------------
+# The worked examples (inputs only; everything else is computed).
+
+SEED_ROLLOUT = {
+    "variable": "automatedMessageDelay",
+    "rolloutBy": "city",
+    "rollouts": [
+        {"value": 60, "string": "60s delay", "constraints": [
+            {"target": "city", "op": "=", "value": "6"},
+            {"target": "svc", "op": "in", "value": "[302, 11]"}]},
+        {"value": 90, "string": "90s delay", "constraints": [
+            {"target": "city", "op": "=", "value": "10"},
+            {"target": "pax", "op": "/", "value": "0.25"}]},
+    ],
+    "default": 30,
+    "version": 1515051871,
+    "schema": 1,
+}
+
+SEED_EXPERIMENT_RUNNING = {
+    "domain": "primary",
+    "name": "primary.testTimeSlicedShuffleStrategy",
+    "variables": [{
+        "name": "timeSlicedShuffleTest1",
+        "salt": "primary.testTimeSlicedShuffleStrategy",
+        "facets": ["ts"],
+        "strategy": "timeSliceShuffle",
+        "choices": [{"value": 0, "span": 30}, {"value": 1, "span": 30}],
+    }],
+    "constraints": [
+        {"target": "ts", "op": ">", "value": "1528714601"},
+        {"target": "ts", "op": "<", "value": "1528801001"},
+        {"target": "city", "op": "=", "value": "5"}],
+    "schemaVersion": 1,
+    "state": "RUNNING",
+    "slotting": {"byPercentage": 0.5},
+}
+
+
+def ramp(p):
+    return {"schema": 1, "rollouts": [{
+        "variable": "newCheckout",
+        "rollouts": [{"value": True, "constraints": [
+            {"target": "pax", "op": "/", "value": p, "salt": "newCheckout-ramp"}]}],
+        "default": False}]}
+
+
+WEIGHTED = {"schema": 1, "experiments": [{
+    "name": "pricing.feeTest",
+    "state": "RUNNING",
+    "variables": [{
+        "name": "bookingFee",
+        "facets": ["pax", "city"],
+        "choices": [{"value": 0, "weight": 50}, {"value": 1, "weight": 30}, {"value": 2, "weight": 20}]}]}]}
+
+UNICODE = {"schema": 1, "experiments": [{
+    "name": "copy.greetingTest",
+    "state": "RUNNING",
+    "variables": [{
+        "name": "greeting",
+        "salt": "greeting-v1",
+        "facets": ["tag"],
+        "choices": [{"value": "Hello"}, {"value": "Hi"}]}]}]}
+
+FLOAT_FACET = {"schema": 1, "rollouts": [{
+    "variable": "cityPilot",
+    "rollouts": [{"value": "pilot", "constraints": [
+        {"target": "city", "op": "=", "value": 6},
+        {"target": "city", "op": "/", "value": 0.75}]}],
+    "default": "off"}]}
+
+BIG_ID = {"schema": 1, "rollouts": [{
+    "variable": "vipBanner",
+    "rollouts": [
+        {"value": "exact", "constraints": [{"target": "pax", "op": "=", "value": "9007199254740992"}]},
+        {"value": "hashed", "constraints": [{"target": "pax", "op": "/", "value": 0.5}]}],
+    "default": "none"}]}
+
+SLOTTED = {"schema": 1,
+           "rollouts": [{"variable": "searchRanker", "default": "v1"}],
+           "experiments": [
+               {"domain": "search", "name": "search.rankerA", "state": "RUNNING",
+                "slotting": {"byPercentage": 0.3},
+                "variables": [{"name": "searchRanker", "facets": ["pax"],
+                               "choices": [{"value": "v1"}, {"value": "v2"}]}]},
+               {"domain": "search", "name": "search.rankerB", "state": "RUNNING",
+                "slotting": {"byPercentage": 0.3, "offset": 0.3},
+                "variables": [{"name": "searchRanker", "facets": ["pax"],
+                               "choices": [{"value": "v1"}, {"value": "v3"}]}]}]}
+
+KILL = {"schema": 1,
+        "rollouts": [{"variable": "newPaymentsSdk", "enabled": False,
+                      "rollouts": [{"value": True, "constraints": []}], "default": False}],
+        "experiments": [{"name": "payments.sdkTest", "state": "RUNNING",
+                         "variables": [{"name": "newPaymentsSdk", "facets": ["pax"],
+                                        "choices": [{"value": False}, {"value": True}]}]}]}
+
+SEGMENTS = {"schema": 1,
+            "segments": {"jakarta-quarter": {"constraints": [
+                {"target": "city", "op": "=", "value": 10},
+                {"target": "pax", "op": "/", "value": 0.25}]}},
+            "rollouts": [{"variable": "checkoutButtonColor",
+                          "rollouts": [{"value": "green", "segments": ["jakarta-quarter"]}],
+                          "default": "blue"}]}
+
+PARTLY_BROKEN = {"schema": 1, "rollouts": [
+    {"variable": "goodFlag", "default": 1},
+    {"variable": "brokenFlag", "rollouts": [
+        {"value": 1, "constraints": [{"target": "city", "op": "~=", "value": "6"}]}], "default": 0}]}
+
+STRING_OPS = {"schema": 1, "rollouts": [{
+    "variable": "bookingBanner",
+    "rollouts": [
+        {"value": "not-sg", "constraints": [{"target": "country", "op": "nin", "value": ["SG"]}]},
+        {"value": "adr", "constraints": [{"target": "booking", "op": "prefix", "value": "ADR-"}]}],
+    "default": "none"}]}
+
+NO_DEFAULT = {"schema": 1, "rollouts": [{
+    "variable": "sgOnly",
+    "rollouts": [{"value": "sg", "constraints": [{"target": "country", "op": "=", "value": "SG"}]}]}]}
+
+
+def pick(pred, start, limit=100000):
+    """The first id >= start whose property holds (used once to choose example ids)."""
+    for i in range(start, start + limit):
+        if pred(i):
+            return i
+    raise RuntimeError("no id found")
+
+
+def choose_inputs():
+    """Picks the ids and times the examples use, by the reference's own bucket()."""
+    amd = "automatedMessageDelay"
+    pax_in = pick(lambda i: bucket(amd, str(i)) < 0.25, 1000)
+    pax_out = pick(lambda i: bucket(amd, str(i)) >= 0.25, 1000)
+    # A ramp unit that is out at 10% and in at 25% (so the ramp visibly adds it).
+    pax_ramp = pick(lambda i: 0.10 <= bucket("newCheckout-ramp", str(i)) < 0.25, 1000)
+    # Seed time-slice: a ts inside the constraints window whose window k is in the 50% slot.
+    ts_in = pick(lambda t: bucket("primary", str(t // 60)) < 0.5, 1528714700)
+    ts_in = ts_in - ts_in % 60 + 37  # a point 37 s into that window
+    ts_out = pick(lambda t: bucket("primary", str(t // 60)) >= 0.5, 1528714700)
+    pax_a = pick(lambda i: bucket("search", str(i)) < 0.3, 1000)
+    pax_b = pick(lambda i: 0.3 <= bucket("search", str(i)) < 0.6, 1000)
+    pax_none = pick(lambda i: bucket("search", str(i)) >= 0.6, 1000)
+    pax_seg = pick(lambda i: bucket("checkoutButtonColor", str(i)) < 0.25, 1000)
+    return locals()
+
+
+def cases():
+    ids = choose_inputs()
+    c = []
+
+    def add(name, about, config, variable, facets, now_ms=None):
+        c.append({"name": name, "about": about, "config": config, "variable": variable,
+                  "facets": facets, "now_ms": now_ms})
+
+    add("seed_singapore_svc302", "Seed rollout, Singapore (city 6) service 302: rule 0 -> 60.",
+        SEED_ROLLOUT, "automatedMessageDelay", {"city": 6, "svc": 302, "pax": ids["pax_in"]})
+    add("seed_jakarta_pax_in_25pct", "Seed rollout, Jakarta (city 10), a passenger inside the 25%: rule 1 -> 90.",
+        SEED_ROLLOUT, "automatedMessageDelay", {"city": 10, "pax": ids["pax_in"]})
+    add("seed_jakarta_pax_outside", "Seed rollout, Jakarta, a passenger outside the 25%: default 30.",
+        SEED_ROLLOUT, "automatedMessageDelay", {"city": 10, "pax": ids["pax_out"]})
+    add("seed_other_city", "Seed rollout, another city (Bangkok, 7) with service 302: default 30.",
+        SEED_ROLLOUT, "automatedMessageDelay", {"city": 7, "svc": 302, "pax": ids["pax_in"]})
+    add("seed_missing_pax", "Seed rollout, Jakarta with no pax facet: the `/` constraint is false, default 30.",
+        SEED_ROLLOUT, "automatedMessageDelay", {"city": "10"})
+    add("ramp_10pct", "A `/` ramp at 10% with an explicit salt: this unit is out.",
+        ramp(0.10), "newCheckout", {"pax": ids["pax_ramp"]})
+    add("ramp_25pct", "The same ramp raised to 25%: the same unit is now in (raising p only adds units).",
+        ramp(0.25), "newCheckout", {"pax": ids["pax_ramp"]})
+    add("weighted_multi_facet", "Weighted experiment with a two-facet unit (pax, city) joined by 0x1F.",
+        WEIGHTED, "bookingFee", {"city": 10, "pax": 123456})
+    add("integral_float_facet", "City given as the float 6.0: canonical \"6\", numeric = 6, hashed as \"6\".",
+        FLOAT_FACET, "cityPilot", {"city": 6.0})
+    add("id_above_2_53", "pax 9007199254740993 (2^53 + 1): exact integer compare, hashed by its own digits.",
+        BIG_ID, "vipBanner", {"pax": 9007199254740993})
+    add("unicode_unit", "A unicode string unit: hashed as its UTF-8 bytes.",
+        UNICODE, "greeting", {"tag": "Zürich-東京-🚀"})
+    add("timeslice_seed_running", "The seed time-slice experiment made RUNNING, ts from a fixed clock.",
+        SEED_EXPERIMENT_RUNNING, "timeSlicedShuffleTest1", {"city": 5}, now_ms=ids["ts_in"] * 1000 + 250)
+    add("timeslice_seed_out_of_slot", "Same experiment at a time whose window is outside the 50% slot: fallback.",
+        SEED_EXPERIMENT_RUNNING, "timeSlicedShuffleTest1", {"city": 5, "ts": ids["ts_out"]})
+    add("slot_in_b", "Two slotted experiments of domain `search` ([0, 0.3) and [0.3, 0.6)): unit in B.",
+        SLOTTED, "searchRanker", {"pax": ids["pax_b"]})
+    add("slot_in_a", "Same layout: unit in A.", SLOTTED, "searchRanker", {"pax": ids["pax_a"]})
+    add("slot_in_none", "Same layout: unit in neither slot, so the rollout document's default applies.",
+        SLOTTED, "searchRanker", {"pax": ids["pax_none"]})
+    add("weighted_missing_facet", "Weighted experiment whose unit facet `city` is missing: the experiment does not apply.",
+        WEIGHTED, "bookingFee", {"pax": 123456})
+    add("absent_facet_any_op", "An absent facet makes even `nin` false; `prefix` works on the canonical string.",
+        STRING_OPS, "bookingBanner", {"booking": "ADR-123-2-001"})
+    add("kill_switch", "\"enabled\": false beats a RUNNING experiment on the same variable.",
+        KILL, "newPaymentsSdk", {"pax": 42})
+    add("segment_inline", "A segment compiled inline; its `/` uses the referencing variable's name as salt.",
+        SEGMENTS, "checkoutButtonColor", {"city": 10, "pax": ids["pax_seg"]})
+    add("flag_not_found", "A variable no document defines.", SEED_ROLLOUT, "noSuchFlag", {"city": 6})
+    add("parse_error_isolated", "A document with an unknown op is rejected; with no last good version -> PARSE_ERROR.",
+        PARTLY_BROKEN, "brokenFlag", {"city": 6})
+    add("parse_error_neighbour_ok", "The other document of the same bundle still loads.",
+        PARTLY_BROKEN, "goodFlag", {"city": 6})
+    add("no_default_fallback", "No rule matches and the document has no default: fallback (caller's default).",
+        NO_DEFAULT, "sgOnly", {"country": "ID"})
+    return c
+
+
+def compute(case):
+    d, trace = resolve(copy.deepcopy(case["config"]), case["variable"], case["facets"], case["now_ms"])
+    out = dict(case)
+    out["expected"] = d
+    out["steps"] = trace
+    # The buckets the Rust test re-checks with turnout_core::bucket(salt, unit).
+    out["buckets"] = [
+        {"salt": s["hash"]["salt"], "unit": s["hash"]["unit"], "bucket": s["hash"]["bucket"]}
+        for s in trace if "hash" in s
+    ]
+    return out
+
+
+def markdown(results):
+    lines = []
+    for r in results:
+        lines.append(f'### {r["name"]}\n\n{r["about"]}\n')
+        lines.append(f'- variable `{r["variable"]}`, facets `{json.dumps(r["facets"], ensure_ascii=False)}`'
+                     + (f', clock {r["now_ms"]} ms' if r["now_ms"] is not None else ""))
+        for s in r["steps"]:
+            lines.append("- " + json.dumps(s, ensure_ascii=False))
+        lines.append(f'- result `{json.dumps(r["expected"], ensure_ascii=False)}`\n')
+    return "\n".join(lines)
+
+
+def dump(results) -> str:
+    return json.dumps(results, indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv):
+    mode = argv[1] if len(argv) > 1 else "--check"
+    results = [compute(c) for c in cases()]
+    if mode == "--write":
+        JSON_PATH.write_text(dump(results), encoding="utf-8")
+        print(f"wrote {len(results)} cases to {JSON_PATH}")
+        return 0
+    if mode == "--markdown":
+        print(markdown(results))
+        return 0
+    if mode != "--check":
+        print(__doc__)
+        return 2
+    if not JSON_PATH.exists():
+        print(f"{JSON_PATH} is missing; run with --write")
+        return 1
+    stored = json.loads(JSON_PATH.read_text(encoding="utf-8"))
+    bad = 0
+    names = [r["name"] for r in results]
+    if [s.get("name") for s in stored] != names:
+        print(f"case list differs: stored {[s.get('name') for s in stored]} vs computed {names}")
+        bad += 1
+    # Recompute every stored case from its own stored inputs, and compare everything.
+    for s in stored:
+        fresh = compute({k: s.get(k) for k in ("name", "about", "config", "variable", "facets", "now_ms")})
+        for key in ("expected", "steps", "buckets"):
+            if fresh[key] != s.get(key):
+                print(f"{s.get('name')}: {key} differs\n  stored:   {json.dumps(s.get(key))}\n  computed: {json.dumps(fresh[key])}")
+                bad += 1
+    # And the stored inputs must be the ones defined here.
+    for s, r in zip(stored, results):
+        for key in ("config", "variable", "facets", "now_ms"):
+            if s.get(key) != r[key]:
+                print(f"{r['name']}: input `{key}` differs from the script's definition")
+                bad += 1
+    if bad:
+        print(f"{bad} difference(s); if the reference is right, regenerate with --write")
+        return 1
+    print(f"{len(stored)} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
