@@ -75,7 +75,9 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Parses `name=value`: the value is a JSON scalar if it parses as one, else a string.
 fn parse_facet(s: &str) -> Result<(String, FacetValue), String> {
-    let (name, raw) = s.split_once('=').ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
+    let (name, raw) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
     if name.is_empty() {
         return Err(format!("--facet `{s}`: the name is empty"));
     }
@@ -92,14 +94,23 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             Some(ms) => Arc::new(FixedClock::new(ms)),
             None => Arc::new(SystemClock),
         },
-        isolation: if args.strict { Isolation::Strict } else { Isolation::PerDocument },
+        isolation: if args.strict {
+            Isolation::Strict
+        } else {
+            Isolation::PerDocument
+        },
         ..ClientOptions::default()
     };
     let config = read(&args.config)?;
-    let (client, report) = Client::with_config(&config, options).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let (client, report) = Client::with_config(&config, options)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
     for r in &report.rejected {
         for p in &r.problems {
-            let kept = if r.kept_last_good { "kept last good version" } else { "dropped" };
+            let kept = if r.kept_last_good {
+                "kept last good version"
+            } else {
+                "dropped"
+            };
             eprintln!("turnout: warning: {p} ({kept})");
         }
     }
@@ -119,12 +130,24 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
                 None => println!("value      (none: the caller's default applies)"),
             }
             println!("source     {}", d.source.as_str());
-            println!("reason     {}{}", d.reason.as_str(), d.error.map(|e| format!(" ({})", e.as_str())).unwrap_or_default());
+            println!(
+                "reason     {}{}",
+                d.reason.as_str(),
+                d.error
+                    .map(|e| format!(" ({})", e.as_str()))
+                    .unwrap_or_default()
+            );
             if let Some(e) = &d.experiment {
                 println!("experiment {e} (choice {})", d.choice.unwrap_or(0));
             }
             if let Some(r) = d.rule {
-                println!("rule       {r}{}", d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default());
+                println!(
+                    "rule       {r}{}",
+                    d.label
+                        .as_ref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default()
+                );
             }
             println!("steps:");
             for s in &ex.steps {
@@ -160,7 +183,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
 }
 
 fn eval_line(client: &Client, line: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let name = v
         .get("variable")
         .and_then(|x| x.as_str())
@@ -185,12 +209,21 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
             Err(e) => {
                 failed = true;
                 let problems = e.problems();
-                println!("{}: {} problem{}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+                println!(
+                    "{}: {} problem{}",
+                    path.display(),
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
                 for p in problems {
                     println!("  {p}");
                 }
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

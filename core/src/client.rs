@@ -27,7 +27,11 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { service: String::new(), isolation: Isolation::default(), clock: Arc::new(SystemClock) }
+        ClientOptions {
+            service: String::new(),
+            isolation: Isolation::default(),
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -91,14 +95,24 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with an empty config (every variable resolves to fallback).
     pub fn new(options: ClientOptions) -> Client {
-        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: Compiled::default() };
+        let snap = Snapshot {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            compiled: Compiled::default(),
+        };
         Client {
-            inner: Arc::new(Inner { snapshot: ArcSwap::from_pointee(snap), options, update_lock: Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(snap),
+                options,
+                update_lock: Mutex::new(()),
+            }),
         }
     }
 
     /// A client bootstrapped with a config, so the first decision never waits.
-    pub fn with_config(config: &[u8], options: ClientOptions) -> Result<(Client, UpdateReport), ConfigError> {
+    pub fn with_config(
+        config: &[u8],
+        options: ClientOptions,
+    ) -> Result<(Client, UpdateReport), ConfigError> {
         let c = Client::new(options);
         let report = c.update_config(config)?;
         Ok((c, report))
@@ -112,11 +126,18 @@ impl Client {
     pub fn update_config(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
         let root = config::parse_json(config)?;
         // One updater at a time, so "previous" is well defined; readers never wait.
-        let _guard = self.inner.update_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self
+            .inner
+            .update_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let prev = self.inner.snapshot.load_full();
         let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
         let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected);
-        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: outcome.compiled };
+        let snap = Snapshot {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            compiled: outcome.compiled,
+        };
         self.inner.snapshot.store(Arc::new(snap));
         Ok(report)
     }
@@ -150,12 +171,18 @@ impl Client {
 
     /// A handle for a variable, resolved once per config version.
     pub fn variable(&self, name: &str) -> Variable {
-        Variable { name: Arc::from(name), cache: AtomicU64::new(0) }
+        Variable {
+            name: Arc::from(name),
+            cache: AtomicU64::new(0),
+        }
     }
 
     /// A prepared context for one unit or request.
     pub fn context(&self, facets: Facets) -> Context {
-        Context { inner: Arc::clone(&self.inner), facets }
+        Context {
+            inner: Arc::clone(&self.inner),
+            facets,
+        }
     }
 
     /// One decision (the convenient path; see [`Context`] for the prepared one).
@@ -208,7 +235,10 @@ impl Client {
         let mut steps = Steps::default();
         let var = snap.compiled.var_index(name);
         let d = eval::resolve(&snap.compiled, var, &env, &mut steps).to_decision(name);
-        Explanation { decision: d, steps: steps.0 }
+        Explanation {
+            decision: d,
+            steps: steps.0,
+        }
     }
 }
 
@@ -222,9 +252,16 @@ pub struct Explanation {
 }
 
 fn diff(old: &Compiled, new: &Compiled, rejected: Vec<Rejected>) -> UpdateReport {
-    let mut r = UpdateReport { version: new.version, rejected, ..Default::default() };
+    let mut r = UpdateReport {
+        version: new.version,
+        rejected,
+        ..Default::default()
+    };
     for plan in &new.vars {
-        match old.var_index(&plan.name).and_then(|i| old.vars.get(i as usize)) {
+        match old
+            .var_index(&plan.name)
+            .and_then(|i| old.vars.get(i as usize))
+        {
             None => r.added.push(plan.name.to_string()),
             Some(op) => {
                 if old.signature(op) != new.signature(plan) {
@@ -259,7 +296,10 @@ const NOT_FOUND: u64 = 0xFFFF_FFFF;
 
 impl Clone for Variable {
     fn clone(&self) -> Self {
-        Variable { name: Arc::clone(&self.name), cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)) }
+        Variable {
+            name: Arc::clone(&self.name),
+            cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -275,7 +315,11 @@ impl Variable {
         let c = self.cache.load(Ordering::Relaxed);
         if c >> 32 == gen && c & 0xFFFF_FFFF != 0 {
             let slot = c & 0xFFFF_FFFF;
-            return if slot == NOT_FOUND { None } else { Some((slot - 1) as u32) };
+            return if slot == NOT_FOUND {
+                None
+            } else {
+                Some((slot - 1) as u32)
+            };
         }
         let idx = snap.compiled.var_index(&self.name);
         let slot = match idx {
@@ -300,7 +344,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("facets", &self.facets).finish()
+        f.debug_struct("Context")
+            .field("facets", &self.facets)
+            .finish()
     }
 }
 
@@ -340,7 +386,12 @@ impl Context {
 
     /// The value as a string, or `default`.
     pub fn string(&self, var: &Variable, default: &str) -> String {
-        self.with(var, |r| r.value.and_then(|v| v.string.as_deref()).unwrap_or(default).to_string())
+        self.with(var, |r| {
+            r.value
+                .and_then(|v| v.string.as_deref())
+                .unwrap_or(default)
+                .to_string()
+        })
     }
 
     /// The value as JSON, or `None` for fallback.

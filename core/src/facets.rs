@@ -49,7 +49,12 @@ impl Facet {
     fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
         let canon = value.canonical().into_boxed_str();
         let num = value.num();
-        Facet { key, value, canon, num }
+        Facet {
+            key,
+            value,
+            canon,
+            num,
+        }
     }
     /// The facet's name.
     pub fn key(&self) -> &str {
@@ -188,9 +193,14 @@ impl Facets {
             if val.is_null() {
                 continue;
             }
-            let bad = || FacetError::BadValue { name: k.clone(), found: json_kind(val) };
+            let bad = || FacetError::BadValue {
+                name: k.clone(),
+                found: json_kind(val),
+            };
             let fv = match val.get(INT64_KEY) {
-                Some(serde_json::Value::String(s)) if val.as_object().map(|o| o.len()) == Some(1) => {
+                Some(serde_json::Value::String(s))
+                    if val.as_object().map(|o| o.len()) == Some(1) =>
+                {
                     FacetValue::Int(s.parse::<i64>().map_err(|_| bad())?)
                 }
                 _ => FacetValue::from_json(val).ok_or_else(bad)?,
@@ -258,7 +268,10 @@ mod tests {
         assert!(f.get("x").is_none());
         assert_eq!(f.get("f").unwrap().canonical(), "6");
         let big = Facets::from_json_str(r#"{"pax": {"$int64": "-9007199254740993"}}"#).unwrap();
-        assert_eq!(big.get("pax").unwrap().value(), &FacetValue::Int(-9007199254740993));
+        assert_eq!(
+            big.get("pax").unwrap().value(),
+            &FacetValue::Int(-9007199254740993)
+        );
         assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1.5"}}"#).is_err());
         assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1", "x": 2}}"#).is_err());
         let e = Facets::from_json_str(r#"{"tags": [1]}"#).unwrap_err();

@@ -33,11 +33,19 @@ fn every_vector_file_passes() {
         let file = load(&path);
         let default_now = file["nowMs"].as_i64().expect("nowMs");
         let clock = Arc::new(FixedClock::new(default_now));
-        let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
+        let opts = ClientOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
         let (client, _) = Client::with_config(file["config"].to_string().as_bytes(), opts)
             .unwrap_or_else(|e| panic!("{}: config: {e}", path.display()));
         let cases = file["cases"].as_array().expect("cases");
-        assert_eq!(entry["cases"].as_u64(), Some(cases.len() as u64), "{}: index count", path.display());
+        assert_eq!(
+            entry["cases"].as_u64(),
+            Some(cases.len() as u64),
+            "{}: index count",
+            path.display()
+        );
         for (i, case) in cases.iter().enumerate() {
             clock.set(case["nowMs"].as_i64().unwrap_or(default_now));
             let facets = Facets::from_json(&case["facets"]).expect("facets");
@@ -49,12 +57,20 @@ fn every_vector_file_passes() {
             let mut prepared = ctx.decision(&client.variable(var)).to_json();
             prepared.as_object_mut().expect("object").remove("variable");
             if got != case["expected"] || prepared != got {
-                failures.push(format!("{}#{i} {var} {}: expected {} got {got}", entry["path"], case["facets"], case["expected"]));
+                failures.push(format!(
+                    "{}#{i} {var} {}: expected {} got {got}",
+                    entry["path"], case["facets"], case["expected"]
+                ));
             }
             total += 1;
         }
     }
     assert!(total >= 2000, "only {total} cases");
-    assert!(failures.is_empty(), "{} of {total} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     println!("conformance: {total} passed, 0 failed");
 }

@@ -1,35 +1,278 @@
 //! `cargo xtask`: the one place that orchestrates builds, tests and demos.
+//!
+//! - `demo`: build the CLI and take real decisions on the example config.
+//! - `test`: everything CI runs (fmt, clippy, tests, vectors, anchors, fuzz).
+//! - `vectors [--check]`: regenerate (or check) the conformance vectors.
+//! - `bench`: run the criterion benchmarks.
+//! - `fuzz [SECONDS]`: run each cargo-fuzz target for SECONDS (default 30).
 
 mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = &args[args.len().min(1)..];
     let result = match args.first().map(String::as_str) {
-        Some("vectors") => vectors::run(&root(), args.iter().any(|a| a == "--check")),
-        _ => Err("usage: cargo xtask <demo|test|vectors [--check]|bench|fuzz>".to_string()),
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("vectors") => vectors::run(&root(), rest.iter().any(|a| a == "--check")),
+        Some("bench") => bench(rest),
+        Some("fuzz") => fuzz(rest.first().and_then(|s| s.parse().ok()).unwrap_or(30)),
+        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS]>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask: {e}");
+            eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-#[allow(dead_code)]
+fn step(name: &str) {
+    println!("\n==> {name}");
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?} failed: {status}"))
+        Err(format!("{cmd:?} failed ({status})"))
     }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn demo() -> Result<(), String> {
+    let t0 = Instant::now();
+    step("building the turnout CLI (release)");
+    run(cargo().args(["build", "--release", "--quiet", "--bin", "turnout"]))?;
+    let bin = root().join("target/release/turnout");
+    let config = root().join("examples/configs/example.json");
+    let contexts = root().join("examples/contexts.jsonl");
+    step(&format!("turnout validate {}", rel(&config)));
+    run(Command::new(&bin).arg("validate").arg(&config))?;
+    step(&format!(
+        "turnout eval --config {} --contexts {}",
+        rel(&config),
+        rel(&contexts)
+    ));
+    let out = Command::new(&bin)
+        .args(["eval", "--now-ms", "1763800000000", "--config"])
+        .arg(&config)
+        .arg("--contexts")
+        .arg(&contexts)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "turnout eval failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let inputs = std::fs::read_to_string(&contexts).map_err(|e| e.to_string())?;
+    println!(
+        "{:<24} {:<44} {:<10} {:<11} {:<16} detail",
+        "variable", "facets", "value", "source", "reason"
+    );
+    println!("{}", "-".repeat(124));
+    for (input, line) in inputs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .zip(String::from_utf8_lossy(&out.stdout).lines())
+    {
+        let i: serde_json::Value = serde_json::from_str(input).map_err(|e| e.to_string())?;
+        let d: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let detail = match (&d["experiment"], &d["rule"]) {
+            (serde_json::Value::String(e), _) => format!("{e} choice {}", d["choice"]),
+            (_, serde_json::Value::Number(r)) => format!("rule {r}"),
+            _ => d["errorCode"].as_str().unwrap_or("").to_string(),
+        };
+        println!(
+            "{:<24} {:<44} {:<10} {:<11} {:<16} {detail}",
+            d["variable"].as_str().unwrap_or(""),
+            i["facets"].to_string(),
+            d["value"].to_string(),
+            d["source"].as_str().unwrap_or(""),
+            d["reason"].as_str().unwrap_or("")
+        );
+    }
+    step("why? turnout eval --explain (Jakarta passenger 7)");
+    run(Command::new(&bin)
+        .args(["eval", "--config"])
+        .arg(&config)
+        .args([
+            "--variable",
+            "automatedMessageDelay",
+            "--facet",
+            "city=10",
+            "--facet",
+            "pax=7",
+            "--explain",
+        ]))?;
+    println!("\ndemo finished in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
+}
+
+fn ensure_rust_components() -> Result<(), String> {
+    if !succeeds(cargo().args(["fmt", "--version"]))
+        || !succeeds(cargo().args(["clippy", "--version"]))
+    {
+        step("installing rustfmt and clippy");
+        run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    let t0 = Instant::now();
+    ensure_rust_components()?;
+    step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy (warnings denied)");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("cargo test --workspace");
+    run(cargo().args(["test", "--workspace"]))?;
+    step("conformance vectors are up to date");
+    vectors::run(&root(), true)?;
+    step("spec anchors (independent Python reference)");
+    anchors()?;
+    let secs = std::env::var("TURNOUT_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    fuzz(secs)?;
+    println!(
+        "\nxtask test: all steps passed in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A Python virtualenv under target/ with the anchor script's dependencies.
+fn python_env() -> Result<PathBuf, String> {
+    let venv = root().join("target/py-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    if !succeeds(Command::new(&py).args(["-c", "import xxhash, jsonschema"])) {
+        run(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "xxhash",
+            "jsonschema",
+        ]))?;
+    }
+    Ok(py)
+}
+
+fn anchors() -> Result<(), String> {
+    let py = python_env()?;
+    run(Command::new(&py)
+        .arg(root().join("tests/anchors/spec_examples.py"))
+        .arg("--check"))?;
+    let reference = root().join("tests/anchors/reference.py");
+    if reference.exists() {
+        run(Command::new(&py).arg(reference))?;
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    step("cargo bench -p turnout-core");
+    let mut c = cargo();
+    c.args(["bench", "-p", "turnout-core", "--bench", "engine", "--"]);
+    if args.is_empty() {
+        c.args(["--warm-up-time", "1", "--measurement-time", "3"]);
+    } else {
+        c.args(args);
+    }
+    run(&mut c)
+}
+
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let targets = ["config_loader", "facets"];
+    let nightly = succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]))
+        || (
+            step("installing the nightly toolchain for cargo-fuzz"),
+            succeeds(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+            ])),
+        )
+            .1;
+    let cargo_fuzz = nightly
+        && (succeeds(cargo().args(["fuzz", "--version"]))
+            || (
+                step("installing cargo-fuzz"),
+                succeeds(cargo().args(["install", "cargo-fuzz", "--locked"])),
+            )
+                .1);
+    if !cargo_fuzz {
+        step("nightly or cargo-fuzz unavailable: proptest fuzz of the same entry points, 100,000 cases");
+        return run(cargo().env("TURNOUT_FUZZ_CASES", "100000").args([
+            "test",
+            "--release",
+            "-p",
+            "turnout-core",
+            "--test",
+            "fuzz_fallback",
+        ]));
+    }
+    for t in targets {
+        step(&format!("cargo +nightly fuzz run {t} ({seconds} s)"));
+        run(cargo().args([
+            "+nightly",
+            "fuzz",
+            "run",
+            t,
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]))?;
+    }
+    Ok(())
 }

@@ -62,7 +62,12 @@ struct File {
 
 impl File {
     fn new(name: &'static str, description: &'static str, config: Value) -> File {
-        File { name, description, config, cases: Vec::new() }
+        File {
+            name,
+            description,
+            config,
+            cases: Vec::new(),
+        }
     }
     fn case(&mut self, var: &str, facets: Value) {
         self.cases.push((var.to_string(), facets, None));
@@ -74,7 +79,10 @@ impl File {
     fn render(&self) -> Result<Value, String> {
         let mut cases = Vec::with_capacity(self.cases.len());
         let clock = Arc::new(FixedClock::new(DEFAULT_NOW_MS));
-        let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
+        let opts = ClientOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
         let (client, _) = Client::with_config(self.config.to_string().as_bytes(), opts)
             .map_err(|e| format!("{}: config does not load: {e}", self.name))?;
         for (var, facets, now) in &self.cases {
@@ -101,7 +109,8 @@ impl File {
 }
 
 fn seed_rollout(root: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(root.join("examples/configs/seed-rollout.json")).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(root.join("examples/configs/seed-rollout.json"))
+        .map_err(|e| e.to_string())?;
     let config: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let mut f = File::new("seed-rollout", "The seed rollout document verbatim: Singapore 302/11 -> 60, Jakarta 25% of passengers -> 90, else 30.", config);
     let mut r = Rng::new(1);
@@ -120,7 +129,11 @@ fn seed_rollout(root: &Path) -> Result<File, String> {
         f.case(v, facets);
     }
     // Strings and integral floats behave as the integers they spell.
-    for facets in [json!({"city": "6", "svc": "302"}), json!({"city": 6.0, "svc": 11.0}), json!({"city": "10", "pax": "1"})] {
+    for facets in [
+        json!({"city": "6", "svc": "302"}),
+        json!({"city": 6.0, "svc": 11.0}),
+        json!({"city": "10", "pax": "1"}),
+    ] {
         f.case(v, facets);
     }
     Ok(f)
@@ -167,18 +180,65 @@ fn operators() -> File {
         json!({"schema": 1, "rollouts": rollouts}),
     );
     let pool: Vec<Value> = vec![
-        json!(6), json!(6.0), json!("6"), json!("6.0"), json!(" 6"), json!(-0.0), json!(0), json!(7), json!(0.5), json!("0.5"),
-        json!(10), json!(10.5), json!(11), json!(302), json!("302"), json!(303), json!(-2), json!(-1.5), json!(-1),
-        int_facet(BIG), int_facet(BIG - 1), int_facet(BIG + 1), json!(BIG.to_string()), json!(1e300), json!("1e3"), json!("inf"), json!("NaN"),
-        json!("Jakarta"), json!("jakarta"), json!("Zürich"), json!("Zu\u{308}rich"), json!("中文"), json!("😀"), json!(""), json!("a"),
-        json!(true), json!(false), json!("true"), json!(1),
-        json!("5.1.9"), json!("5.2.0"), json!("5.2.0-beta.1"), json!("5.10.0"), json!("v5.1"), json!("2"), json!("1.2.3"), json!("1.2.3+build"),
-        json!("ADR-123-2-001"), json!("adr-123-2-001"), json!("XADR-1-001"),
+        json!(6),
+        json!(6.0),
+        json!("6"),
+        json!("6.0"),
+        json!(" 6"),
+        json!(-0.0),
+        json!(0),
+        json!(7),
+        json!(0.5),
+        json!("0.5"),
+        json!(10),
+        json!(10.5),
+        json!(11),
+        json!(302),
+        json!("302"),
+        json!(303),
+        json!(-2),
+        json!(-1.5),
+        json!(-1),
+        int_facet(BIG),
+        int_facet(BIG - 1),
+        int_facet(BIG + 1),
+        json!(BIG.to_string()),
+        json!(1e300),
+        json!("1e3"),
+        json!("inf"),
+        json!("NaN"),
+        json!("Jakarta"),
+        json!("jakarta"),
+        json!("Zürich"),
+        json!("Zu\u{308}rich"),
+        json!("中文"),
+        json!("😀"),
+        json!(""),
+        json!("a"),
+        json!(true),
+        json!(false),
+        json!("true"),
+        json!(1),
+        json!("5.1.9"),
+        json!("5.2.0"),
+        json!("5.2.0-beta.1"),
+        json!("5.10.0"),
+        json!("v5.1"),
+        json!("2"),
+        json!("1.2.3"),
+        json!("1.2.3+build"),
+        json!("ADR-123-2-001"),
+        json!("adr-123-2-001"),
+        json!("XADR-1-001"),
         Value::Null,
     ];
     for (name, _, _) in ops {
         for x in &pool {
-            let facets = if x.is_null() { json!({"y": 1}) } else { json!({"x": x}) };
+            let facets = if x.is_null() {
+                json!({"y": 1})
+            } else {
+                json!({"x": x})
+            };
             f.case(name, facets);
         }
     }
@@ -248,7 +308,10 @@ fn experiments() -> File {
         let device = format!("dev-{:08x}", r.0.next() as u32);
         let booking = format!("ADR-{}-2-{:03}", r.below(1000), r.below(1000));
         f.case("buttonColor", json!({"pax": pax, "country": country}));
-        f.case("copy", json!({"pax": pax, "country": country, "city": city}));
+        f.case(
+            "copy",
+            json!({"pax": pax, "country": country, "city": city}),
+        );
         f.case("showFees", json!({"device": device}));
         f.case("bookingFlow", json!({"booking": booking}));
         f.case("onlyB", json!({"pax": pax}));
@@ -260,7 +323,8 @@ fn experiments() -> File {
 }
 
 fn timeslice(root: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(root.join("examples/configs/seed-experiment.json")).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(root.join("examples/configs/seed-experiment.json"))
+        .map_err(|e| e.to_string())?;
     let mut seed: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let mut completed = seed.clone();
     completed["name"] = json!("primary.completedCopy");
@@ -288,14 +352,21 @@ fn timeslice(root: &Path) -> Result<File, String> {
     for _ in 0..120 {
         let ts = start + r.below(86_398) as i64;
         f.case("timeSlicedShuffleTest1", json!({"city": 5, "ts": ts}));
-        f.case("surge", json!({"city": *r.pick(&[6, 10, 11]), "ts": 1_700_000_000 + r.below(1_000_000) as i64}));
+        f.case(
+            "surge",
+            json!({"city": *r.pick(&[6, 10, 11]), "ts": 1_700_000_000 + r.below(1_000_000) as i64}),
+        );
         f.case("many", json!({"ts": r.below(10_000_000_000) as i64}));
     }
     for _ in 0..40 {
         // No ts facet: the clock decides.
         let now = (start + r.below(86_398) as i64) * 1000 + r.below(1000) as i64;
         f.case_at("timeSlicedShuffleTest1", json!({"city": 5}), now);
-        f.case_at("surge", json!({"city": 6}), 1_700_000_000_000 + r.below(1_000_000_000) as i64);
+        f.case_at(
+            "surge",
+            json!({"city": 6}),
+            1_700_000_000_000 + r.below(1_000_000_000) as i64,
+        );
     }
     for facets in [
         json!({"city": 5, "ts": 1_528_714_601}),
@@ -357,9 +428,18 @@ fn resolution() -> File {
     for _ in 0..40 {
         let pax = int_facet(r.id());
         f.case("segmented", json!({"pax": pax, "country": *r.pick(&["SG", "ID"]), "employer": *r.pick(&["acme", "initech", "globex", "x"])}));
-        f.case("withExperiment", json!({"pax": pax, "city": *r.pick(&[6, 7]), "drv": r.id()}));
+        f.case(
+            "withExperiment",
+            json!({"pax": pax, "city": *r.pick(&[6, 7]), "drv": r.id()}),
+        );
     }
-    for facets in [json!({}), json!({"pax": 1}), json!({"city": 6}), json!({"drv": 3}), json!({"city": 6, "pax": 1, "drv": 3})] {
+    for facets in [
+        json!({}),
+        json!({"pax": 1}),
+        json!({"city": 6}),
+        json!({"drv": 3}),
+        json!({"city": 6, "pax": 1, "drv": 3}),
+    ] {
         f.case("withExperiment", facets.clone());
         f.case("killed", facets.clone());
         f.case("killedWithExperiment", facets.clone());
@@ -377,7 +457,14 @@ fn resolution() -> File {
 
 /// Builds every vector file and the index; returns (relative path, JSON) pairs.
 pub fn build(root: &Path) -> Result<Vec<(String, Value)>, String> {
-    let files = vec![seed_rollout(root)?, operators(), fraction(), experiments(), timeslice(root)?, resolution()];
+    let files = vec![
+        seed_rollout(root)?,
+        operators(),
+        fraction(),
+        experiments(),
+        timeslice(root)?,
+        resolution(),
+    ];
     let mut out = Vec::new();
     let mut index = Vec::new();
     for f in &files {
@@ -422,6 +509,9 @@ pub fn run(root: &Path, check: bool) -> Result<(), String> {
             stale.join(", ")
         ));
     }
-    println!("{} {total} cases in tests/conformance/", if check { "checked" } else { "wrote" });
+    println!(
+        "{} {total} cases in tests/conformance/",
+        if check { "checked" } else { "wrote" }
+    );
     Ok(())
 }

@@ -1,0 +1,219 @@
+//! The `turnout` CLI contract, exercised through the real binary.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn turnout(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn turnout");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+const SEED: &str = "examples/configs/seed-rollout.json";
+
+#[test]
+fn eval_json_lines_in_order_and_continues_after_bad_lines() {
+    let input = concat!(
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 6, \"svc\": 302}}\n",
+        "this is not json\n",
+        "\n",
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 4}}\n",
+        "{\"facets\": {}}\n",
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": [1]}}\n",
+        "{\"variable\": \"nope\"}\n",
+    );
+    let o = turnout(&["eval", "--config", SEED, "--contexts", "-"], input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = lines(&o);
+    assert_eq!(out.len(), 6);
+    assert_eq!(
+        out[0],
+        serde_json::json!({"variable": "automatedMessageDelay", "value": 60, "source": "rollout", "experiment": null,
+            "rule": 0, "choice": null, "reason": "TARGETING_MATCH", "errorCode": null})
+    );
+    assert_eq!(out[1]["line"], 2);
+    assert!(out[1]["error"].as_str().unwrap().contains("not valid JSON"));
+    assert_eq!(
+        (out[2]["value"].clone(), out[2]["source"].clone()),
+        (serde_json::json!(30), serde_json::json!("default"))
+    );
+    assert!(out[3]["error"].as_str().unwrap().contains("variable"));
+    assert!(out[4]["error"].as_str().unwrap().contains("facet `city`"));
+    assert_eq!(out[5]["value"], serde_json::Value::Null);
+    assert_eq!(out[5]["errorCode"], "FLAG_NOT_FOUND");
+    // The keys come in contract order.
+    let first = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.starts_with("{\"variable\":\"automatedMessageDelay\",\"value\":60,\"source\""),
+        "{first}"
+    );
+}
+
+#[test]
+fn eval_reads_a_contexts_file() {
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            "examples/configs/example.json",
+            "--contexts",
+            "examples/contexts.jsonl",
+        ],
+        "",
+    );
+    assert!(o.status.success());
+    let expected = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/contexts.jsonl"
+    ))
+    .unwrap();
+    assert_eq!(
+        lines(&o).len(),
+        expected.lines().filter(|l| !l.trim().is_empty()).count()
+    );
+}
+
+#[test]
+fn eval_single_variable_with_facet_flags() {
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            SEED,
+            "--variable",
+            "automatedMessageDelay",
+            "--facet",
+            "city=6",
+            "--facet",
+            "svc=11",
+        ],
+        "",
+    );
+    assert!(o.status.success());
+    assert_eq!(lines(&o)[0]["value"], 60);
+    // A quoted value stays a string, and a string "6" still equals 6.
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            SEED,
+            "--variable",
+            "automatedMessageDelay",
+            "--facet",
+            "city=\"6\"",
+            "--facet",
+            "svc=11",
+        ],
+        "",
+    );
+    assert_eq!(lines(&o)[0]["value"], 60);
+    let bad = turnout(
+        &[
+            "eval",
+            "--config",
+            SEED,
+            "--variable",
+            "automatedMessageDelay",
+            "--facet",
+            "city",
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("NAME=VALUE"));
+}
+
+#[test]
+fn explain_says_why() {
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            SEED,
+            "--variable",
+            "automatedMessageDelay",
+            "--facet",
+            "city=6",
+            "--facet",
+            "svc=7",
+            "--explain",
+        ],
+        "",
+    );
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("value      30"), "{text}");
+    assert!(
+        text.contains("constraint 1 `svc in [302, 11]` does not hold (svc is \"7\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule 1: constraint 0 `city = 10` does not hold"),
+        "{text}"
+    );
+}
+
+#[test]
+fn eval_with_a_broken_config_exits_2() {
+    let dir = std::env::temp_dir().join(format!("turnout-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.json");
+    std::fs::write(&path, r#"{"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~", "value": 1}]}]}"#).unwrap();
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            path.to_str().unwrap(),
+            "--contexts",
+            "-",
+        ],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown op `~`"));
+    let v = turnout(&["validate", path.to_str().unwrap(), SEED], "");
+    assert_eq!(v.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        text.contains("rollout \"v\": rollouts[0].constraints[0].op: unknown op `~`"),
+        "{text}"
+    );
+    assert!(text.contains("seed-rollout.json: ok"), "{text}");
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let o = turnout(
+        &[
+            "validate",
+            SEED,
+            "examples/configs/seed-experiment.json",
+            "examples/configs/example.json",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
