@@ -8,11 +8,16 @@ use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Isolation, Rejected};
+use crate::decision::Source;
 use crate::decision::{Decision, ValueType};
 use crate::error::ConfigError;
 use crate::eval::{self, Env, NoTrace, Resolved, Steps};
 use crate::facets::Facets;
 use crate::model::{CValue, Compiled};
+use crate::tracking::event::{without, Event, EventData};
+use crate::tracking::recorder::{fold_key, KeyData, Recorder};
+use crate::tracking::{Batch, DecisionEvents, TrackingOptions, TrackingStats};
+use std::hash::BuildHasher;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -21,8 +26,10 @@ pub struct ClientOptions {
     pub service: String,
     /// What happens to a broken document inside an otherwise good bundle.
     pub isolation: Isolation,
-    /// The clock used when a call gives no `ts` facet.
+    /// The clock used when a call gives no `ts` facet, and for event times.
     pub clock: Arc<dyn Clock>,
+    /// Decision events, `track()`, queue limits and batch headers.
+    pub tracking: TrackingOptions,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +38,7 @@ impl Default for ClientOptions {
             service: String::new(),
             isolation: Isolation::default(),
             clock: Arc::new(SystemClock),
+            tracking: TrackingOptions::default(),
         }
     }
 }
@@ -70,6 +78,83 @@ pub(crate) struct Inner {
     pub snapshot: ArcSwap<Snapshot>,
     pub options: ClientOptions,
     update_lock: Mutex<()>,
+    service: Arc<str>,
+    recorder: Mutex<Recorder>,
+}
+
+impl Inner {
+    fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        self.recorder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a decision event if the tracking mode wants it; folds repeats.
+    #[inline]
+    fn record(&self, r: &Resolved<'_>, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
+        let (Some(name), Some(value)) = (r.var, r.value) else {
+            return;
+        };
+        let wanted = match self.options.tracking.decisions {
+            DecisionEvents::Off => false,
+            DecisionEvents::ExperimentsOnly => r.source == Source::Experiment,
+            DecisionEvents::All => r.source != Source::Fallback,
+        };
+        if !wanted {
+            return;
+        }
+        let kd = KeyData::Decision {
+            value: &value.text,
+            source: r.source,
+            experiment: r.experiment.map(|e| &**e),
+            rule: r.rule,
+            choice: r.choice,
+        };
+        let key = fold_key(&self.service, name, facets_fp, &kd);
+        let mut rec = self.recorder();
+        if rec.fold(key) {
+            return;
+        }
+        let event = Event {
+            time_ms: self.options.clock.now_ms(),
+            count: 1,
+            service: Arc::clone(&self.service),
+            name: Arc::clone(name),
+            data: EventData::Decision {
+                value: Arc::clone(&value.text),
+                source: r.source,
+                experiment: r.experiment.cloned(),
+                rule: r.rule,
+                choice: r.choice,
+            },
+            facets: facets(),
+        };
+        rec.push(key, event);
+    }
+
+    fn track(&self, name: &str, value: f64, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
+        let full: Arc<str> = if self.service.is_empty() {
+            Arc::from(name)
+        } else {
+            Arc::from(format!("{}.{name}", self.service))
+        };
+        let key = fold_key(&self.service, &full, facets_fp, &KeyData::Track(value));
+        let mut rec = self.recorder();
+        if rec.fold(key) {
+            return;
+        }
+        let event = Event {
+            time_ms: self.options.clock.now_ms(),
+            count: 1,
+            service: Arc::clone(&self.service),
+            name: full,
+            data: EventData::Track { value },
+            facets: facets(),
+        };
+        rec.push(key, event);
+    }
+
+    fn recorded_facets(&self, f: &Facets) -> Arc<Facets> {
+        without(&Arc::new(f.clone()), &self.options.tracking.exclude_facets)
+    }
 }
 
 /// A feature-flag client. Cheap to clone (shared state); `Send + Sync`.
@@ -94,17 +179,27 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client with an empty config (every variable resolves to fallback).
-    pub fn new(options: ClientOptions) -> Client {
+    pub fn new(mut options: ClientOptions) -> Client {
         let snap = Snapshot {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             compiled: Compiled::default(),
         };
+        if options.tracking.client_id.is_empty() {
+            // Hosts should pass their own id; this fallback is unique enough per process.
+            let h = std::collections::hash_map::RandomState::new().hash_one(options.clock.now_ms());
+            options.tracking.client_id = format!("{h:016x}");
+        }
+        let recorder = Mutex::new(Recorder::new(options.tracking.clone()));
+        let service = Arc::from(options.service.as_str());
+        let inner = Inner {
+            snapshot: ArcSwap::from_pointee(snap),
+            options,
+            update_lock: Mutex::new(()),
+            service,
+            recorder,
+        };
         Client {
-            inner: Arc::new(Inner {
-                snapshot: ArcSwap::from_pointee(snap),
-                options,
-                update_lock: Mutex::new(()),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -179,18 +274,56 @@ impl Client {
 
     /// A prepared context for one unit or request.
     pub fn context(&self, facets: Facets) -> Context {
+        let facets = Arc::new(facets);
+        let recorded = without(&facets, &self.inner.options.tracking.exclude_facets);
         Context {
             inner: Arc::clone(&self.inner),
             facets,
+            recorded,
         }
     }
 
     /// One decision (the convenient path; see [`Context`] for the prepared one).
+    /// Records a decision event (see [`TrackingOptions`]).
     pub fn get_variable(&self, name: &str, facets: &Facets) -> Decision {
         let snap = self.inner.snapshot.load();
         let env = Env::new(facets, &*self.inner.options.clock);
         let var = snap.compiled.var_index(name);
-        eval::resolve(&snap.compiled, var, &env, &mut NoTrace).to_decision(name)
+        let r = eval::resolve(&snap.compiled, var, &env, &mut NoTrace);
+        self.inner.record(&r, facets.fingerprint(), || {
+            self.inner.recorded_facets(facets)
+        });
+        r.to_decision(name)
+    }
+
+    /// Records a metric: `name` is prefixed with the service as `service.name`.
+    pub fn track(&self, name: &str, value: f64, facets: &Facets) {
+        self.inner.track(name, value, facets.fingerprint(), || {
+            self.inner.recorded_facets(facets)
+        });
+    }
+
+    /// The next batch of events to upload, at most `max_events` events (a
+    /// nacked batch comes back first, with the same seq and bytes). `None`
+    /// when nothing is waiting.
+    pub fn take_batch(&self, max_events: usize) -> Option<Batch> {
+        let now = self.inner.options.clock.now_ms();
+        self.inner.recorder().take_batch(max_events, now)
+    }
+
+    /// Batch `seq` was delivered: forget it. Returns `false` for an unknown seq.
+    pub fn ack(&self, seq: u64) -> bool {
+        self.inner.recorder().ack(seq)
+    }
+
+    /// Batch `seq` was not delivered: it is handed out again first. Returns `false` for an unknown seq.
+    pub fn nack(&self, seq: u64) -> bool {
+        self.inner.recorder().nack(seq)
+    }
+
+    /// Queue counters (recorded, folded, dropped, queued, in flight).
+    pub fn tracking_stats(&self) -> TrackingStats {
+        self.inner.recorder().stats()
     }
 
     /// Every variable assigned by the experiments named `name`, or in domain
@@ -211,7 +344,12 @@ impl Client {
                     continue;
                 }
                 if let Some(choice) = eval::assign(v, &env) {
+                    let var = snap
+                        .compiled
+                        .var_index(&v.name)
+                        .and_then(|i| snap.compiled.vars.get(i as usize));
                     let r = Resolved {
+                        var: var.map(|p| &p.name),
                         value: v.choices.get(choice as usize),
                         label: None,
                         source: crate::decision::Source::Experiment,
@@ -221,6 +359,9 @@ impl Client {
                         reason: crate::decision::Reason::Split,
                         error: None,
                     };
+                    self.inner.record(&r, facets.fingerprint(), || {
+                        self.inner.recorded_facets(facets)
+                    });
                     out.push(r.to_decision(&v.name));
                 }
             }
@@ -339,7 +480,9 @@ impl Variable {
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<Inner>,
-    facets: Facets,
+    facets: Arc<Facets>,
+    /// The facets as events record them (excluded names removed), built once.
+    recorded: Arc<Facets>,
 }
 
 impl std::fmt::Debug for Context {
@@ -361,7 +504,19 @@ impl Context {
         let snap = self.inner.snapshot.load();
         let env = Env::new(&self.facets, &*self.inner.options.clock);
         let idx = var.index(&snap);
-        f(eval::resolve(&snap.compiled, idx, &env, &mut NoTrace))
+        let r = eval::resolve(&snap.compiled, idx, &env, &mut NoTrace);
+        self.inner.record(&r, self.recorded.fingerprint(), || {
+            Arc::clone(&self.recorded)
+        });
+        f(r)
+    }
+
+    /// Records a metric with this context's facets (see [`Client::track`]).
+    pub fn track(&self, name: &str, value: f64) {
+        self.inner
+            .track(name, value, self.recorded.fingerprint(), || {
+                Arc::clone(&self.recorded)
+            });
     }
 
     #[inline]

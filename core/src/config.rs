@@ -998,7 +998,7 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         return None;
     }
     Some(Experiment {
-        name: name.into_boxed_str(),
+        name: Arc::from(name),
         domain,
         state: state.into_boxed_str(),
         variables,

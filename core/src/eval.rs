@@ -7,6 +7,7 @@
 
 use std::cell::OnceCell;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::parse_semver;
@@ -140,10 +141,12 @@ impl Tracer for Steps {
 /// A decision that borrows from the compiled config.
 #[derive(Clone, Copy)]
 pub(crate) struct Resolved<'c> {
+    /// The variable's shared name, when the config defines it.
+    pub var: Option<&'c Arc<str>>,
     pub value: Option<&'c CValue>,
     pub label: Option<&'c str>,
     pub source: Source,
-    pub experiment: Option<&'c str>,
+    pub experiment: Option<&'c Arc<str>>,
     pub rule: Option<u32>,
     pub choice: Option<u32>,
     pub reason: Reason,
@@ -153,6 +156,7 @@ pub(crate) struct Resolved<'c> {
 impl<'c> Resolved<'c> {
     fn fallback(reason: Reason, error: Option<ErrorCode>) -> Self {
         Resolved {
+            var: None,
             value: None,
             label: None,
             source: Source::Fallback,
@@ -170,7 +174,7 @@ impl<'c> Resolved<'c> {
             value: self.value.map(|v| v.json.clone()),
             label: self.label.map(str::to_string),
             source: self.source,
-            experiment: self.experiment.map(str::to_string),
+            experiment: self.experiment.map(|e| e.to_string()),
             rule: self.rule,
             choice: self.choice,
             reason: self.reason,
@@ -401,6 +405,7 @@ fn experiment_decides<'c, T: Tracer>(
         Some(choice) => {
             t.on(|| format!("experiment `{}`: assigned choice {choice}", e.name));
             Some(Resolved {
+                var: None,
                 value: var.choices.get(choice as usize),
                 label: None,
                 source: Source::Experiment,
@@ -429,6 +434,7 @@ fn rollout_decides<'c, T: Tracer>(r: &'c Rollout, env: &Env<'_>, t: &mut T) -> R
         if all_hold(&rule.constraints, env, t, &|| format!("rule {i}")) {
             t.on(|| format!("rule {i}: all {} constraints hold", rule.constraints.len()));
             return Resolved {
+                var: None,
                 value: Some(&rule.value),
                 label: rule.label.as_deref(),
                 source: Source::Rollout,
@@ -444,6 +450,7 @@ fn rollout_decides<'c, T: Tracer>(r: &'c Rollout, env: &Env<'_>, t: &mut T) -> R
         Some(d) => {
             t.on(|| "no rule matched: the document's default applies".to_string());
             Resolved {
+                var: None,
                 value: Some(d),
                 label: None,
                 source: Source::Default,

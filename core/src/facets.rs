@@ -75,9 +75,19 @@ impl Facet {
 }
 
 /// A set of facets, in insertion order; setting a name again replaces its value.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Facets {
     items: Vec<Facet>,
+    /// Order-independent digest of the facets (used to fold repeated events).
+    fingerprint: u64,
+}
+
+impl PartialEq for Facets {
+    /// Two sets are equal when they hold the same facets, in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.items.len() == other.items.len()
+            && self.items.iter().all(|f| other.get(&f.key) == Some(f))
+    }
 }
 
 macro_rules! int_builder {
@@ -96,7 +106,28 @@ macro_rules! str_builder {
 impl Facets {
     /// An empty set.
     pub fn new() -> Facets {
-        Facets { items: Vec::new() }
+        Facets {
+            items: Vec::new(),
+            fingerprint: 0,
+        }
+    }
+
+    fn refresh_fingerprint(&mut self) {
+        self.fingerprint = self.items.iter().fold(0u64, |acc, f| {
+            let tag: u8 = match f.value {
+                FacetValue::Str(_) => 0,
+                FacetValue::Int(_) => 1,
+                FacetValue::Float(_) => 2,
+                FacetValue::Bool(_) => 3,
+            };
+            let h = crate::hash::salted_hash(&f.key, [&[tag][..], f.canon.as_bytes()]);
+            acc.wrapping_add(h)
+        });
+    }
+
+    /// An order-independent 64-bit digest of the facets.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     fn with_static(mut self, key: &'static str, value: FacetValue) -> Self {
@@ -110,6 +141,7 @@ impl Facets {
             Some(slot) => *slot = f,
             None => self.items.push(f),
         }
+        self.refresh_fingerprint();
     }
 
     /// Sets a facet by name (replacing any previous value).
@@ -128,6 +160,7 @@ impl Facets {
     pub fn remove(&mut self, key: &str) -> bool {
         let before = self.items.len();
         self.items.retain(|f| f.key != key);
+        self.refresh_fingerprint();
         before != self.items.len()
     }
 

@@ -33,6 +33,7 @@ mod eval;
 pub mod facets;
 mod hash;
 mod model;
+pub mod tracking;
 mod value;
 
 pub use client::{Client, ClientOptions, Context, Explanation, UpdateReport, Variable};
@@ -42,6 +43,10 @@ pub use decision::{Decision, ErrorCode, Reason, Source, ValueType};
 pub use error::{ConfigError, Error, FacetError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
+pub use tracking::{
+    decode_batch, encode_batch, Batch, BatchHeader, DecisionEvents, DecodeError, DecodedBatch,
+    Event, EventData, TrackingOptions, TrackingStats,
+};
 pub use value::{FacetValue, Num};
 
 /// The version of the evaluation contract this engine implements (docs/spec.md).

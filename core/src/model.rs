@@ -56,6 +56,8 @@ pub(crate) struct Constraint {
 #[derive(Debug, Clone)]
 pub(crate) struct CValue {
     pub json: serde_json::Value,
+    /// The value's compact JSON text, shared by every event that records it.
+    pub text: Arc<str>,
     pub int: Option<i64>,
     pub float: Option<f64>,
     pub boolean: Option<bool>,
@@ -68,8 +70,10 @@ impl CValue {
         let float = json.as_f64();
         let boolean = json.as_bool();
         let string = json.as_str().map(Box::from);
+        let text = Arc::from(json.to_string());
         CValue {
             json,
+            text,
             int,
             float,
             boolean,
@@ -149,7 +153,7 @@ pub(crate) struct Slotting {
 /// A compiled experiment document.
 #[derive(Debug)]
 pub(crate) struct Experiment {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     pub domain: Option<Box<str>>,
     pub state: Box<str>,
     pub variables: Vec<ExpVariable>,
@@ -167,7 +171,7 @@ impl Experiment {
 /// Everything that can decide one variable, in resolution order.
 #[derive(Debug, Clone)]
 pub(crate) struct VarPlan {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// (experiment index, variable index inside it), in bundle order.
     pub experiments: Vec<(u32, u32)>,
     pub rollout: Option<u32>,
