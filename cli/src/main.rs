@@ -73,8 +73,9 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-/// Parses `name=value`: the value is a JSON scalar if it parses as one, else a string.
-fn parse_facet(s: &str) -> Result<(String, FacetValue), String> {
+/// Parses `name=value`: the value is a JSON scalar if it parses as one, else a
+/// string; `name=null` leaves the facet absent (`None`).
+fn parse_facet(s: &str) -> Result<Option<(String, FacetValue)>, String> {
     let (name, raw) = s
         .split_once('=')
         .ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
@@ -82,10 +83,11 @@ fn parse_facet(s: &str) -> Result<(String, FacetValue), String> {
         return Err(format!("--facet `{s}`: the name is empty"));
     }
     let value = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Null) => return Ok(None),
         Ok(v) => FacetValue::from_json(&v).unwrap_or_else(|| FacetValue::Str(raw.to_string())),
         Err(_) => FacetValue::Str(raw.to_string()),
     };
-    Ok((name.to_string(), value))
+    Ok(Some((name.to_string(), value)))
 }
 
 fn eval(args: EvalArgs) -> Result<ExitCode, String> {
@@ -117,8 +119,9 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
     if let Some(name) = &args.variable {
         let mut facets = Facets::new();
         for f in &args.facets {
-            let (k, v) = parse_facet(f)?;
-            facets.set(k, v);
+            if let Some((k, v)) = parse_facet(f)? {
+                facets.set(k, v);
+            }
         }
         if args.explain {
             let ex = client.explain(name, &facets);

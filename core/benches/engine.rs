@@ -9,6 +9,9 @@
 //! Benchmark IDs:
 //! - `rollout/get_variable/{singapore_rule0,jakarta_rule1,default}` and
 //!   `rollout/prepared/{...}`: the seed rollout `automatedMessageDelay`.
+//!   Every decision group is measured twice: with the default client options
+//!   (decision tracking on, repeats folding into one queued event) and, under
+//!   `*_untracked`, with `DecisionEvents::Off` (the evaluation alone).
 //!   Rule indices are the engine's 0-based ones: rule 0 is Singapore
 //!   (city 6, svc in [302, 11]), rule 1 is Jakarta (city 10, pax / 0.25).
 //! - `experiment/{prepared,get_variable}`: a RUNNING, slotted 2-variable
@@ -17,6 +20,9 @@
 //!   RUNNING, with `ts` given as a facet.
 //! - `load/10k_variables`: `Client::with_config` on a generated bundle of
 //!   10,000 rollout documents plus 64 experiments (128 more variables).
+//! - `load/10k_variables_json_value_floor`: only `serde_json::from_slice`
+//!   into a `Value` tree (and its drop) for the same bytes: the part of
+//!   loading that the current loader design cannot go below.
 //! - `baseline/if_else/...`: the seed rollout hand-written as if/else (with
 //!   the same xxh3 bucket for the `/` rule), for scale.
 
@@ -25,7 +31,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
-use turnout_core::{Client, ClientOptions, Facets, FixedClock, Source};
+use turnout_core::{
+    Client, ClientOptions, DecisionEvents, Facets, FixedClock, Source, TrackingOptions,
+};
 
 const SEED_ROLLOUT: &str = include_str!("../../examples/configs/seed-rollout.json");
 const SEED_EXPERIMENT: &str = include_str!("../../examples/configs/seed-experiment.json");
@@ -37,8 +45,33 @@ const TS_VAR: &str = "timeSlicedShuffleTest1";
 /// 2018-06-12T12:00:00Z, inside the seed experiment's `ts` constraints.
 const NOW_MS: i64 = 1_528_804_800_000 - 86_400_000;
 
+/// The default options (decision tracking on, as a user gets them) with a fixed clock.
 fn options() -> ClientOptions {
-    ClientOptions { clock: Arc::new(FixedClock::new(NOW_MS)), ..ClientOptions::default() }
+    ClientOptions {
+        clock: Arc::new(FixedClock::new(NOW_MS)),
+        ..ClientOptions::default()
+    }
+}
+
+/// Decision tracking off: the evaluation alone.
+fn untracked() -> ClientOptions {
+    ClientOptions {
+        tracking: TrackingOptions {
+            decisions: DecisionEvents::Off,
+            ..TrackingOptions::default()
+        },
+        ..options()
+    }
+}
+
+/// The default client and an untracked one on the same bundle.
+fn clients() -> (Client, Client) {
+    let load = |o| {
+        Client::with_config(&bench_bundle(), o)
+            .expect("bundle loads")
+            .0
+    };
+    (load(options()), load(untracked()))
 }
 
 /// A slotted, RUNNING experiment with two weighted variables on `pax`.
@@ -77,7 +110,12 @@ fn bench_bundle() -> Vec<u8> {
 }
 
 /// The first `pax` in `range` for which `f(decision)` holds.
-fn find_pax(client: &Client, var: &str, base: Facets, f: impl Fn(&turnout_core::Decision) -> bool) -> i64 {
+fn find_pax(
+    client: &Client,
+    var: &str,
+    base: Facets,
+    f: impl Fn(&turnout_core::Decision) -> bool,
+) -> i64 {
     (1..100_000)
         .find(|&p| f(&client.get_variable(var, &base.clone().passenger(p))))
         .expect("a passenger id with the wanted decision")
@@ -95,13 +133,29 @@ fn find_ts(client: &Client) -> i64 {
 }
 
 fn rollout(c: &mut Criterion) {
-    let (client, _) = Client::with_config(&bench_bundle(), options()).expect("bundle loads");
-    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.rule == Some(1));
-    let jakarta_out = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.source == Source::Default);
+    let (client, plain) = clients();
+    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
+        d.rule == Some(1)
+    });
+    let jakarta_out = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
+        d.source == Source::Default
+    });
     let cases = [
-        ("singapore_rule0", Facets::new().city(6).service(302).passenger(1234), 60),
-        ("jakarta_rule1", Facets::new().city(10).service(302).passenger(jakarta_in), 90),
-        ("default", Facets::new().city(10).service(302).passenger(jakarta_out), 30),
+        (
+            "singapore_rule0",
+            Facets::new().city(6).service(302).passenger(1234),
+            60,
+        ),
+        (
+            "jakarta_rule1",
+            Facets::new().city(10).service(302).passenger(jakarta_in),
+            90,
+        ),
+        (
+            "default",
+            Facets::new().city(10).service(302).passenger(jakarta_out),
+            30,
+        ),
     ];
     for (_, f, want) in &cases {
         assert_eq!(client.get_variable(ROLLOUT_VAR, f).int64(0), *want);
@@ -117,14 +171,31 @@ fn rollout(c: &mut Criterion) {
     for (id, facets, want) in &cases {
         let ctx = client.context(facets.clone());
         assert_eq!(ctx.int64(&var, 0), *want);
-        g.bench_function(format!("prepared/{id}"), |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0))));
+        g.bench_function(format!("prepared/{id}"), |b| {
+            b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0)))
+        });
+    }
+    let var = plain.variable(ROLLOUT_VAR);
+    for (id, facets, want) in &cases {
+        let ctx = plain.context(facets.clone());
+        assert_eq!(ctx.int64(&var, 0), *want);
+        g.bench_function(format!("prepared_untracked/{id}"), |b| {
+            b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0)))
+        });
+    }
+    for (id, facets, _) in &cases {
+        g.bench_function(format!("get_variable_untracked/{id}"), |b| {
+            b.iter(|| plain.get_variable(black_box(ROLLOUT_VAR), black_box(facets)))
+        });
     }
     g.finish();
 }
 
 fn experiment(c: &mut Criterion) {
-    let (client, _) = Client::with_config(&bench_bundle(), options()).expect("bundle loads");
-    let pax = find_pax(&client, EXP_VAR, Facets::new(), |d| d.source == Source::Experiment);
+    let (client, plain) = clients();
+    let pax = find_pax(&client, EXP_VAR, Facets::new(), |d| {
+        d.source == Source::Experiment
+    });
     let facets = Facets::new().passenger(pax);
     let d = client.get_variable(EXP_VAR, &facets);
     assert_eq!(d.source, Source::Experiment);
@@ -133,13 +204,26 @@ fn experiment(c: &mut Criterion) {
     let var = client.variable(EXP_VAR);
     let ctx = client.context(facets.clone());
     assert_eq!(ctx.int64(&var, 0), d.int64(-1));
-    g.bench_function("prepared", |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0))));
-    g.bench_function("get_variable", |b| b.iter(|| client.get_variable(black_box(EXP_VAR), black_box(&facets))));
+    g.bench_function("prepared", |b| {
+        b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0)))
+    });
+    g.bench_function("get_variable", |b| {
+        b.iter(|| client.get_variable(black_box(EXP_VAR), black_box(&facets)))
+    });
+    let pvar = plain.variable(EXP_VAR);
+    let pctx = plain.context(facets.clone());
+    assert_eq!(pctx.int64(&pvar, 0), ctx.int64(&var, 0));
+    g.bench_function("prepared_untracked", |b| {
+        b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(0)))
+    });
+    g.bench_function("get_variable_untracked", |b| {
+        b.iter(|| plain.get_variable(black_box(EXP_VAR), black_box(&facets)))
+    });
     g.finish();
 }
 
 fn timeslice(c: &mut Criterion) {
-    let (client, _) = Client::with_config(&bench_bundle(), options()).expect("bundle loads");
+    let (client, plain) = clients();
     let ts = find_ts(&client);
     let facets = Facets::new().city(5).ts(ts);
     let d = client.get_variable(TS_VAR, &facets);
@@ -149,8 +233,21 @@ fn timeslice(c: &mut Criterion) {
     let var = client.variable(TS_VAR);
     let ctx = client.context(facets.clone());
     assert_eq!(ctx.int64(&var, -1), d.int64(-2));
-    g.bench_function("prepared", |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(-1))));
-    g.bench_function("get_variable", |b| b.iter(|| client.get_variable(black_box(TS_VAR), black_box(&facets))));
+    g.bench_function("prepared", |b| {
+        b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(-1)))
+    });
+    g.bench_function("get_variable", |b| {
+        b.iter(|| client.get_variable(black_box(TS_VAR), black_box(&facets)))
+    });
+    let pvar = plain.variable(TS_VAR);
+    let pctx = plain.context(facets.clone());
+    assert_eq!(pctx.int64(&pvar, -1), ctx.int64(&var, -1));
+    g.bench_function("prepared_untracked", |b| {
+        b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(-1)))
+    });
+    g.bench_function("get_variable_untracked", |b| {
+        b.iter(|| plain.get_variable(black_box(TS_VAR), black_box(&facets)))
+    });
     g.finish();
 }
 
@@ -212,8 +309,10 @@ pub fn big_bundle(n: usize) -> Vec<u8> {
             }));
         }
     }
-    serde_json::to_vec(&json!({"schema": 1, "version": 7, "rollouts": rollouts, "experiments": experiments}))
-        .expect("serialises")
+    serde_json::to_vec(
+        &json!({"schema": 1, "version": 7, "rollouts": rollouts, "experiments": experiments}),
+    )
+    .expect("serialises")
 }
 
 fn load(c: &mut Criterion) {
@@ -222,6 +321,7 @@ fn load(c: &mut Criterion) {
     assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
     assert_eq!(client.variable_names().len(), 10_000 + 128);
     drop(client);
+    eprintln!("load: the generated bundle is {} bytes", bytes.len());
 
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
@@ -229,6 +329,12 @@ fn load(c: &mut Criterion) {
     // Dropping the client is not part of loading.
     g.bench_function("10k_variables", |b| {
         b.iter_with_large_drop(|| Client::with_config(black_box(&bytes), options()).expect("loads"))
+    });
+    // The floor of the current design: parsing the bytes into a
+    // `serde_json::Value` tree and dropping it, which `update_config` does
+    // before compiling anything.
+    g.bench_function("10k_variables_json_value_floor", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&bytes)).expect("parses"))
     });
     g.finish();
 }
@@ -274,11 +380,15 @@ fn pax_bucket(pax: i64) -> f64 {
 
 fn baseline(c: &mut Criterion) {
     let (client, _) = Client::with_config(&bench_bundle(), options()).expect("bundle loads");
-    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.rule == Some(1));
+    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
+        d.rule == Some(1)
+    });
     assert_eq!(if_else(6, 302, 1234), 60);
     assert_eq!(if_else(10, 302, jakarta_in), 90);
     let mut g = c.benchmark_group("baseline");
-    g.bench_function("if_else/singapore_rule0", |b| b.iter(|| if_else(black_box(6), black_box(302), black_box(1234))));
+    g.bench_function("if_else/singapore_rule0", |b| {
+        b.iter(|| if_else(black_box(6), black_box(302), black_box(1234)))
+    });
     g.bench_function("if_else/jakarta_rule1", |b| {
         b.iter(|| if_else(black_box(10), black_box(302), black_box(jakarta_in)))
     });

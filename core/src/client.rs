@@ -343,6 +343,17 @@ impl Client {
                 if out.iter().any(|d| d.variable == *v.name) {
                     continue;
                 }
+                let plan = snap
+                    .compiled
+                    .var_index(&v.name)
+                    .and_then(|i| snap.compiled.vars.get(i as usize));
+                if plan
+                    .and_then(|p| p.rollout)
+                    .and_then(|r| snap.compiled.rollouts.get(r as usize))
+                    .is_some_and(|r| !r.enabled)
+                {
+                    continue; // killed: not assigned anywhere
+                }
                 if let Some(choice) = eval::assign(v, &env) {
                     let var = snap
                         .compiled

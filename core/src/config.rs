@@ -372,10 +372,12 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         "!=" => Op::Ne(scalar(sink)?),
         "in" => Op::In(list(sink)?),
         "nin" | "!in" => Op::Nin(list(sink)?),
-        ">" => Op::Gt(number(sink)?),
-        ">=" => Op::Ge(number(sink)?),
-        "<" => Op::Lt(number(sink)?),
-        "<=" => Op::Le(number(sink)?),
+        // Spec rule 3: false when either side is not numeric (a non-numeric
+        // value makes the constraint always false; it is not a load error).
+        ">" => Op::Gt(num_value(value)),
+        ">=" => Op::Ge(num_value(value)),
+        "<" => Op::Lt(num_value(value)),
+        "<=" => Op::Le(num_value(value)),
         "/" => {
             let p = number(sink)?.as_f64();
             if !(0.0..=1.0).contains(&p) {
@@ -1068,10 +1070,19 @@ pub(crate) fn compile(
             }
             None => {
                 let last = key.and_then(|k| prev_rollouts.get(k));
-                if let Some(last) = last {
-                    rollouts.push(Arc::clone(last));
-                } else if let Some(k) = key {
-                    broken_vars.push(k.to_string());
+                let killed = doc.get("enabled") == Some(&Value::Bool(false));
+                match (key, last) {
+                    // A kill switch is honoured even when the rest of its document is broken.
+                    (Some(k), _) if killed => rollouts.push(Arc::new(Rollout {
+                        variable: k.into(),
+                        rules: Vec::new(),
+                        default: None,
+                        enabled: false,
+                        fingerprint: fingerprint(doc),
+                    })),
+                    (_, Some(last)) => rollouts.push(Arc::clone(last)),
+                    (Some(k), None) => broken_vars.push(k.to_string()),
+                    (None, None) => {}
                 }
                 rejected.push(Rejected {
                     problems: sink.problems.clone(),
@@ -1107,8 +1118,17 @@ pub(crate) fn compile(
             }
             None => {
                 let last = key.and_then(|k| prev_experiments.get(k));
-                if let Some(last) = last {
-                    experiments.push(Arc::clone(last));
+                match last {
+                    Some(last) => experiments.push(Arc::clone(last)),
+                    // Its variables resolve with PARSE_ERROR unless something else defines them.
+                    None => broken_vars.extend(
+                        doc.get("variables")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|v| v.get("name").and_then(Value::as_str))
+                            .map(str::to_string),
+                    ),
                 }
                 rejected.push(Rejected {
                     problems: sink.problems.clone(),
@@ -1178,6 +1198,21 @@ fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Probl
                     (Some(x), Some(y)) => (x, y),
                     _ => continue,
                 };
+                let unit = |u: &SlotUnit| match u {
+                    SlotUnit::Facet(f) => format!("facet `{f}`"),
+                    SlotUnit::Window => "the time window".to_string(),
+                };
+                if unit(&sa.unit) != unit(&sb.unit) {
+                    problems.push(Problem {
+                        document: format!("experiment \"{}\"", b.name),
+                        field: "slotting".into(),
+                        message: format!(
+                            "slots on {} but experiment `{}` in domain `{domain}` slots on {}: the slots of one domain must share one unit to be exclusive",
+                            unit(&sb.unit), a.name, unit(&sa.unit)
+                        ),
+                    });
+                    continue;
+                }
                 if sa.lo < sb.hi && sb.lo < sa.hi {
                     problems.push(Problem {
                         document: format!("experiment \"{}\"", b.name),

@@ -190,8 +190,8 @@ fn eq(v: FacetView<'_>, o: &Operand) -> bool {
     }
 }
 
-fn cmp(v: FacetView<'_>, n: Num) -> Option<Ordering> {
-    v.num.and_then(|x| x.num_cmp(n))
+fn cmp(v: FacetView<'_>, n: Option<Num>) -> Option<Ordering> {
+    v.num.zip(n).and_then(|(x, n)| x.num_cmp(n))
 }
 
 /// Whether a constraint holds (spec rule 3). An absent facet makes it false.
@@ -218,7 +218,8 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
         Op::Semver(op, want) => match parse_semver(v.canon) {
             None => false,
             Some(have) => {
-                let o = have.cmp(want);
+                // Precedence ignores build metadata (SemVer 2.0.0 section 10).
+                let o = have.cmp_precedence(want);
                 match op {
                     SemverOp::Eq => o == Ordering::Equal,
                     SemverOp::Ne => o != Ordering::Equal,
@@ -479,6 +480,18 @@ pub(crate) fn resolve<'c, T: Tracer>(
         t.on(|| "no document defines this variable".to_string());
         return Resolved::fallback(Reason::Error, Some(ErrorCode::FlagNotFound));
     };
+    Resolved {
+        var: Some(&plan.name),
+        ..resolve_plan(c, plan, env, t)
+    }
+}
+
+fn resolve_plan<'c, T: Tracer>(
+    c: &'c Compiled,
+    plan: &'c VarPlan,
+    env: &Env<'_>,
+    t: &mut T,
+) -> Resolved<'c> {
     let rollout = plan.rollout.and_then(|r| c.rollouts.get(r as usize));
     if let Some(r) = rollout {
         if !r.enabled {

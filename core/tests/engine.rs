@@ -322,7 +322,7 @@ fn unknown_op_is_a_load_error_naming_document_and_op() {
 #[test]
 fn validation_reports_every_problem() {
     let cfg = json!({"rollouts": [
-        {"variable": "a", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": ">", "value": "abc"}]}]},
+        {"variable": "a", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "/", "value": "abc"}]}]},
         {"variable": "b", "rollouts": [{"constraints": []}]}
     ], "experiments": [{"name": "e", "state": "RUNNING", "variables": [{"name": "c", "facets": [], "choices": []}]}]});
     let c = Client::new(ClientOptions::default());
@@ -734,11 +734,14 @@ fn readers_see_whole_configs_during_concurrent_updates() {
         json!({"rollouts": [{"variable": "a", "default": 0}, {"variable": "b", "default": 0}]}),
     );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Arc::new(std::sync::Barrier::new(3));
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let c = c.clone();
             let stop = stop.clone();
+            let start = start.clone();
             std::thread::spawn(move || {
+                start.wait();
                 let (va, vb) = (c.variable("a"), c.variable("b"));
                 let ctx = c.context(Facets::new());
                 let mut n = 0u64;
@@ -753,10 +756,12 @@ fn readers_see_whole_configs_during_concurrent_updates() {
             })
         })
         .collect();
+    start.wait();
     for i in 1..=300 {
         let cfg =
             json!({"rollouts": [{"variable": "a", "default": i}, {"variable": "b", "default": i}]});
         c.update_config(cfg.to_string().as_bytes()).unwrap();
+        std::thread::yield_now();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for r in readers {
@@ -792,4 +797,68 @@ fn adjacent_slots_written_as_sums_do_not_overlap() {
     ]});
     let c = client(cfg);
     assert!(c.get_variable("v1", &Facets::new().passenger(1)).reason != Reason::Error);
+}
+
+#[test]
+fn ordering_against_a_non_numeric_value_is_false_not_an_error() {
+    let c = rule(">", json!("abc"));
+    assert!(!hit(&c, 5) && !hit(&c, "zzz"));
+}
+
+#[test]
+fn semver_ignores_build_metadata() {
+    assert!(hit(&rule("semver=", json!("1.2.3")), "1.2.3+build5"));
+    assert!(!hit(&rule("semver>", json!("1.2.3")), "1.2.3+build5"));
+}
+
+#[test]
+fn a_rejected_experiment_without_last_good_gives_parse_error() {
+    let cfg = json!({"rollouts": [{"variable": "ok", "default": 1}],
+        "experiments": [{"name": "e", "state": "RUNNING", "variables": [{"name": "v", "facets": ["pax"], "choices": "oops"}]}]});
+    let c = client(cfg);
+    let d = c.get_variable("v", &Facets::new().passenger(1));
+    assert_eq!(
+        (d.reason, d.error),
+        (Reason::Error, Some(ErrorCode::ParseError))
+    );
+}
+
+#[test]
+fn a_broken_document_still_honours_its_kill_switch() {
+    let c = client(
+        json!({"rollouts": [{"variable": "v", "default": 1}, {"variable": "w", "default": 2}]}),
+    );
+    assert_eq!(c.get_variable("v", &Facets::new()).int64(0), 1);
+    let r = c
+        .update_config(json!({"rollouts": [{"variable": "v", "enabled": false, "rollouts": [{"value": 1, "constraints": [{"op": "?"}]}]}, {"variable": "w", "default": 2}]}).to_string().as_bytes())
+        .unwrap();
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(c.get_variable("v", &Facets::new()).reason, Reason::Disabled);
+}
+
+#[test]
+fn get_variables_skips_killed_variables() {
+    let c = client(json!({
+        "rollouts": [{"variable": "a", "enabled": false}],
+        "experiments": [{"domain": "d", "name": "e", "state": "RUNNING",
+            "variables": [{"name": "a", "facets": ["pax"], "choices": [{"value": 1}]}, {"name": "b", "facets": ["pax"], "choices": [{"value": 2}]}]}]
+    }));
+    let names: Vec<String> = c
+        .get_variables("d", &Facets::new().passenger(1))
+        .into_iter()
+        .map(|d| d.variable)
+        .collect();
+    assert_eq!(names, vec!["b"]);
+}
+
+#[test]
+fn slots_of_one_domain_must_share_a_unit() {
+    let cfg = json!({"experiments": [
+        {"domain": "d", "name": "e1", "state": "RUNNING", "slotting": {"byPercentage": 0.5},
+         "variables": [{"name": "v1", "facets": ["pax"], "choices": [{"value": 1}]}]},
+        {"domain": "d", "name": "e2", "state": "RUNNING", "slotting": {"byPercentage": 0.5, "offset": 0.5},
+         "variables": [{"name": "v2", "facets": ["device"], "choices": [{"value": 2}]}]}
+    ]});
+    let e = Client::with_config(cfg.to_string().as_bytes(), ClientOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("must share one unit"), "{e}");
 }

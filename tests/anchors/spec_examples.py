@@ -17,8 +17,9 @@ then checks that the engine gives the same decisions and buckets.
 Usage:
     pip install xxhash
     python3 tests/anchors/spec_examples.py --check     # exit 1 on any difference
-    python3 tests/anchors/spec_examples.py --write     # regenerate the JSON
-    python3 tests/anchors/spec_examples.py --markdown  # print the examples as text
+    python3 tests/anchors/spec_examples.py --write     # regenerate the JSON and the
+                                                       # generated part of docs/spec.md
+    python3 tests/anchors/spec_examples.py --markdown  # print the worked examples
 """
 
 from __future__ import annotations
@@ -282,6 +283,17 @@ def split_bundle(cfg):
     return cfg.get("segments") or {}, cfg.get("rollouts") or [], cfg.get("experiments") or []
 
 
+def rust_round(y: float) -> float:
+    """Rust's f64::round (half away from zero), for y >= 0."""
+    r = math.floor(y)
+    return float(r + 1) if y - r >= 0.5 else float(r)
+
+
+def round12(x: float) -> float:
+    """Slot boundaries are rounded to 12 decimals: (x * 1e12).round() / 1e12."""
+    return rust_round(x * 1e12) / 1e12
+
+
 def load(cfg):
     segments, rdocs, edocs = split_bundle(cfg)
     rollouts, broken = {}, set()
@@ -317,8 +329,9 @@ def load(cfg):
             slot = None
             if e.get("slotting") is not None:
                 s = e["slotting"]
-                lo = float(s.get("offset", 0.0))
-                hi = lo + float(s["byPercentage"])
+                o = float(s.get("offset", 0.0))
+                w = float(s["byPercentage"])
+                lo, hi = round12(o), min(round12(o + w), 1.0)
                 if s.get("facet"):
                     unit = ("facet", s["facet"])
                 else:
@@ -340,6 +353,14 @@ def load(cfg):
             })
         except Rejected:
             pass
+    # Bundle-level rule: slotted experiments sharing a slot salt (domain, else
+    # name) must not overlap; an overlap rejects the whole update.
+    slotted = [e for e in experiments if e["slot"] and e["slot"]["hi"] > e["slot"]["lo"]]
+    for i, a in enumerate(slotted):
+        for b in slotted[i + 1:]:
+            sa, sb = a["slot"], b["slot"]
+            if sa["salt"] == sb["salt"] and sa["lo"] < sb["hi"] and sb["lo"] < sa["hi"]:
+                raise ValueError(f'bundle rejected: slots of {a["name"]} and {b["name"]} overlap')
     return {"rollouts": rollouts, "broken": broken, "experiments": experiments}
 
 
@@ -353,6 +374,9 @@ class Env:
         for k, v in facets.items():
             if v is None:
                 continue  # a null facet is absent
+            if isinstance(v, dict) and list(v) == ["$int64"]:
+                v = int(v["$int64"])  # exact-integer form for writers whose numbers are doubles
+                assert I64_MIN <= v <= I64_MAX
             fv = json_scalar(v)
             self.facets[k] = {"canon": canonical(fv), "num": num_of(fv)}
         self.now_ms = now_ms
@@ -674,6 +698,25 @@ SLOTTED = {"schema": 1,
                 "variables": [{"name": "searchRanker", "facets": ["pax"],
                                "choices": [{"value": "v1"}, {"value": "v3"}]}]}]}
 
+ADJACENT = {"schema": 1,
+            "rollouts": [{"variable": "etaModel", "default": "baseline"}],
+            "experiments": [
+                {"domain": "eta", "name": "eta.modelA", "state": "RUNNING",
+                 "slotting": {"byPercentage": 0.2, "offset": 0.1},
+                 "variables": [{"name": "etaModel", "facets": ["booking"],
+                                "choices": [{"value": "a"}]}]},
+                {"domain": "eta", "name": "eta.modelB", "state": "RUNNING",
+                 "slotting": {"byPercentage": 0.2, "offset": 0.3},
+                 "variables": [{"name": "etaModel", "facets": ["booking"],
+                                "choices": [{"value": "b"}]}]}]}
+
+SWITCHBACK = {"schema": 1, "experiments": [{
+    "domain": "pricing", "name": "pricing.surgeSwitchback", "state": "RUNNING",
+    "constraints": [{"target": "city", "op": "in", "value": [6, 10]}],
+    "variables": [{
+        "name": "surgeMultiplier", "facets": ["city", "ts"], "strategy": "timeSliceShuffle",
+        "choices": [{"value": 100, "span": 1800}, {"value": 120, "span": 1200}, {"value": 150, "span": 600}]}]}]}
+
 KILL = {"schema": 1,
         "rollouts": [{"variable": "newPaymentsSdk", "enabled": False,
                       "rollouts": [{"value": True, "constraints": []}], "default": False}],
@@ -728,6 +771,7 @@ def choose_inputs():
     pax_a = pick(lambda i: bucket("search", str(i)) < 0.3, 1000)
     pax_b = pick(lambda i: 0.3 <= bucket("search", str(i)) < 0.6, 1000)
     pax_none = pick(lambda i: bucket("search", str(i)) >= 0.6, 1000)
+    booking_b = "ADR-%d" % pick(lambda i: 0.3 <= bucket("eta", "ADR-%d" % i) < 0.5, 1000)
     pax_seg = pick(lambda i: bucket("checkoutButtonColor", str(i)) < 0.25, 1000)
     return locals()
 
@@ -760,10 +804,14 @@ def cases():
         FLOAT_FACET, "cityPilot", {"city": 6.0})
     add("id_above_2_53", "pax 9007199254740993 (2^53 + 1): exact integer compare, hashed by its own digits.",
         BIG_ID, "vipBanner", {"pax": 9007199254740993})
+    add("id_above_2_53_int64_form", "The same id written {\"$int64\": \"...\"} (for JSON writers whose numbers are doubles).",
+        BIG_ID, "vipBanner", {"pax": {"$int64": "9007199254740993"}})
     add("unicode_unit", "A unicode string unit: hashed as its UTF-8 bytes.",
         UNICODE, "greeting", {"tag": "Zürich-東京-🚀"})
     add("timeslice_seed_running", "The seed time-slice experiment made RUNNING, ts from a fixed clock.",
         SEED_EXPERIMENT_RUNNING, "timeSlicedShuffleTest1", {"city": 5}, now_ms=ids["ts_in"] * 1000 + 250)
+    add("timeslice_three_choices_city_key", "A switchback with three unequal spans and a (city, ts) unit: key = \"6\" 0x1F k.",
+        SWITCHBACK, "surgeMultiplier", {"city": 6, "ts": 1700000000})
     add("timeslice_seed_out_of_slot", "Same experiment at a time whose window is outside the 50% slot: fallback.",
         SEED_EXPERIMENT_RUNNING, "timeSlicedShuffleTest1", {"city": 5, "ts": ids["ts_out"]})
     add("slot_in_b", "Two slotted experiments of domain `search` ([0, 0.3) and [0.3, 0.6)): unit in B.",
@@ -771,6 +819,8 @@ def cases():
     add("slot_in_a", "Same layout: unit in A.", SLOTTED, "searchRanker", {"pax": ids["pax_a"]})
     add("slot_in_none", "Same layout: unit in neither slot, so the rollout document's default applies.",
         SLOTTED, "searchRanker", {"pax": ids["pax_none"]})
+    add("slot_rounded_boundaries", "Slots [0.1, 0.1+0.2) and [0.3, 0.5): 0.1+0.2 = 0.30000000000000004 is rounded to 0.3, so they meet and load.",
+        ADJACENT, "etaModel", {"booking": ids["booking_b"]})
     add("weighted_missing_facet", "Weighted experiment whose unit facet `city` is missing: the experiment does not apply.",
         WEIGHTED, "bookingFee", {"pax": 123456})
     add("absent_facet_any_op", "An absent facet makes even `nin` false; `prefix` works on the canonical string.",
@@ -802,16 +852,161 @@ def compute(case):
     return out
 
 
+def _num(n):
+    return "not a number" if n is None else f'{n["kind"]} {n["value"]}'
+
+
+def _hash_lines(h, indent="   "):
+    return [
+        f"{indent}    bytes   = {h['bytes_hex']}",
+        f"{indent}              (utf8({json.dumps(h['salt'], ensure_ascii=False)}) ++ 00 ++ "
+        f"utf8({json.dumps(h['unit'], ensure_ascii=False)}))",
+        f"{indent}    xxh3_64 = {h['xxh3_64']}",
+        f"{indent}    >> 11   = {h['top53']}",
+        f"{indent}    bucket  = {h['top53']} * 2^-53 = {h['bucket']!r}",
+    ]
+
+
+def _step_lines(st):
+    out = []
+    kind = st["step"]
+    if kind == "constraint":
+        head = f'{st["where"]}: `{st["constraint"]}`'
+        if st["facet"] is None:
+            out.append(f"- {head}: facet `{st['constraint'].split()[0]}` is absent -> **false**")
+        elif "hash" in st:
+            out.append(f"- {head}: unit {json.dumps(st['facet'], ensure_ascii=False)}")
+            out.append("")
+            out += _hash_lines(st["hash"])
+            out.append(f"       {st['compare']} -> {str(st['result']).lower()}")
+            out.append("")
+            out.append(f"  -> **{str(st['result']).lower()}**")
+        elif "element_matches" in st:
+            out.append(f"- {head}: facet {json.dumps(st['facet'], ensure_ascii=False)} ({_num(st['facet_num'])}); "
+                       f"`=` per element: [{', '.join(str(x).lower() for x in st['element_matches'])}] -> **{str(st['result']).lower()}**")
+        elif "value_num" in st:
+            how = st.get("compare", "numeric order")
+            out.append(f"- {head}: facet {json.dumps(st['facet'], ensure_ascii=False)} ({_num(st['facet_num'])}) vs value "
+                       f"({_num(st['value_num'])}), {how} -> **{str(st['result']).lower()}**")
+        else:
+            out.append(f"- {head}: canonical facet {json.dumps(st['facet'], ensure_ascii=False)} -> **{str(st['result']).lower()}**")
+    elif kind == "slot":
+        lo, hi = st["range"]
+        if "hash" not in st:
+            out.append(f"- slot of `{st['experiment']}` [{lo!r}, {hi!r}): {st['why']} -> **not in slot**")
+        else:
+            out.append(f"- slot of `{st['experiment']}` [{lo!r}, {hi!r}), unit from {st['unit_from']}:")
+            out.append("")
+            out += _hash_lines(st["hash"])
+            out.append(f"       {st['compare']} -> {str(st['result']).lower()}")
+            out.append("")
+            out.append(f"  -> **{'in slot' if st['result'] else 'not in slot'}**")
+    elif kind == "assign" and "hash" not in st:
+        out.append(f"- `{st['experiment']}` assigns `{st['variable']}` ({st['strategy']}): {st['why']} "
+                   f"-> the experiment does not apply")
+    elif kind == "assign" and st["strategy"] == "weighted":
+        out.append(f"- `{st['experiment']}` assigns `{st['variable']}` (weighted), unit "
+                   f"{json.dumps(st['hash']['unit'], ensure_ascii=False)}:")
+        out.append("")
+        out += _hash_lines(st["hash"])
+        out.append(f"       thresholds = {[t for t in st['thresholds']]}")
+        out.append(f"       first i with bucket < threshold[i]: i = {st['choice']}")
+        out.append("")
+        out.append(f"  -> **choice {st['choice']}**")
+    elif kind == "assign":
+        out.append(f"- `{st['experiment']}` assigns `{st['variable']}` (timeSliceShuffle):")
+        out.append("")
+        out.append(f"       ts = {st['ts']}, P = {st['period']}, k = floor(ts / P) = {st['k']}, r = ts - k*P = {st['r']}")
+        out.append(f"       key = {json.dumps(st['key'], ensure_ascii=False)}")
+        out += _hash_lines(st["hash"])
+        out.append(f"       splitmix64 seed = xxh3_64 = {st['splitmix64_seed']}")
+        for d in st["draws"]:
+            out.append(f"       i = {d['i']}: next() = {d['next']}, j = next mod {d['i'] + 1} = {d['j']}, swap(order[{d['i']}], order[{d['j']}])")
+        out.append(f"       shuffled order = {st['order']}")
+        lay = ", ".join(f"choice {c} [{a}, {b})" for c, a, b in st["layout"])
+        out.append(f"       layout over [0, {st['period']}): {lay}")
+        out.append(f"       r = {st['r']} falls in choice {st['choice']}")
+        out.append("")
+        out.append(f"  -> **choice {st['choice']}**")
+    elif kind == "state":
+        out.append(f"- `{st['experiment']}`: state {st['state']} is not RUNNING -> does not apply")
+    else:
+        out.append(f"- {kind}: {st['result']}")
+    return out
+
+
+def compact_json(v, indent=0, width=96):
+    """JSON with small values kept on one line (for the configs in the doc)."""
+    flat = json.dumps(v, ensure_ascii=False)
+    if indent + len(flat) <= width or not isinstance(v, (dict, list)) or not v:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(v, dict):
+        items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {compact_json(x, indent + 2, width)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [pad + compact_json(x, indent + 2, width) for x in v]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+
+
 def markdown(results):
-    lines = []
+    """The 'Worked examples' body of docs/spec.md (between the GENERATED markers)."""
+    configs, labels = [], {}
     for r in results:
-        lines.append(f'### {r["name"]}\n\n{r["about"]}\n')
-        lines.append(f'- variable `{r["variable"]}`, facets `{json.dumps(r["facets"], ensure_ascii=False)}`'
-                     + (f', clock {r["now_ms"]} ms' if r["now_ms"] is not None else ""))
-        for s in r["steps"]:
-            lines.append("- " + json.dumps(s, ensure_ascii=False))
-        lines.append(f'- result `{json.dumps(r["expected"], ensure_ascii=False)}`\n')
-    return "\n".join(lines)
+        key = json.dumps(r["config"], sort_keys=True)
+        if key not in labels:
+            labels[key] = f"C{len(configs) + 1}"
+            configs.append((labels[key], r["config"], []))
+        next(c for c in configs if c[0] == labels[key])[2].append(r["name"])
+    lines = ["#### Configs used by the examples", ""]
+    for label, cfg, users in configs:
+        lines.append(f"**{label}** (used by {', '.join('`' + u + '`' for u in users)}):")
+        lines.append("")
+        lines.append("```json")
+        lines.append(compact_json(cfg))
+        lines.append("```")
+        lines.append("")
+    for n, r in enumerate(results, 1):
+        label = labels[json.dumps(r["config"], sort_keys=True)]
+        lines.append(f"#### E{n}. `{r['name']}`")
+        lines.append("")
+        lines.append(r["about"])
+        lines.append("")
+        clock = f", clock fixed at {r['now_ms']} ms" if r["now_ms"] is not None else ""
+        lines.append(f"Config **{label}**, variable `{r['variable']}`, facets "
+                     f"`{json.dumps(r['facets'], ensure_ascii=False)}`{clock}.")
+        lines.append("")
+        if r["now_ms"] is not None and "ts" not in r["facets"]:
+            lines.append(f"- no `ts` facet: ts = floor({r['now_ms']} / 1000) = {r['now_ms'] // 1000} (from the clock)")
+        for st in r["steps"]:
+            lines += _step_lines(st)
+        e = r["expected"]
+        lines.append("")
+        lines.append(f"Decision: `{json.dumps(e, ensure_ascii=False)}`")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+DOC_PATH = HERE.parent.parent / "docs" / "spec.md"
+BEGIN = "<!-- BEGIN GENERATED: python3 tests/anchors/spec_examples.py --write -->"
+END = "<!-- END GENERATED -->"
+
+
+def doc_section(text):
+    if BEGIN not in text or END not in text:
+        return None
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def write_doc(results):
+    if not DOC_PATH.exists():
+        return False
+    text = DOC_PATH.read_text(encoding="utf-8")
+    if doc_section(text) is None:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOC_PATH.write_text(head + BEGIN + "\n\n" + markdown(results) + "\n" + END + tail, encoding="utf-8")
+    return True
 
 
 def dump(results) -> str:
@@ -824,6 +1019,8 @@ def main(argv):
     if mode == "--write":
         JSON_PATH.write_text(dump(results), encoding="utf-8")
         print(f"wrote {len(results)} cases to {JSON_PATH}")
+        if write_doc(results):
+            print(f"refreshed the worked examples in {DOC_PATH}")
         return 0
     if mode == "--markdown":
         print(markdown(results))
@@ -853,6 +1050,15 @@ def main(argv):
             if s.get(key) != r[key]:
                 print(f"{r['name']}: input `{key}` differs from the script's definition")
                 bad += 1
+    # docs/spec.md must quote exactly these values.
+    if DOC_PATH.exists():
+        section = doc_section(DOC_PATH.read_text(encoding="utf-8"))
+        if section is None:
+            print(f"{DOC_PATH}: the generated worked-examples markers are missing")
+            bad += 1
+        elif section != markdown(results):
+            print(f"{DOC_PATH}: the worked examples differ from the reference's values")
+            bad += 1
     if bad:
         print(f"{bad} difference(s); if the reference is right, regenerate with --write")
         return 1

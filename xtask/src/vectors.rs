@@ -163,6 +163,7 @@ fn operators() -> File {
         ("semver_lt", "semver<", json!("5.2.0")),
         ("semver_ge", "semver>=", json!("v2")),
         ("semver_eq", "semver=", json!("1.2.3")),
+        ("gt_text", ">", json!("abc")),
         ("prefix", "prefix", json!("ADR-")),
         ("suffix", "suffix", json!("-001")),
         ("contains", "contains", json!("ü")),
@@ -283,7 +284,7 @@ fn experiments() -> File {
                 {"name": "buttonColor", "facets": ["pax"], "choices": [{"value": "blue", "weight": 1}, {"value": "orange", "weight": 3}]},
                 {"name": "copy", "facets": ["pax", "city"], "salt": "copy-salt", "choices": [{"value": "Pay now"}, {"value": "Book now"}, {"value": "Go"}]}
              ]},
-            {"domain": "checkout", "name": "checkout.fees", "state": "RUNNING",
+            {"domain": "fees", "name": "fees.display", "state": "RUNNING",
              "slotting": {"byPercentage": 0.3, "offset": 0.4, "facet": "device"},
              "variables": [{"name": "showFees", "facets": ["device"], "choices": [{"value": false, "weight": 0.5}, {"value": true, "weight": 0.5}]}]},
             {"domain": "checkout", "name": "checkout.old", "state": "COMPLETED",

@@ -1,0 +1,524 @@
+//! Tracking: decision events, folding, bounded queue, batches, wire format.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::json;
+use turnout_core::tracking::{put_varint, zigzag};
+use turnout_core::*;
+
+fn opts(tracking: TrackingOptions) -> ClientOptions {
+    ClientOptions {
+        service: "booking".into(),
+        clock: Arc::new(FixedClock::new(1_700_000_000_000)),
+        tracking: TrackingOptions {
+            client_id: "client-1".into(),
+            platform: "test".into(),
+            sdk_version: "0.1.0".into(),
+            ..tracking
+        },
+        ..Default::default()
+    }
+}
+
+fn config() -> Vec<u8> {
+    json!({
+        "rollouts": [
+            {"variable": "delay", "rollouts": [{"value": 60, "constraints": [{"target": "city", "op": "=", "value": 6}]}], "default": 30},
+            {"variable": "noDefault", "rollouts": [{"value": 1, "constraints": [{"target": "city", "op": "=", "value": 6}]}]}
+        ],
+        "experiments": [{"name": "exp", "state": "RUNNING", "variables": [{"name": "color", "facets": ["pax"], "choices": [{"value": "a"}, {"value": "b"}]}]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn client(t: TrackingOptions) -> Client {
+    Client::with_config(&config(), opts(t)).unwrap().0
+}
+
+fn drain(c: &Client) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(b) = c.take_batch(1000) {
+        let d = decode_batch(&b.bytes).unwrap();
+        assert!(c.ack(b.seq));
+        out.extend(d.events);
+    }
+    out
+}
+
+#[test]
+fn decisions_through_rollouts_and_experiments_are_recorded() {
+    let c = client(TrackingOptions::default());
+    let f = Facets::new().city(6).passenger(42);
+    c.get_variable("delay", &f); // rollout
+    c.get_variable("delay", &Facets::new().city(7)); // document default
+    c.get_variable("color", &f); // experiment
+    c.get_variable("noDefault", &Facets::new().city(7)); // fallback: not recorded
+    c.get_variable("missing", &f); // not found: not recorded
+    let events = drain(&c);
+    assert_eq!(events.len(), 3);
+    let e = &events[0];
+    assert_eq!(
+        (&*e.service, &*e.name, e.count, e.time_ms),
+        ("booking", "delay", 1, 1_700_000_000_000)
+    );
+    assert_eq!(
+        e.data,
+        EventData::Decision {
+            value: Arc::from("60"),
+            source: Source::Rollout,
+            experiment: None,
+            rule: Some(0),
+            choice: None
+        }
+    );
+    assert_eq!(*e.facets, f);
+    assert!(
+        matches!(&events[1].data, EventData::Decision { source: Source::Default, value, .. } if &**value == "30")
+    );
+    match &events[2].data {
+        EventData::Decision {
+            source: Source::Experiment,
+            experiment: Some(x),
+            choice: Some(_),
+            ..
+        } => assert_eq!(&**x, "exp"),
+        other => panic!("{other:?}"),
+    }
+    let s = c.tracking_stats();
+    assert_eq!((s.recorded, s.queued, s.in_flight), (3, 0, 0));
+}
+
+#[test]
+fn decision_modes() {
+    let f = Facets::new().city(6).passenger(42);
+    let only = client(TrackingOptions {
+        decisions: DecisionEvents::ExperimentsOnly,
+        ..Default::default()
+    });
+    only.get_variable("delay", &f);
+    only.get_variable("color", &f);
+    let events = drain(&only);
+    assert_eq!(events.len(), 1);
+    assert_eq!(&*events[0].name, "color");
+    let off = client(TrackingOptions {
+        decisions: DecisionEvents::Off,
+        ..Default::default()
+    });
+    off.get_variable("delay", &f);
+    off.track("tracked", 1.0, &f);
+    let events = drain(&off);
+    assert_eq!(
+        events.len(),
+        1,
+        "track() still records when decisions are off"
+    );
+}
+
+#[test]
+fn prepared_path_and_get_variables_record_too() {
+    let c = client(TrackingOptions::default());
+    let ctx = c.context(Facets::new().city(6).passenger(1));
+    let var = c.variable("delay");
+    for _ in 0..5 {
+        assert_eq!(ctx.int64(&var, 0), 60);
+    }
+    c.get_variables("exp", &Facets::new().passenger(1));
+    let events = drain(&c);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].count, 5);
+    assert_eq!(&*events[1].name, "color");
+}
+
+#[test]
+fn excluded_facets_are_never_recorded() {
+    let c = client(TrackingOptions {
+        exclude_facets: vec!["email".into(), "pax".into()],
+        ..Default::default()
+    });
+    let f = Facets::new().city(6).passenger(1).with("email", "a@b.c");
+    c.get_variable("delay", &f);
+    c.context(f.clone()).int64(&c.variable("delay"), 0);
+    c.track("paid", 9.5, &f);
+    for e in drain(&c) {
+        assert!(
+            e.facets.get("email").is_none() && e.facets.get("pax").is_none(),
+            "{e:?}"
+        );
+        assert_eq!(e.facets.get("city").unwrap().canonical(), "6");
+    }
+}
+
+#[test]
+fn track_prefixes_the_service_name() {
+    let c = client(TrackingOptions::default());
+    c.track(
+        "myEvent",
+        42.0,
+        &Facets::new()
+            .passenger(123)
+            .booking("ADR-123-2-001")
+            .city(10),
+    );
+    c.track("latency", 0.25, &Facets::new());
+    let events = drain(&c);
+    assert_eq!(&*events[0].name, "booking.myEvent");
+    assert_eq!(events[0].data, EventData::Track { value: 42.0 });
+    assert_eq!(events[1].data, EventData::Track { value: 0.25 });
+    let no_service = Client::new(ClientOptions::default());
+    no_service.track("x", 1.0, &Facets::new());
+    assert_eq!(&*drain(&no_service)[0].name, "x");
+}
+
+#[test]
+fn repeats_fold_into_one_event_with_a_count() {
+    let c = client(TrackingOptions::default());
+    let f = Facets::new().city(6).passenger(7);
+    for _ in 0..1000 {
+        c.get_variable("delay", &f);
+    }
+    // Same facets given in another order fold too.
+    c.get_variable("delay", &Facets::new().passenger(7).city(6));
+    c.get_variable("delay", &Facets::new().city(7).passenger(7));
+    let s = c.tracking_stats();
+    assert_eq!((s.recorded, s.folded, s.queued), (1002, 1000, 2));
+    let events = drain(&c);
+    assert_eq!(
+        events.iter().map(|e| e.count).collect::<Vec<_>>(),
+        vec![1001, 1]
+    );
+}
+
+#[test]
+fn fold_table_is_bounded_and_overflow_is_counted() {
+    let c = client(TrackingOptions {
+        max_fold_keys: 10,
+        ..Default::default()
+    });
+    for pax in 0..100 {
+        for _ in 0..2 {
+            c.get_variable("delay", &Facets::new().city(6).passenger(pax));
+        }
+    }
+    let s = c.tracking_stats();
+    assert_eq!(s.recorded, 200);
+    assert_eq!(s.folded, 10, "only the first 10 keys fold");
+    assert_eq!(s.fold_overflow, 180);
+    assert_eq!(s.queued, 190);
+    let b = c.take_batch(10_000).unwrap();
+    let d = decode_batch(&b.bytes).unwrap();
+    assert_eq!(d.header.fold_overflow, 180);
+    assert_eq!(
+        d.events.iter().map(|e| e.count).sum::<u64>(),
+        200,
+        "nothing is lost"
+    );
+}
+
+#[test]
+fn memory_stays_bounded_with_many_distinct_users() {
+    let c = client(TrackingOptions {
+        max_queue: 10_000,
+        ..Default::default()
+    });
+    let var = c.variable("delay");
+    for pax in 0..300_000i64 {
+        c.context(Facets::new().city(6).passenger(pax))
+            .int64(&var, 0);
+    }
+    let s = c.tracking_stats();
+    assert_eq!(s.queued, 10_000);
+    assert_eq!(s.dropped, 290_000);
+    let b = c.take_batch(100_000).unwrap();
+    let d = decode_batch(&b.bytes).unwrap();
+    assert_eq!(
+        d.header.dropped, 290_000,
+        "the loss travels in the next batch"
+    );
+    assert_eq!(d.events.len(), 10_000);
+    // The newest events survive; the oldest were dropped.
+    assert_eq!(d.events[0].facets.get("pax").unwrap().canonical(), "290000");
+    // Reported once.
+    c.get_variable("delay", &Facets::new().city(6));
+    assert_eq!(
+        decode_batch(&c.take_batch(10).unwrap().bytes)
+            .unwrap()
+            .header
+            .dropped,
+        0
+    );
+}
+
+#[test]
+fn nack_retries_the_same_bytes_and_ack_forgets() {
+    let c = client(TrackingOptions::default());
+    for pax in 0..5 {
+        c.get_variable("delay", &Facets::new().city(6).passenger(pax));
+    }
+    let b1 = c.take_batch(3).unwrap();
+    assert_eq!((b1.seq, b1.events), (1, 3));
+    let b2 = c.take_batch(3).unwrap();
+    assert_eq!((b2.seq, b2.events), (2, 2));
+    assert!(c.take_batch(3).is_none());
+    assert!(c.nack(1));
+    assert!(!c.nack(99));
+    let again = c.take_batch(3).unwrap();
+    assert_eq!(
+        again, b1,
+        "a nacked batch comes back with the same seq and bytes"
+    );
+    assert!(c.ack(1) && c.ack(2));
+    assert!(!c.ack(1), "acked batches are forgotten");
+    assert_eq!(c.tracking_stats().in_flight, 0);
+    assert!(c.take_batch(3).is_none());
+}
+
+#[test]
+fn unacked_batches_are_bounded_and_evictions_counted() {
+    let c = client(TrackingOptions {
+        max_unacked_batches: 2,
+        ..Default::default()
+    });
+    let mut taken = Vec::new();
+    for pax in 0..4 {
+        c.get_variable("delay", &Facets::new().city(6).passenger(pax));
+        taken.push(c.take_batch(10).unwrap());
+    }
+    let s = c.tracking_stats();
+    assert_eq!((s.in_flight, s.dropped), (2, 2));
+    assert!(!c.ack(1) && !c.ack(2) && c.ack(3) && c.ack(4));
+    // Batch 1 was evicted when batch 3 was taken (reported in batch 4), batch 2 when
+    // batch 4 was taken (reported in the next batch): every loss is reported once.
+    assert_eq!(decode_batch(&taken[3].bytes).unwrap().header.dropped, 1);
+    let b = c.take_batch(10).unwrap();
+    let d = decode_batch(&b.bytes).unwrap();
+    assert_eq!(
+        (d.header.dropped, d.events.len()),
+        (1, 0),
+        "an empty batch still carries the loss"
+    );
+}
+
+#[test]
+fn batches_decode_to_exactly_what_was_recorded() {
+    let c = client(TrackingOptions::default());
+    let f = Facets::new()
+        .passenger(9007199254740993)
+        .booking("ADR-123-2-001")
+        .with("score", 0.5)
+        .with("vip", true)
+        .session("0f8fad5b-d9cb-469f-a165-70867728950e");
+    c.get_variable("delay", &f.clone().city(6));
+    c.get_variable("color", &f);
+    c.track("fare", 12.75, &f);
+    c.track("count", -3.0, &f);
+    let b = c.take_batch(100).unwrap();
+    let d = decode_batch(&b.bytes).unwrap();
+    assert_eq!(
+        d.header,
+        BatchHeader {
+            client_id: "client-1".into(),
+            seq: 1,
+            created_at_ms: 1_700_000_000_000,
+            sdk: "turnout-rust".into(),
+            sdk_version: "0.1.0".into(),
+            platform: "test".into(),
+            dropped: 0,
+            fold_overflow: 0
+        }
+    );
+    assert_eq!(d.events.len(), 4);
+    assert_eq!(*d.events[0].facets, f.clone().city(6));
+    assert_eq!(*d.events[3].facets, f);
+    assert_eq!(d.events[3].data, EventData::Track { value: -3.0 });
+    // Re-encoding the decoded events gives the same bytes.
+    assert_eq!(encode_batch(&d.header, &d.events), b.bytes);
+}
+
+/// A batch assembled by hand, byte by byte, from docs/wire-format.md.
+#[test]
+fn hand_assembled_batch_matches_the_encoder() {
+    let header = BatchHeader {
+        client_id: "c1".into(),
+        seq: 7,
+        created_at_ms: 1000,
+        sdk: "t".into(),
+        sdk_version: "1".into(),
+        platform: "p".into(),
+        dropped: 2,
+        fold_overflow: 0,
+    };
+    let facets = Arc::new(Facets::new().city(6).with("vip", true));
+    let event = Event {
+        time_ms: 1003,
+        count: 4,
+        service: Arc::from("svc"),
+        name: Arc::from("delay"),
+        data: EventData::Decision {
+            value: Arc::from("60"),
+            source: Source::Rollout,
+            experiment: None,
+            rule: Some(0),
+            choice: None,
+        },
+        facets,
+    };
+    let mut want: Vec<u8> = b"TRNB\x01".to_vec();
+    // String table: c1 t 1 p | svc delay 60 | city vip (first-use order: header, event fields, facets).
+    want.push(9);
+    for s in ["c1", "t", "1", "p", "svc", "delay", "60", "city", "vip"] {
+        want.push((s.len() as u8) << 1);
+        want.extend_from_slice(s.as_bytes());
+    }
+    // Facet sets: one set of 2 facets: city (string 7) int 6 -> (7<<3|1), zigzag(6)=12; vip (8) true -> (8<<3|4).
+    want.extend_from_slice(&[1, 2, 7 << 3 | 1, 12, 8 << 3 | 4]);
+    // Header: client 0, sdk 1, version 2, platform 3, seq 7, created zigzag(1000)=2000, dropped 2, overflow 0.
+    want.extend_from_slice(&[0, 1, 2, 3, 7]);
+    put_varint(&mut want, zigzag(1000));
+    want.extend_from_slice(&[2, 0]);
+    // One event: flags = source rollout (1<<2) | has rule (1<<5) | count (1<<7); dt 3 -> 6; count 4;
+    // service 4, name 5, value 6, rule 0, facet set 0.
+    want.extend_from_slice(&[1, 0x80 | 0x20 | 0x04, 6, 4, 4, 5, 6, 0, 0]);
+    let crc = crc32c_of(&want);
+    want.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(encode_batch(&header, &[event]), want);
+    assert_eq!(zigzag(1000), 2000);
+    assert_eq!(put(300), vec![0xAC, 0x02]);
+}
+
+fn put(v: u64) -> Vec<u8> {
+    let mut o = Vec::new();
+    put_varint(&mut o, v);
+    o
+}
+
+/// CRC-32C (Castagnoli), bitwise reference implementation (reflected poly 0x82F63B78).
+fn crc32c_of(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn crc_reference_check_value() {
+    assert_eq!(crc32c_of(b"123456789"), 0xE306_9283);
+}
+
+#[test]
+fn any_corruption_is_rejected() {
+    let c = client(TrackingOptions::default());
+    c.get_variable("delay", &Facets::new().city(6).passenger(1));
+    c.track("x", 1.5, &Facets::new().session("s"));
+    let bytes = c.take_batch(10).unwrap().bytes;
+    assert!(decode_batch(&bytes).is_ok());
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            assert!(
+                decode_batch(&b).is_err(),
+                "flipping bit {bit} of byte {i} went unnoticed"
+            );
+        }
+    }
+    for n in 0..bytes.len() {
+        assert!(decode_batch(&bytes[..n]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(decode_batch(&longer).is_err());
+}
+
+fn facet_value() -> impl Strategy<Value = FacetValue> {
+    prop_oneof![
+        any::<i64>().prop_map(FacetValue::Int),
+        any::<f64>()
+            .prop_filter("NaN never equals itself", |f| !f.is_nan())
+            .prop_map(FacetValue::Float),
+        any::<bool>().prop_map(FacetValue::Bool),
+        ".{0,20}".prop_map(FacetValue::Str),
+        "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".prop_map(FacetValue::Str),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    (
+        any::<i64>(),
+        1u64..5,
+        "[a-z]{0,6}",
+        ".{0,12}",
+        prop::option::of((
+            0u8..4,
+            prop::option::of("[a-z.]{1,8}"),
+            prop::option::of(any::<u32>()),
+            prop::option::of(any::<u32>()),
+        )),
+        any::<f64>().prop_filter("NaN", |f| !f.is_nan()),
+        prop::collection::btree_map("[a-z]{1,5}", facet_value(), 0..5),
+    )
+        .prop_map(|(t, count, svc, name, dec, track, facets)| {
+            let mut f = Facets::new();
+            for (k, v) in facets {
+                f.set(k, v);
+            }
+            let data = match dec {
+                Some((s, experiment, rule, choice)) => EventData::Decision {
+                    value: Arc::from(json!(name).to_string()),
+                    source: [
+                        Source::Experiment,
+                        Source::Rollout,
+                        Source::Default,
+                        Source::Fallback,
+                    ][s as usize],
+                    experiment: experiment.map(Arc::from),
+                    rule,
+                    choice,
+                },
+                None => EventData::Track { value: track },
+            };
+            Event {
+                time_ms: t,
+                count,
+                service: Arc::from(svc),
+                name: Arc::from(name),
+                data,
+                facets: Arc::new(f),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn encode_decode_round_trip(events in prop::collection::vec(event(), 0..30), seq in any::<u64>(), created in any::<i64>(), dropped in any::<u64>()) {
+        let header = BatchHeader { client_id: "c".into(), seq, created_at_ms: created, sdk: "s".into(), sdk_version: "v".into(), platform: "p".into(), dropped, fold_overflow: 1 };
+        let bytes = encode_batch(&header, &events);
+        let d = decode_batch(&bytes).unwrap();
+        prop_assert_eq!(&d.header, &header);
+        prop_assert_eq!(&d.events, &events);
+        prop_assert_eq!(encode_batch(&header, &d.events), bytes);
+    }
+
+    #[test]
+    fn decoder_never_panics_on_hostile_bytes(mut bytes in prop::collection::vec(any::<u8>(), 0..400), fix_crc in any::<bool>()) {
+        if bytes.len() >= 9 && fix_crc {
+            // Give random bodies a valid header and checksum so the parser itself is exercised.
+            bytes[..5].copy_from_slice(b"TRNB\x01");
+            let n = bytes.len() - 4;
+            let crc = crc32c_of(&bytes[..n]);
+            bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        }
+        let _ = decode_batch(&bytes);
+    }
+}
