@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use turnout_core::{Client, ClientOptions, FacetValue, Facets, FixedClock, Isolation, SystemClock};
+use turnout_core::tracking::{append_to_stream, split_stream};
+use turnout_core::{
+    decode_batch, Client, ClientOptions, FacetValue, Facets, FixedClock, Isolation, SystemClock,
+    TrackingOptions,
+};
 
 /// turnout: a deterministic feature-flag and experimentation engine.
 #[derive(Parser)]
@@ -21,6 +25,13 @@ enum Command {
     /// Evaluate variables: JSON Lines in, one JSON decision per line out; or
     /// one decision with --variable and --facet.
     Eval(EvalArgs),
+    /// Decode event batch files (raw batches or batch streams) to JSON Lines,
+    /// one event per line with the batch header fields.
+    Decode {
+        /// Files written by `eval --events` or uploaded by an SDK.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Check config files; print every problem with its document and field.
     Validate {
         /// Bundle or document files.
@@ -52,6 +63,12 @@ struct EvalArgs {
     /// Reject the whole config if any document is broken (default: per-document isolation).
     #[arg(long)]
     strict: bool,
+    /// Write the event batches this evaluation recorded to FILE (a batch stream; see `decode`).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// The service name recorded in events.
+    #[arg(long, default_value = "turnout-cli")]
+    service: String,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => eval(args),
         Command::Validate { files } => validate(&files),
+        Command::Decode { files } => decode(&files),
     };
     match result {
         Ok(code) => code,
@@ -100,6 +118,12 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             Isolation::Strict
         } else {
             Isolation::PerDocument
+        },
+        service: args.service.clone(),
+        tracking: TrackingOptions {
+            client_id: "turnout-cli".into(),
+            sdk: "turnout-cli".into(),
+            ..TrackingOptions::default()
         },
         ..ClientOptions::default()
     };
@@ -159,6 +183,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
         } else {
             println!("{}", client.get_variable(name, &facets).to_json_line());
         }
+        write_events(&client, args.events.as_deref())?;
         return Ok(ExitCode::SUCCESS);
     }
     let source = args.contexts.as_deref().unwrap_or("-");
@@ -170,6 +195,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
         ))
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut stream = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.map_err(|e| format!("reading {source}: {e}"))?;
         if line.trim().is_empty() {
@@ -180,9 +206,86 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             Err(e) => serde_json::json!({"line": n + 1, "error": e}).to_string(),
         };
         writeln!(out, "{text}").map_err(|e| e.to_string())?;
+        if args.events.is_some() && client.tracking_stats().queued >= EVENTS_PER_BATCH {
+            take_batches(&client, &mut stream);
+        }
     }
     out.flush().map_err(|e| e.to_string())?;
+    if let Some(path) = &args.events {
+        take_batches(&client, &mut stream);
+        std::fs::write(path, &stream)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Batch size used by `eval --events`.
+const EVENTS_PER_BATCH: usize = 1000;
+
+/// Moves every waiting batch into `stream` (the CLI "uploads" by writing).
+fn take_batches(client: &Client, stream: &mut Vec<u8>) {
+    while let Some(b) = client.take_batch(EVENTS_PER_BATCH) {
+        append_to_stream(stream, &b.bytes);
+        client.ack(b.seq);
+    }
+}
+
+fn write_events(client: &Client, path: Option<&Path>) -> Result<(), String> {
+    if let Some(path) = path {
+        let mut stream = Vec::new();
+        take_batches(client, &mut stream);
+        std::fs::write(path, &stream)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn decode(files: &[PathBuf]) -> Result<ExitCode, String> {
+    let mut failed = false;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for path in files {
+        let bytes = read(path)?;
+        let batches = match split_stream(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("turnout: {}: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        for (i, raw) in batches.iter().enumerate() {
+            let batch = match decode_batch(raw) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("turnout: {} batch {i}: {e}", path.display());
+                    failed = true;
+                    continue;
+                }
+            };
+            let header = serde_json::to_value(&batch.header).map_err(|e| e.to_string())?;
+            if batch.events.is_empty() {
+                // An empty batch still carries loss counters: never hide it.
+                let mut line = header.clone();
+                line["kind"] = "batch".into();
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            }
+            for e in &batch.events {
+                let mut line = header.clone();
+                if let (Some(l), serde_json::Value::Object(ev)) =
+                    (line.as_object_mut(), e.to_json())
+                {
+                    l.extend(ev);
+                }
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn eval_line(client: &Client, line: &str) -> Result<String, String> {

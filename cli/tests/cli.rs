@@ -217,3 +217,67 @@ fn validate_accepts_the_examples() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn eval_events_then_decode_shows_what_the_config_would_report() {
+    let dir = std::env::temp_dir().join(format!("turnout-cli-ev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.trnb");
+    let input = concat!(
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 6, \"svc\": 302, \"pax\": 1}}\n",
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 6, \"svc\": 302, \"pax\": 1}}\n",
+        "{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 4}}\n",
+        "{\"variable\": \"unknown\", \"facets\": {\"city\": 4}}\n",
+    );
+    let o = turnout(
+        &[
+            "eval",
+            "--config",
+            SEED,
+            "--contexts",
+            "-",
+            "--now-ms",
+            "1700000000000",
+            "--service",
+            "pricing",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        input,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = turnout(&["decode", events.to_str().unwrap()], "");
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    let out = lines(&d);
+    assert_eq!(
+        out.len(),
+        2,
+        "two distinct decisions; the repeat is folded; the fallback is not recorded"
+    );
+    assert_eq!(out[0]["count"], 2);
+    assert_eq!(out[0]["value"], 60);
+    assert_eq!(out[0]["service"], "pricing");
+    assert_eq!(out[0]["seq"], 1);
+    assert_eq!(out[0]["clientId"], "turnout-cli");
+    assert_eq!(out[0]["time"], 1_700_000_000_000i64);
+    assert_eq!(
+        out[0]["facets"],
+        serde_json::json!({"city": 6, "svc": 302, "pax": 1})
+    );
+    assert_eq!(
+        (out[1]["source"].as_str(), out[1]["value"].as_i64()),
+        (Some("default"), Some(30))
+    );
+    // A corrupted file is rejected with a clear error and a non-zero exit.
+    let mut bytes = std::fs::read(&events).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&events, &bytes).unwrap();
+    let bad = turnout(&["decode", events.to_str().unwrap()], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("checksum mismatch"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -624,3 +624,28 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     }
     Ok(DecodedBatch { header, events })
 }
+
+// ---- batch streams ----------------------------------------------------------
+
+/// Appends one batch to a batch stream (a file of several batches): its length
+/// as a varint, then its bytes.
+pub fn append_to_stream(stream: &mut Vec<u8>, batch: &[u8]) {
+    put_varint(stream, batch.len() as u64);
+    stream.extend_from_slice(batch);
+}
+
+/// Splits a batch stream into batches. A single raw batch (starting with the
+/// magic) is accepted as a stream of one.
+pub fn split_stream(bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    if bytes.starts_with(MAGIC) {
+        return Ok(vec![bytes]);
+    }
+    let mut r = Reader { b: bytes, pos: 0 };
+    let mut out = Vec::new();
+    while r.remaining() > 0 {
+        let n = r.varint()?;
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        out.push(r.bytes(n)?);
+    }
+    Ok(out)
+}
