@@ -74,3 +74,63 @@ fn every_vector_file_passes() {
     );
     println!("conformance: {total} passed, 0 failed");
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn every_batch_vector_passes() {
+    let index = load(&dir().join("index.json"));
+    let mut total = 0;
+    for entry in index["files"].as_array().expect("files") {
+        if entry["kind"] != "batches" {
+            continue;
+        }
+        let path = dir().join(entry["path"].as_str().expect("path"));
+        let file = load(&path);
+        for case in file["cases"].as_array().expect("cases") {
+            let name = case["name"].as_str().unwrap_or("?");
+            let header: turnout_core::BatchHeader =
+                serde_json::from_value(case["header"].clone()).expect("header");
+            let events: Vec<turnout_core::Event> = case["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| turnout_core::Event::from_json(e).expect("event"))
+                .collect();
+            let bytes = unhex(case["hex"].as_str().expect("hex"));
+            // Encode: exactly these bytes.
+            assert_eq!(
+                turnout_core::encode_batch(&header, &events),
+                bytes,
+                "{name}: encoded bytes differ"
+            );
+            // Decode: exactly these events and header.
+            let decoded =
+                turnout_core::decode_batch(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(decoded.header, header, "{name}");
+            assert_eq!(decoded.events, events, "{name}");
+            total += 1;
+        }
+        for case in file["invalid"].as_array().expect("invalid") {
+            let name = case["name"].as_str().unwrap_or("?");
+            let err = turnout_core::decode_batch(&unhex(case["hex"].as_str().expect("hex")))
+                .expect_err(&format!("{name}: a corrupted batch was accepted"));
+            let kind = match err {
+                turnout_core::DecodeError::NotABatch => "not-a-batch",
+                turnout_core::DecodeError::Version(_) => "version",
+                turnout_core::DecodeError::Checksum => "checksum",
+                turnout_core::DecodeError::Malformed { .. } => "malformed",
+            };
+            assert_eq!(kind, case["error"], "{name}");
+            total += 1;
+        }
+        assert_eq!(entry["cases"].as_u64(), Some(total as u64));
+    }
+    assert!(total >= 10, "only {total} batch vectors");
+    println!("batch vectors: {total} passed, 0 failed");
+}

@@ -55,7 +55,7 @@ const FIXED_CONFIG: &str = r#"{
      "variables": [
        {"name": "w1", "facets": ["pax"], "choices": [{"value": 1, "weight": 1}, {"value": 2, "weight": 0}, {"value": 3, "weight": 2.5}]},
        {"name": "w2", "salt": "other", "facets": ["pax", "city"], "strategy": "weighted", "choices": [{"value": "a"}, {"value": "b"}]}]},
-    {"domain": "d", "name": "exp.other", "state": "RUNNING", "slotting": {"byPercentage": 0.25, "offset": 0.5, "facet": "drv"},
+    {"domain": "d", "name": "exp.other", "state": "RUNNING", "slotting": {"byPercentage": 0.25, "offset": 0.5, "facet": "pax"},
      "variables": [{"name": "w1", "facets": ["drv"], "choices": [{"value": 7}]}]},
     {"domain": "primary", "name": "exp.timeslice", "state": "RUNNING", "slotting": {"byPercentage": 0.5},
      "variables": [{"name": "ts1", "facets": ["ts"], "strategy": "timeSliceShuffle",

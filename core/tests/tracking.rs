@@ -522,3 +522,23 @@ proptest! {
         let _ = decode_batch(&bytes);
     }
 }
+
+#[test]
+fn bytes_do_not_depend_on_facet_order() {
+    let h = BatchHeader {
+        client_id: "c".into(),
+        seq: 1,
+        ..Default::default()
+    };
+    let ev = |f: Facets| Event {
+        time_ms: 5,
+        count: 1,
+        service: Arc::from("s"),
+        name: Arc::from("n"),
+        data: EventData::Track { value: 1.0 },
+        facets: Arc::new(f),
+    };
+    let a = ev(Facets::new().city(6).passenger(1).booking("b"));
+    let b = ev(Facets::new().booking("b").passenger(1).city(6));
+    assert_eq!(encode_batch(&h, &[a]), encode_batch(&h, &[b]));
+}

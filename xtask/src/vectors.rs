@@ -9,7 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use turnout_core::{Client, ClientOptions, Facets, FixedClock, SplitMix64};
+use turnout_core::{
+    decode_batch, encode_batch, BatchHeader, Client, ClientOptions, Event, EventData, Facets,
+    FixedClock, Source, SplitMix64, TrackingOptions,
+};
 
 /// Default clock of every vector file (unix ms), unless a case sets `nowMs`.
 pub const DEFAULT_NOW_MS: i64 = 1_700_000_000_000;
@@ -456,6 +459,226 @@ fn resolution() -> File {
     f
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An event as vector JSON: integer facets beyond +-2^53 in the `$int64` form.
+fn event_json(e: &Event) -> Value {
+    let mut v = e.to_json();
+    if let Some(f) = v.get_mut("facets").and_then(Value::as_object_mut) {
+        for (k, x) in f.iter_mut() {
+            if let Some(turnout_core::FacetValue::Int(i)) =
+                e.facets.get(k).map(|f| f.value().clone())
+            {
+                *x = int_facet(i);
+            }
+        }
+    }
+    v
+}
+
+fn batch_case(name: &str, header: &BatchHeader, events: &[Event]) -> Value {
+    let bytes = encode_batch(header, events);
+    json!({"name": name, "header": header, "events": events.iter().map(event_json).collect::<Vec<_>>(), "hex": hex(&bytes)})
+}
+
+/// Event batch vectors: encoding must give exactly these bytes on every
+/// platform, decoding must give back exactly these events, and the invalid
+/// ones must be rejected.
+fn batches() -> Result<Value, String> {
+    let mut cases = Vec::new();
+    let header = |seq: u64, dropped: u64| BatchHeader {
+        client_id: "vector-client".into(),
+        seq,
+        created_at_ms: DEFAULT_NOW_MS,
+        sdk: "turnout-vectors".into(),
+        sdk_version: "1".into(),
+        platform: "any".into(),
+        dropped,
+        fold_overflow: 0,
+    };
+    // 1. Decisions and tracks recorded by a real client over the example config.
+    let clock = Arc::new(FixedClock::new(DEFAULT_NOW_MS));
+    let opts = ClientOptions {
+        service: "booking".into(),
+        clock: clock.clone(),
+        tracking: TrackingOptions {
+            client_id: "vector-client".into(),
+            sdk: "turnout-vectors".into(),
+            sdk_version: "1".into(),
+            platform: "any".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let config = std::fs::read(crate::root().join("examples/configs/example.json"))
+        .map_err(|e| e.to_string())?;
+    let (client, _) = Client::with_config(&config, opts).map_err(|e| e.to_string())?;
+    let mut r = Rng::new(7);
+    let vars = [
+        "automatedMessageDelay",
+        "checkoutButtonColor",
+        "checkoutCopy",
+        "showFeeBreakdown",
+        "rewardsFlow",
+        "surgeMultiplier",
+    ];
+    for session in 0..12 {
+        let uuid = format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            r.0.next() as u32,
+            r.below(1 << 16),
+            r.below(1 << 12),
+            r.below(1 << 12),
+            r.0.next() & 0xFFFF_FFFF_FFFF
+        );
+        let f = Facets::new()
+            .passenger(r.id())
+            .driver(r.id())
+            .city(*r.pick(&[6, 10, 5]))
+            .service(*r.pick(&[302, 11]))
+            .booking(format!("ADR-{}-2-{:03}", r.below(1000), r.below(1000)))
+            .session(uuid)
+            .country(*r.pick(&["SG", "ID"]));
+        for i in 0..8 {
+            clock.advance(r.below(2000) as i64);
+            if i == 7 {
+                client.track("pickupSeconds", (r.below(6000) as f64) / 10.0, &f);
+            } else {
+                client.get_variable(vars[(session + i) % vars.len()], &f);
+            }
+        }
+        client.get_variable(vars[session % vars.len()], &f); // a repeat: folded
+    }
+    while let Some(b) = client.take_batch(40) {
+        let d = decode_batch(&b.bytes).map_err(|e| e.to_string())?;
+        client.ack(b.seq);
+        cases.push(batch_case(
+            &format!("recorded-stream-seq{}", d.header.seq),
+            &d.header,
+            &d.events,
+        ));
+    }
+    // 2. Hand-built events: every flag combination, edge values.
+    let f = Arc::new(
+        Facets::new()
+            .city(6)
+            .with("vip", true)
+            .with("score", -0.5)
+            .with("name", "Zürich 中文 😀")
+            .passenger(BIG)
+            .with("neg", i64::MIN),
+    );
+    let empty = Arc::new(Facets::new());
+    let ev = |t: i64, count: u64, name: &str, data: EventData, facets: &Arc<Facets>| Event {
+        time_ms: t,
+        count,
+        service: Arc::from("svc"),
+        name: Arc::from(name),
+        data,
+        facets: Arc::clone(facets),
+    };
+    let dec = |value: &str,
+               source: Source,
+               experiment: Option<&str>,
+               rule: Option<u32>,
+               choice: Option<u32>| EventData::Decision {
+        value: Arc::from(value),
+        source,
+        experiment: experiment.map(Arc::from),
+        rule,
+        choice,
+    };
+    let events = vec![
+        ev(
+            DEFAULT_NOW_MS + 3,
+            4,
+            "delay",
+            dec("60", Source::Rollout, None, Some(0), None),
+            &f,
+        ),
+        ev(
+            DEFAULT_NOW_MS - 5,
+            1,
+            "color",
+            dec("\"blue\"", Source::Experiment, Some("exp"), None, Some(1)),
+            &f,
+        ),
+        ev(
+            DEFAULT_NOW_MS - 5,
+            1,
+            "plain",
+            dec("30", Source::Default, None, None, None),
+            &empty,
+        ),
+        ev(
+            DEFAULT_NOW_MS + 1_000_000,
+            300,
+            "svc.fare",
+            EventData::Track { value: 12.75 },
+            &empty,
+        ),
+        ev(
+            DEFAULT_NOW_MS,
+            1,
+            "svc.count",
+            EventData::Track { value: -3.0 },
+            &f,
+        ),
+        ev(0, 2, "svc.big", EventData::Track { value: 1e300 }, &empty),
+        ev(
+            i64::MIN / 2,
+            1,
+            "json",
+            dec("{\"a\":[1,2]}", Source::Rollout, None, Some(7), None),
+            &empty,
+        ),
+    ];
+    cases.push(batch_case("edge-values", &header(1, 0), &events));
+    cases.push(batch_case("empty-with-dropped", &header(2, 990_000), &[]));
+    // 3. Corrupted batches every decoder must reject.
+    let good = encode_batch(&header(3, 0), &events[..2]);
+    let mut flipped = good.clone();
+    flipped[20] ^= 0x10;
+    let mut version = good.clone();
+    version[4] = 2;
+    let mut trailing = good[..good.len() - 4].to_vec();
+    trailing.push(0);
+    let crc = crc32c_of(&trailing);
+    trailing.extend_from_slice(&crc.to_le_bytes());
+    let invalid = vec![
+        json!({"name": "bit-flip", "hex": hex(&flipped), "error": "checksum"}),
+        json!({"name": "truncated", "hex": hex(&good[..good.len() - 1]), "error": "checksum"}),
+        json!({"name": "bad-magic", "hex": hex(&[b"XRNB".as_slice(), &good[4..]].concat()), "error": "not-a-batch"}),
+        json!({"name": "future-version", "hex": hex(&version), "error": "version"}),
+        json!({"name": "trailing-byte-with-valid-crc", "hex": hex(&trailing), "error": "malformed"}),
+        json!({"name": "empty", "hex": "", "error": "not-a-batch"}),
+    ];
+    Ok(json!({
+        "name": "batches",
+        "description": "Event batch wire format v1: exact bytes for given events (encode), exact events for given bytes (decode), and corrupted batches that must be rejected.",
+        "cases": cases,
+        "invalid": invalid,
+    }))
+}
+
+/// CRC-32C, bitwise (only for building the invalid vectors).
+fn crc32c_of(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 /// Builds every vector file and the index; returns (relative path, JSON) pairs.
 pub fn build(root: &Path) -> Result<Vec<(String, Value)>, String> {
     let files = vec![
@@ -474,6 +697,10 @@ pub fn build(root: &Path) -> Result<Vec<(String, Value)>, String> {
         index.push(json!({"path": path, "kind": "decisions", "cases": f.cases.len()}));
         out.push((path, v));
     }
+    let b = batches()?;
+    let n = b["cases"].as_array().map_or(0, Vec::len) + b["invalid"].as_array().map_or(0, Vec::len);
+    index.push(json!({"path": "batches.json", "kind": "batches", "cases": n}));
+    out.push(("batches.json".to_string(), b));
     out.push((
         "index.json".to_string(),
         json!({
@@ -491,8 +718,10 @@ pub fn run(root: &Path, check: bool) -> Result<(), String> {
     let mut stale = Vec::new();
     let mut total = 0usize;
     for (path, v) in build(root)? {
-        if let Some(c) = v.get("cases").and_then(Value::as_array) {
-            total += c.len();
+        for key in ["cases", "invalid"] {
+            if let Some(c) = v.get(key).and_then(Value::as_array) {
+                total += c.len();
+            }
         }
         let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? + "\n";
         let full = dir.join(&path);

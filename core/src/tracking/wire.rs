@@ -11,7 +11,8 @@
 //! Every string (names, values, facet keys and values, header fields) is
 //! written once in the string table and referred to by index; every distinct
 //! facet set is written once and referred to by index; times are zigzag
-//! deltas. Encoding is deterministic: tables are filled in first-use order.
+//! deltas. Encoding is deterministic: tables are filled in first-use order
+//! and the facets of a set are written sorted by name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub const MAGIC: &[u8; 4] = b"TRNB";
 pub const WIRE_VERSION: u8 = 1;
 
 /// The batch header.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchHeader {
     /// The client instance that recorded the batch (with `seq`, the de-duplication key).
@@ -225,7 +226,11 @@ impl<'a> Sets<'a> {
         }
         self.scratch.clear();
         put_varint(&mut self.scratch, f.len() as u64);
-        for facet in f.iter() {
+        // Facets are written sorted by name (bytewise), so the bytes do not
+        // depend on the order a host happened to set them in.
+        let mut sorted: Vec<&crate::facets::Facet> = f.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
+        for facet in sorted {
             let k = strings.text(facet.key());
             put_varint(
                 &mut self.scratch,
