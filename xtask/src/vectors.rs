@@ -466,6 +466,9 @@ fn hex(b: &[u8]) -> String {
 /// An event as vector JSON: integer facets beyond +-2^53 in the `$int64` form.
 fn event_json(e: &Event) -> Value {
     let mut v = e.to_json();
+    if let EventData::Decision { value, .. } = &e.data {
+        v["valueText"] = json!(&**value);
+    }
     if let Some(f) = v.get_mut("facets").and_then(Value::as_object_mut) {
         for (k, x) in f.iter_mut() {
             if let Some(turnout_core::FacetValue::Int(i)) =

@@ -114,7 +114,12 @@ impl Event {
         };
         let data = match s("kind")? {
             "decision" => EventData::Decision {
-                value: Arc::from(v.get("value").ok_or("event.value is required")?.to_string()),
+                // `valueText` (the exact wire text) wins over `value` for writers
+                // whose JSON numbers lose their formatting (1.0 vs 1).
+                value: match v.get("valueText").and_then(serde_json::Value::as_str) {
+                    Some(t) => Arc::from(t),
+                    None => Arc::from(v.get("value").ok_or("event.value is required")?.to_string()),
+                },
                 source: match s("source")? {
                     "experiment" => Source::Experiment,
                     "rollout" => Source::Rollout,
