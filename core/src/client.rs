@@ -109,34 +109,42 @@ impl Inner {
             choice: r.choice,
         };
         let key = fold_key(&self.service, name, facets_fp, &kd);
-        let mut rec = self.recorder();
-        if rec.fold(key) {
-            return;
-        }
-        let event = Event {
-            time_ms: self.options.clock.now_ms(),
-            count: 1,
-            service: Arc::clone(&self.service),
-            name: Arc::clone(name),
-            data: EventData::Decision {
+        self.fold_or_push(
+            key,
+            || Arc::clone(name),
+            || EventData::Decision {
                 value: Arc::clone(&value.text),
                 source: r.source,
                 experiment: r.experiment.cloned(),
                 rule: r.rule,
                 choice: r.choice,
             },
-            facets: facets(),
-        };
-        rec.push(key, event);
+            facets,
+        );
     }
 
     fn track(&self, name: &str, value: f64, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
-        let full: Arc<str> = if self.service.is_empty() {
-            Arc::from(name)
-        } else {
-            Arc::from(format!("{}.{name}", self.service))
+        // The key uses the bare name (the service is part of every key), so a
+        // folded repeat allocates nothing.
+        let key = fold_key(&self.service, name, facets_fp, &KeyData::Track(value));
+        let full = || -> Arc<str> {
+            if self.service.is_empty() {
+                Arc::from(name)
+            } else {
+                Arc::from(format!("{}.{name}", self.service))
+            }
         };
-        let key = fold_key(&self.service, &full, facets_fp, &KeyData::Track(value));
+        self.fold_or_push(key, full, || EventData::Track { value }, facets);
+    }
+
+    /// Folds into an identical pending event, or builds and queues a new one.
+    fn fold_or_push(
+        &self,
+        key: u64,
+        name: impl FnOnce() -> Arc<str>,
+        data: impl FnOnce() -> EventData,
+        facets: impl FnOnce() -> Arc<Facets>,
+    ) {
         let mut rec = self.recorder();
         if rec.fold(key) {
             return;
@@ -145,8 +153,8 @@ impl Inner {
             time_ms: self.options.clock.now_ms(),
             count: 1,
             service: Arc::clone(&self.service),
-            name: full,
-            data: EventData::Track { value },
+            name: name(),
+            data: data(),
             facets: facets(),
         };
         rec.push(key, event);

@@ -648,7 +648,7 @@ fn batches() -> Result<Value, String> {
     version[4] = 2;
     let mut trailing = good[..good.len() - 4].to_vec();
     trailing.push(0);
-    let crc = crc32c_of(&trailing);
+    let crc = turnout_core::tracking::checksum(&trailing);
     trailing.extend_from_slice(&crc.to_le_bytes());
     let invalid = vec![
         json!({"name": "bit-flip", "hex": hex(&flipped), "error": "checksum"}),
@@ -664,22 +664,6 @@ fn batches() -> Result<Value, String> {
         "cases": cases,
         "invalid": invalid,
     }))
-}
-
-/// CRC-32C, bitwise (only for building the invalid vectors).
-fn crc32c_of(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Builds every vector file and the index; returns (relative path, JSON) pairs.

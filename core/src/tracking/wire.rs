@@ -384,7 +384,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
     put_varint(&mut out, u64::from(sets.n));
     out.extend_from_slice(&sets.out);
     out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&out);
+    let crc = checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -397,6 +397,11 @@ fn track_int(v: f64) -> Option<i64> {
     } else {
         None
     }
+}
+
+/// The CRC-32C (Castagnoli) checksum the trailer carries.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
 }
 
 // ---- decoder ----------------------------------------------------------------
@@ -489,7 +494,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let (payload, trailer) = bytes.split_at(bytes.len() - 4);
     let mut crc = [0u8; 4];
     crc.copy_from_slice(trailer);
-    if crc32c::crc32c(payload) != u32::from_le_bytes(crc) {
+    if checksum(payload) != u32::from_le_bytes(crc) {
         return Err(DecodeError::Checksum);
     }
     let mut r = Reader { b: payload, pos: 5 };
