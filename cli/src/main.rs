@@ -125,20 +125,24 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             sdk: "turnout-cli".into(),
             ..TrackingOptions::default()
         },
-        ..ClientOptions::default()
     };
     let config = read(&args.config)?;
     let (client, report) = Client::with_config(&config, options)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     for r in &report.rejected {
         for p in &r.problems {
-            let kept = if r.kept_last_good {
+            let kept = if r.kill_switch {
+                "its kill switch (\"enabled\": false) took effect"
+            } else if r.kept_last_good {
                 "kept last good version"
             } else {
                 "dropped"
             };
             eprintln!("turnout: warning: {p} ({kept})");
         }
+    }
+    for w in &report.warnings {
+        eprintln!("turnout: warning: {w}");
     }
     if let Some(name) = &args.variable {
         let mut facets = Facets::new();
@@ -309,8 +313,15 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
         let client = Client::new(ClientOptions::default());
         match client.validate(&bytes) {
             Ok(report) => {
-                let exps = report.added.len();
-                println!("{}: ok ({exps} variables)", path.display());
+                let vars = report.added.len();
+                println!(
+                    "{}: ok ({vars} variables, {} warnings)",
+                    path.display(),
+                    report.warnings.len()
+                );
+                for w in &report.warnings {
+                    println!("  warning: {w}");
+                }
             }
             Err(e) => {
                 failed = true;

@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Isolation, Rejected};
 use crate::decision::Source;
 use crate::decision::{Decision, ValueType};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Problem};
 use crate::eval::{self, Env, NoTrace, Resolved, Steps};
 use crate::facets::Facets;
 use crate::model::{CValue, Compiled};
@@ -56,6 +56,9 @@ pub struct UpdateReport {
     pub changed: Vec<String>,
     /// Documents rejected inside an accepted bundle (per-document isolation).
     pub rejected: Vec<Rejected>,
+    /// Things that load but are almost certainly mistakes (e.g. `>` against a
+    /// non-numeric value, which is always false).
+    pub warnings: Vec<Problem>,
 }
 
 impl UpdateReport {
@@ -160,6 +163,12 @@ impl Inner {
         rec.push(key, event);
     }
 
+    /// The fingerprint of `f` as recorded (excluded facets left out), so both
+    /// call paths fold the same events together.
+    fn recorded_fingerprint(&self, f: &Facets) -> u64 {
+        f.fingerprint_excluding(&self.options.tracking.exclude_facets)
+    }
+
     fn recorded_facets(&self, f: &Facets) -> Arc<Facets> {
         without(&Arc::new(f.clone()), &self.options.tracking.exclude_facets)
     }
@@ -236,7 +245,12 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner());
         let prev = self.inner.snapshot.load_full();
         let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
-        let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected);
+        let report = diff(
+            &prev.compiled,
+            &outcome.compiled,
+            outcome.rejected,
+            outcome.warnings,
+        );
         let snap = Snapshot {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             compiled: outcome.compiled,
@@ -251,7 +265,12 @@ impl Client {
         let root = config::parse_json(config)?;
         let prev = self.inner.snapshot.load_full();
         let outcome = config::compile(&root, &prev.compiled, Isolation::Strict)?;
-        Ok(diff(&prev.compiled, &outcome.compiled, outcome.rejected))
+        Ok(diff(
+            &prev.compiled,
+            &outcome.compiled,
+            outcome.rejected,
+            outcome.warnings,
+        ))
     }
 
     /// The options this client was built with.
@@ -298,17 +317,19 @@ impl Client {
         let env = Env::new(facets, &*self.inner.options.clock);
         let var = snap.compiled.var_index(name);
         let r = eval::resolve(&snap.compiled, var, &env, &mut NoTrace);
-        self.inner.record(&r, facets.fingerprint(), || {
-            self.inner.recorded_facets(facets)
-        });
+        self.inner
+            .record(&r, self.inner.recorded_fingerprint(facets), || {
+                self.inner.recorded_facets(facets)
+            });
         r.to_decision(name)
     }
 
     /// Records a metric: `name` is prefixed with the service as `service.name`.
     pub fn track(&self, name: &str, value: f64, facets: &Facets) {
-        self.inner.track(name, value, facets.fingerprint(), || {
-            self.inner.recorded_facets(facets)
-        });
+        self.inner
+            .track(name, value, self.inner.recorded_fingerprint(facets), || {
+                self.inner.recorded_facets(facets)
+            });
     }
 
     /// The next batch of events to upload, at most `max_events` events (a
@@ -378,9 +399,10 @@ impl Client {
                         reason: crate::decision::Reason::Split,
                         error: None,
                     };
-                    self.inner.record(&r, facets.fingerprint(), || {
-                        self.inner.recorded_facets(facets)
-                    });
+                    self.inner
+                        .record(&r, self.inner.recorded_fingerprint(facets), || {
+                            self.inner.recorded_facets(facets)
+                        });
                     out.push(r.to_decision(&v.name));
                 }
             }
@@ -411,10 +433,16 @@ pub struct Explanation {
     pub steps: Vec<String>,
 }
 
-fn diff(old: &Compiled, new: &Compiled, rejected: Vec<Rejected>) -> UpdateReport {
+fn diff(
+    old: &Compiled,
+    new: &Compiled,
+    rejected: Vec<Rejected>,
+    warnings: Vec<Problem>,
+) -> UpdateReport {
     let mut r = UpdateReport {
         version: new.version,
         rejected,
+        warnings,
         ..Default::default()
     };
     for plan in &new.vars {
@@ -448,11 +476,14 @@ fn diff(old: &Compiled, new: &Compiled, rejected: Vec<Rejected>) -> UpdateReport
 #[derive(Debug)]
 pub struct Variable {
     name: Arc<str>,
-    /// `generation << 32 | slot`; slot 0 = not cached, `u32::MAX` = not found.
+    /// `generation << 24 | slot` (generation truncated to 40 bits, about a
+    /// trillion updates); slot 0 = not cached, `NOT_FOUND` = not in that config.
     cache: AtomicU64,
 }
 
-const NOT_FOUND: u64 = 0xFFFF_FFFF;
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const NOT_FOUND: u64 = SLOT_MASK;
 
 impl Clone for Variable {
     fn clone(&self) -> Self {
@@ -471,10 +502,10 @@ impl Variable {
 
     #[inline]
     fn index(&self, snap: &Snapshot) -> Option<u32> {
-        let gen = snap.generation & 0xFFFF_FFFF;
+        let gen = snap.generation & ((1 << (64 - SLOT_BITS)) - 1);
         let c = self.cache.load(Ordering::Relaxed);
-        if c >> 32 == gen && c & 0xFFFF_FFFF != 0 {
-            let slot = c & 0xFFFF_FFFF;
+        if c >> SLOT_BITS == gen && c & SLOT_MASK != 0 {
+            let slot = c & SLOT_MASK;
             return if slot == NOT_FOUND {
                 None
             } else {
@@ -484,10 +515,10 @@ impl Variable {
         let idx = snap.compiled.var_index(&self.name);
         let slot = match idx {
             Some(i) if u64::from(i) + 1 < NOT_FOUND => u64::from(i) + 1,
-            Some(_) => return idx,
+            Some(_) => return idx, // beyond 16M variables: not cached
             None => NOT_FOUND,
         };
-        self.cache.store(gen << 32 | slot, Ordering::Relaxed);
+        self.cache.store(gen << SLOT_BITS | slot, Ordering::Relaxed);
         idx
     }
 }

@@ -41,16 +41,21 @@ pub struct Rejected {
     pub problems: Vec<Problem>,
     /// `true` when its last good version stays in force.
     pub kept_last_good: bool,
+    /// `true` when the document said `"enabled": false`: the kill switch took
+    /// effect although the rest of the document was rejected.
+    pub kill_switch: bool,
 }
 
 /// The result of compiling a bundle against the previous config.
 pub(crate) struct Outcome {
     pub compiled: Compiled,
     pub rejected: Vec<Rejected>,
+    pub warnings: Vec<Problem>,
 }
 
 struct Sink {
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
     document: String,
 }
 
@@ -58,8 +63,17 @@ impl Sink {
     fn new(document: String) -> Sink {
         Sink {
             problems: Vec::new(),
+            warnings: Vec::new(),
             document,
         }
+    }
+    /// Something that loads but is almost certainly a mistake.
+    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            document: self.document.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
     }
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
@@ -374,10 +388,21 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         "nin" | "!in" => Op::Nin(list(sink)?),
         // Spec rule 3: false when either side is not numeric (a non-numeric
         // value makes the constraint always false; it is not a load error).
-        ">" => Op::Gt(num_value(value)),
-        ">=" => Op::Ge(num_value(value)),
-        "<" => Op::Lt(num_value(value)),
-        "<=" => Op::Le(num_value(value)),
+        ">" | ">=" | "<" | "<=" => {
+            let n = num_value(value);
+            if n.is_none() {
+                sink.warn(
+                    vpath,
+                    format!("`{op_name}` with the non-numeric value {value} is always false"),
+                );
+            }
+            match op_name.as_str() {
+                ">" => Op::Gt(n),
+                ">=" => Op::Ge(n),
+                "<" => Op::Lt(n),
+                _ => Op::Le(n),
+            }
+        }
         "/" => {
             let p = number(sink)?.as_f64();
             if !(0.0..=1.0).contains(&p) {
@@ -1043,6 +1068,7 @@ pub(crate) fn compile(
 
     let total_docs = raw.rollouts.len() + raw.experiments.len();
     let mut compiled_docs = 0usize;
+    let mut warnings = Vec::new();
     let mut rollouts: Vec<Arc<Rollout>> = Vec::with_capacity(raw.rollouts.len());
     let mut broken_vars: Vec<String> = Vec::new();
     let mut seen_vars: HashSet<String> = HashSet::with_capacity(raw.rollouts.len());
@@ -1063,7 +1089,9 @@ pub(crate) fn compile(
             }
         }
         let mut sink = Sink::new(label);
-        match compile_rollout(doc, &segments, &mut sink) {
+        let result = compile_rollout(doc, &segments, &mut sink);
+        warnings.append(&mut sink.warnings);
+        match result {
             Some(r) => {
                 compiled_docs += 1;
                 rollouts.push(Arc::new(r));
@@ -1073,20 +1101,24 @@ pub(crate) fn compile(
                 let killed = doc.get("enabled") == Some(&Value::Bool(false));
                 match (key, last) {
                     // A kill switch is honoured even when the rest of its document is broken.
-                    (Some(k), _) if killed => rollouts.push(Arc::new(Rollout {
-                        variable: k.into(),
-                        rules: Vec::new(),
-                        default: None,
-                        enabled: false,
-                        fingerprint: fingerprint(doc),
-                    })),
+                    (Some(k), _) if killed => {
+                        compiled_docs += 1;
+                        rollouts.push(Arc::new(Rollout {
+                            variable: k.into(),
+                            rules: Vec::new(),
+                            default: None,
+                            enabled: false,
+                            fingerprint: fingerprint(doc),
+                        }))
+                    }
                     (_, Some(last)) => rollouts.push(Arc::clone(last)),
                     (Some(k), None) => broken_vars.push(k.to_string()),
                     (None, None) => {}
                 }
                 rejected.push(Rejected {
                     problems: sink.problems.clone(),
-                    kept_last_good: last.is_some(),
+                    kept_last_good: last.is_some() && !(killed && key.is_some()),
+                    kill_switch: killed && key.is_some(),
                 });
                 all_problems.append(&mut sink.problems);
             }
@@ -1111,7 +1143,9 @@ pub(crate) fn compile(
             }
         }
         let mut sink = Sink::new(label);
-        match compile_experiment(doc, &segments, &mut sink) {
+        let result = compile_experiment(doc, &segments, &mut sink);
+        warnings.append(&mut sink.warnings);
+        match result {
             Some(e) => {
                 compiled_docs += 1;
                 experiments.push(Arc::new(e));
@@ -1133,6 +1167,7 @@ pub(crate) fn compile(
                 rejected.push(Rejected {
                     problems: sink.problems.clone(),
                     kept_last_good: last.is_some(),
+                    kill_switch: false,
                 });
                 all_problems.append(&mut sink.problems);
             }
@@ -1165,6 +1200,7 @@ pub(crate) fn compile(
                 Rejected {
                     problems: seg,
                     kept_last_good: false,
+                    kill_switch: false,
                 },
             );
         }
@@ -1177,7 +1213,11 @@ pub(crate) fn compile(
         ..Default::default()
     };
     index_variables(&mut compiled, &broken_vars);
-    Ok(Outcome { compiled, rejected })
+    Ok(Outcome {
+        compiled,
+        rejected,
+        warnings,
+    })
 }
 
 fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Problem>) {
@@ -1198,17 +1238,22 @@ fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Probl
                     (Some(x), Some(y)) => (x, y),
                     _ => continue,
                 };
-                let unit = |u: &SlotUnit| match u {
+                let unit = |e: &Experiment, u: &SlotUnit| match u {
                     SlotUnit::Facet(f) => format!("facet `{f}`"),
-                    SlotUnit::Window => "the time window".to_string(),
+                    SlotUnit::Window => match e.variables.first().map(|v| &v.strategy) {
+                        Some(Strategy::TimeSlice { period, .. }) => {
+                            format!("the {period} s time window")
+                        }
+                        _ => "the time window".to_string(),
+                    },
                 };
-                if unit(&sa.unit) != unit(&sb.unit) {
+                if unit(a, &sa.unit) != unit(b, &sb.unit) {
                     problems.push(Problem {
                         document: format!("experiment \"{}\"", b.name),
                         field: "slotting".into(),
                         message: format!(
                             "slots on {} but experiment `{}` in domain `{domain}` slots on {}: the slots of one domain must share one unit to be exclusive",
-                            unit(&sb.unit), a.name, unit(&sa.unit)
+                            unit(b, &sb.unit), a.name, unit(a, &sa.unit)
                         ),
                     });
                     continue;
@@ -1254,7 +1299,7 @@ fn index_variables(c: &mut Compiled, broken: &[String]) {
     }
     for b in broken {
         let p = plan_for(b, &mut plans);
-        if plans[p].rollout.is_none() {
+        if plans[p].rollout.is_none() && plans[p].experiments.is_empty() {
             plans[p].broken = true;
         }
     }

@@ -56,6 +56,16 @@ impl Facet {
             num,
         }
     }
+    fn digest(&self) -> u64 {
+        let tag: u8 = match self.value {
+            FacetValue::Str(_) => 0,
+            FacetValue::Int(_) => 1,
+            FacetValue::Float(_) => 2,
+            FacetValue::Bool(_) => 3,
+        };
+        crate::hash::salted_hash(&self.key, [&[tag][..], self.canon.as_bytes()])
+    }
+
     /// The facet's name.
     pub fn key(&self) -> &str {
         &self.key
@@ -113,16 +123,32 @@ impl Facets {
     }
 
     fn refresh_fingerprint(&mut self) {
-        self.fingerprint = self.items.iter().fold(0u64, |acc, f| {
-            let tag: u8 = match f.value {
-                FacetValue::Str(_) => 0,
-                FacetValue::Int(_) => 1,
-                FacetValue::Float(_) => 2,
-                FacetValue::Bool(_) => 3,
-            };
-            let h = crate::hash::salted_hash(&f.key, [&[tag][..], f.canon.as_bytes()]);
-            acc.wrapping_add(h)
-        });
+        self.fingerprint = self
+            .items
+            .iter()
+            .fold(0u64, |acc, f| acc.wrapping_add(f.digest()));
+    }
+
+    /// The fingerprint the set would have without the named facets.
+    pub fn fingerprint_excluding(&self, names: &[String]) -> u64 {
+        names
+            .iter()
+            .filter_map(|n| self.get(n))
+            .fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest()))
+    }
+
+    /// Builds a set from facets whose names are known to be distinct (one
+    /// fingerprint pass, no per-insert scan).
+    pub(crate) fn from_distinct(items: Vec<(String, FacetValue)>) -> Facets {
+        let mut f = Facets {
+            items: items
+                .into_iter()
+                .map(|(k, v)| Facet::new(Cow::Owned(k), v))
+                .collect(),
+            fingerprint: 0,
+        };
+        f.refresh_fingerprint();
+        f
     }
 
     /// An order-independent 64-bit digest of the facets.

@@ -862,3 +862,59 @@ fn slots_of_one_domain_must_share_a_unit() {
     let e = Client::with_config(cfg.to_string().as_bytes(), ClientOptions::default()).unwrap_err();
     assert!(e.to_string().contains("must share one unit"), "{e}");
 }
+
+#[test]
+fn non_numeric_ordering_values_are_reported_as_warnings() {
+    let cfg = json!({"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": ">", "value": "1O"}]}]});
+    let r = Client::new(ClientOptions::default())
+        .update_config(cfg.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!(r.warnings[0].field, "rollouts[0].constraints[0].value");
+    assert!(r.warnings[0].message.contains("always false"));
+}
+
+#[test]
+fn a_broken_kill_switch_alone_still_takes_effect() {
+    let c = client(json!({"variable": "v", "default": 1}));
+    let r = c
+        .update_config(json!({"variable": "v", "enabled": false, "rollouts": [{"value": 2, "constraints": [{"target": "x", "op": "?", "value": 1}]}]}).to_string().as_bytes())
+        .unwrap();
+    assert!(r.rejected[0].kill_switch && !r.rejected[0].kept_last_good);
+    assert_eq!(c.get_variable("v", &Facets::new()).reason, Reason::Disabled);
+}
+
+#[test]
+fn a_broken_experiment_does_not_break_a_variable_another_experiment_defines() {
+    let cfg = json!({"experiments": [
+        {"name": "bad", "state": "RUNNING", "variables": [{"name": "v", "facets": ["pax"], "choices": "oops"}]},
+        {"name": "good", "state": "RUNNING", "constraints": [{"target": "city", "op": "=", "value": 6}],
+         "variables": [{"name": "v", "facets": ["pax"], "choices": [{"value": 1}]}]}
+    ]});
+    let c = client(cfg);
+    assert_eq!(
+        c.get_variable("v", &Facets::new().passenger(1).city(6))
+            .int64(0),
+        1
+    );
+    let d = c.get_variable("v", &Facets::new().passenger(1).city(7));
+    assert_eq!(
+        (d.source, d.reason, d.error),
+        (Source::Fallback, Reason::Default, None)
+    );
+}
+
+#[test]
+fn time_window_slots_of_different_periods_are_rejected() {
+    let exp = |name: &str, offset: f64, span: u64| {
+        json!({"domain": "d", "name": name, "state": "RUNNING",
+        "slotting": {"byPercentage": 0.5, "offset": offset},
+        "variables": [{"name": name, "facets": ["ts"], "strategy": "timeSliceShuffle", "choices": [{"value": 0, "span": span}]}]})
+    };
+    let same = json!({"experiments": [exp("a", 0.0, 60), exp("b", 0.5, 60)]});
+    assert!(Client::with_config(same.to_string().as_bytes(), ClientOptions::default()).is_ok());
+    let different = json!({"experiments": [exp("a", 0.0, 60), exp("b", 0.5, 90)]});
+    let e = Client::with_config(different.to_string().as_bytes(), ClientOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("60 s time window"), "{e}");
+}

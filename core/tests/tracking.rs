@@ -542,3 +542,44 @@ fn bytes_do_not_depend_on_facet_order() {
     let b = ev(Facets::new().booking("b").passenger(1).city(6));
     assert_eq!(encode_batch(&h, &[a]), encode_batch(&h, &[b]));
 }
+
+#[test]
+fn both_call_paths_fold_alike_when_facets_are_excluded() {
+    let c = client(TrackingOptions {
+        exclude_facets: vec!["session".into()],
+        ..Default::default()
+    });
+    for s in ["s1", "s2", "s3"] {
+        c.get_variable("delay", &Facets::new().city(6).session(s));
+        c.context(Facets::new().city(6).session(s))
+            .int64(&c.variable("delay"), 0);
+    }
+    let events = drain(&c);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].count, 6);
+}
+
+#[test]
+fn hostile_batches_cannot_amplify_memory() {
+    // One long string referenced by many facets: valid structure and checksum,
+    // but decoding would copy the string once per reference.
+    let long = "x".repeat(10_000);
+    let mut b: Vec<u8> = b"TRNB\x01".to_vec();
+    b.push(2); // two strings
+    put_varint(&mut b, (long.len() as u64) << 1);
+    b.extend_from_slice(long.as_bytes());
+    b.push(2); // "k"... keys must be distinct: use many keys? one key, many sets instead
+    b.push(b'k');
+    let sets = 5_000u64;
+    put_varint(&mut b, sets);
+    for _ in 0..sets {
+        b.extend_from_slice(&[1, 1 << 3, 0]); // one facet: key 1 ("k"), string value 0 (the long one)
+    }
+    b.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0]); // header
+    let crc = crc32c_of(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    match decode_batch(&b) {
+        Err(DecodeError::Malformed { what, .. }) => assert!(what.contains("limit"), "{what}"),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}

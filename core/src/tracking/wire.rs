@@ -4,7 +4,7 @@
 //! batch   = magic "TRNB" | version u8 (=1) | strings | facet_sets | header | events | crc32c u32 LE
 //! strings = varint n, n x (varint h, h&1 ? 16 raw UUID bytes : (h>>1) UTF-8 bytes)
 //! sets    = varint n, n x (varint k, k x (varint key<<3|tag, payload))
-//! header  = client, seq, zigzag created_ms, sdk, sdk_version, platform, dropped, fold_overflow
+//! header  = client, sdk, sdk_version, platform (string indices), seq, zigzag created_ms, dropped, fold_overflow
 //! events  = varint n, n x event
 //! ```
 //!
@@ -29,6 +29,8 @@ use crate::value::FacetValue;
 pub const MAGIC: &[u8; 4] = b"TRNB";
 /// The wire format version this engine writes and reads.
 pub const WIRE_VERSION: u8 = 1;
+/// Decoded facet data may take at most this many times the batch's size.
+const DECODE_EXPANSION: usize = 32;
 
 /// The batch header.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -518,9 +520,15 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     }
     let n = r.count(1)?;
     let mut sets: Vec<Arc<Facets>> = Vec::with_capacity(n);
+    // Facet values are copied out of the string table; cap the copies at a
+    // fixed multiple of the input so hostile batches cannot amplify memory.
+    let mut budget = bytes
+        .len()
+        .saturating_mul(DECODE_EXPANSION)
+        .saturating_add(64 * 1024);
     for _ in 0..n {
         let k = r.count(1)?;
-        let mut f = Facets::new();
+        let mut items: Vec<(String, FacetValue)> = Vec::with_capacity(k);
         for _ in 0..k {
             let h = r.varint()?;
             let key = match usize::try_from(h >> 3).ok().and_then(|i| strings.get(i)) {
@@ -538,12 +546,25 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                 4 => FacetValue::Bool(true),
                 _ => return r.err("unknown facet tag"),
             };
-            if f.get(&key).is_some() {
-                return r.err("facet set repeats a key");
-            }
-            f.set(key.to_string(), value);
+            let cost = key.len()
+                + 64
+                + if let FacetValue::Str(v) = &value {
+                    2 * v.len()
+                } else {
+                    24
+                };
+            budget = match budget.checked_sub(cost) {
+                Some(b) => b,
+                None => return r.err("facet sets expand beyond the decoder's limit"),
+            };
+            items.push((key.to_string(), value));
         }
-        sets.push(Arc::new(f));
+        let mut keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return r.err("facet set repeats a key");
+        }
+        sets.push(Arc::new(Facets::from_distinct(items)));
     }
     let client_id = r.index(&strings, "string index out of range")?.to_string();
     let sdk = r.index(&strings, "string index out of range")?.to_string();
