@@ -8,8 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use turnout_core::tracking::{append_to_stream, split_stream};
 use turnout_core::{
-    decode_batch, Client, ClientOptions, FacetValue, Facets, FixedClock, Isolation, SystemClock,
-    TrackingOptions,
+    decode_batch, Client, ClientOptions, FacetValue, Facets, FixedClock, Isolation, SystemClock, TrackingOptions,
 };
 
 /// turnout: a deterministic feature-flag and experimentation engine.
@@ -94,9 +93,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 /// Parses `name=value`: the value is a JSON scalar if it parses as one, else a
 /// string; `name=null` leaves the facet absent (`None`).
 fn parse_facet(s: &str) -> Result<Option<(String, FacetValue)>, String> {
-    let (name, raw) = s
-        .split_once('=')
-        .ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
+    let (name, raw) = s.split_once('=').ok_or_else(|| format!("--facet `{s}`: expected NAME=VALUE"))?;
     if name.is_empty() {
         return Err(format!("--facet `{s}`: the name is empty"));
     }
@@ -114,11 +111,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             Some(ms) => Arc::new(FixedClock::new(ms)),
             None => Arc::new(SystemClock),
         },
-        isolation: if args.strict {
-            Isolation::Strict
-        } else {
-            Isolation::PerDocument
-        },
+        isolation: if args.strict { Isolation::Strict } else { Isolation::PerDocument },
         service: args.service.clone(),
         tracking: TrackingOptions {
             client_id: "turnout-cli".into(),
@@ -127,8 +120,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
         },
     };
     let config = read(&args.config)?;
-    let (client, report) = Client::with_config(&config, options)
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let (client, report) =
+        Client::with_config(&config, options).map_err(|e| format!("{}: {e}", args.config.display()))?;
     for r in &report.rejected {
         for p in &r.problems {
             let kept = if r.kill_switch {
@@ -164,21 +157,13 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             println!(
                 "reason     {}{}",
                 d.reason.as_str(),
-                d.error
-                    .map(|e| format!(" ({})", e.as_str()))
-                    .unwrap_or_default()
+                d.error.map(|e| format!(" ({})", e.as_str())).unwrap_or_default()
             );
             if let Some(e) = &d.experiment {
                 println!("experiment {e} (choice {})", d.choice.unwrap_or(0));
             }
             if let Some(r) = d.rule {
-                println!(
-                    "rule       {r}{}",
-                    d.label
-                        .as_ref()
-                        .map(|l| format!(" ({l})"))
-                        .unwrap_or_default()
-                );
+                println!("rule       {r}{}", d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default());
             }
             println!("steps:");
             for s in &ex.steps {
@@ -217,8 +202,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
     out.flush().map_err(|e| e.to_string())?;
     if let Some(path) = &args.events {
         take_batches(&client, &mut stream);
-        std::fs::write(path, &stream)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, &stream).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -238,8 +222,7 @@ fn write_events(client: &Client, path: Option<&Path>) -> Result<(), String> {
     if let Some(path) = path {
         let mut stream = Vec::new();
         take_batches(client, &mut stream);
-        std::fs::write(path, &stream)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, &stream).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -275,9 +258,7 @@ fn decode(files: &[PathBuf]) -> Result<ExitCode, String> {
             }
             for e in &batch.events {
                 let mut line = header.clone();
-                if let (Some(l), serde_json::Value::Object(ev)) =
-                    (line.as_object_mut(), e.to_json())
-                {
+                if let (Some(l), serde_json::Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
                     l.extend(ev);
                 }
                 writeln!(out, "{line}").map_err(|e| e.to_string())?;
@@ -285,20 +266,13 @@ fn decode(files: &[PathBuf]) -> Result<ExitCode, String> {
         }
     }
     out.flush().map_err(|e| e.to_string())?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn eval_line(client: &Client, line: &str) -> Result<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
-    let name = v
-        .get("variable")
-        .and_then(|x| x.as_str())
-        .ok_or_else(|| "missing string field `variable`".to_string())?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let name =
+        v.get("variable").and_then(|x| x.as_str()).ok_or_else(|| "missing string field `variable`".to_string())?;
     let facets = match v.get("facets") {
         None | Some(serde_json::Value::Null) => Facets::new(),
         Some(f) => Facets::from_json(f).map_err(|e| e.to_string())?,
@@ -314,11 +288,7 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
         match client.validate(&bytes) {
             Ok(report) => {
                 let vars = report.added.len();
-                println!(
-                    "{}: ok ({vars} variables, {} warnings)",
-                    path.display(),
-                    report.warnings.len()
-                );
+                println!("{}: ok ({vars} variables, {} warnings)", path.display(), report.warnings.len());
                 for w in &report.warnings {
                     println!("  warning: {w}");
                 }
@@ -338,9 +308,5 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

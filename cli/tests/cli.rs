@@ -12,20 +12,12 @@ fn turnout(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn turnout");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
 fn lines(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }
 
 const SEED: &str = "examples/configs/seed-rollout.json";
@@ -61,55 +53,23 @@ fn eval_json_lines_in_order_and_continues_after_bad_lines() {
     assert_eq!(out[5]["value"], serde_json::Value::Null);
     assert_eq!(out[5]["errorCode"], "FLAG_NOT_FOUND");
     // The keys come in contract order.
-    let first = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(
-        first.starts_with("{\"variable\":\"automatedMessageDelay\",\"value\":60,\"source\""),
-        "{first}"
-    );
+    let first = String::from_utf8_lossy(&o.stdout).lines().next().unwrap().to_string();
+    assert!(first.starts_with("{\"variable\":\"automatedMessageDelay\",\"value\":60,\"source\""), "{first}");
 }
 
 #[test]
 fn eval_reads_a_contexts_file() {
-    let o = turnout(
-        &[
-            "eval",
-            "--config",
-            "examples/configs/example.json",
-            "--contexts",
-            "examples/contexts.jsonl",
-        ],
-        "",
-    );
+    let o =
+        turnout(&["eval", "--config", "examples/configs/example.json", "--contexts", "examples/contexts.jsonl"], "");
     assert!(o.status.success());
-    let expected = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/contexts.jsonl"
-    ))
-    .unwrap();
-    assert_eq!(
-        lines(&o).len(),
-        expected.lines().filter(|l| !l.trim().is_empty()).count()
-    );
+    let expected = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/contexts.jsonl")).unwrap();
+    assert_eq!(lines(&o).len(), expected.lines().filter(|l| !l.trim().is_empty()).count());
 }
 
 #[test]
 fn eval_single_variable_with_facet_flags() {
     let o = turnout(
-        &[
-            "eval",
-            "--config",
-            SEED,
-            "--variable",
-            "automatedMessageDelay",
-            "--facet",
-            "city=6",
-            "--facet",
-            "svc=11",
-        ],
+        &["eval", "--config", SEED, "--variable", "automatedMessageDelay", "--facet", "city=6", "--facet", "svc=11"],
         "",
     );
     assert!(o.status.success());
@@ -130,18 +90,7 @@ fn eval_single_variable_with_facet_flags() {
         "",
     );
     assert_eq!(lines(&o)[0]["value"], 60);
-    let bad = turnout(
-        &[
-            "eval",
-            "--config",
-            SEED,
-            "--variable",
-            "automatedMessageDelay",
-            "--facet",
-            "city",
-        ],
-        "",
-    );
+    let bad = turnout(&["eval", "--config", SEED, "--variable", "automatedMessageDelay", "--facet", "city"], "");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("NAME=VALUE"));
 }
@@ -166,14 +115,8 @@ fn explain_says_why() {
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("value      30"), "{text}");
-    assert!(
-        text.contains("constraint 1 `svc in [302, 11]` does not hold (svc is \"7\")"),
-        "{text}"
-    );
-    assert!(
-        text.contains("rule 1: constraint 0 `city = 10` does not hold"),
-        "{text}"
-    );
+    assert!(text.contains("constraint 1 `svc in [302, 11]` does not hold (svc is \"7\")"), "{text}");
+    assert!(text.contains("rule 1: constraint 0 `city = 10` does not hold"), "{text}");
 }
 
 #[test]
@@ -181,40 +124,24 @@ fn eval_with_a_broken_config_exits_2() {
     let dir = std::env::temp_dir().join(format!("turnout-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.json");
-    std::fs::write(&path, r#"{"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~", "value": 1}]}]}"#).unwrap();
-    let o = turnout(
-        &[
-            "eval",
-            "--config",
-            path.to_str().unwrap(),
-            "--contexts",
-            "-",
-        ],
-        "",
-    );
+    std::fs::write(
+        &path,
+        r#"{"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~", "value": 1}]}]}"#,
+    )
+    .unwrap();
+    let o = turnout(&["eval", "--config", path.to_str().unwrap(), "--contexts", "-"], "");
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown op `~`"));
     let v = turnout(&["validate", path.to_str().unwrap(), SEED], "");
     assert_eq!(v.status.code(), Some(1));
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(
-        text.contains("rollout \"v\": rollouts[0].constraints[0].op: unknown op `~`"),
-        "{text}"
-    );
+    assert!(text.contains("rollout \"v\": rollouts[0].constraints[0].op: unknown op `~`"), "{text}");
     assert!(text.contains("seed-rollout.json: ok"), "{text}");
 }
 
 #[test]
 fn validate_accepts_the_examples() {
-    let o = turnout(
-        &[
-            "validate",
-            SEED,
-            "examples/configs/seed-experiment.json",
-            "examples/configs/example.json",
-        ],
-        "",
-    );
+    let o = turnout(&["validate", SEED, "examples/configs/seed-experiment.json", "examples/configs/example.json"], "");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
@@ -249,25 +176,15 @@ fn eval_events_then_decode_shows_what_the_config_would_report() {
     let d = turnout(&["decode", events.to_str().unwrap()], "");
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     let out = lines(&d);
-    assert_eq!(
-        out.len(),
-        2,
-        "two distinct decisions; the repeat is folded; the fallback is not recorded"
-    );
+    assert_eq!(out.len(), 2, "two distinct decisions; the repeat is folded; the fallback is not recorded");
     assert_eq!(out[0]["count"], 2);
     assert_eq!(out[0]["value"], 60);
     assert_eq!(out[0]["service"], "pricing");
     assert_eq!(out[0]["seq"], 1);
     assert_eq!(out[0]["clientId"], "turnout-cli");
     assert_eq!(out[0]["time"], 1_700_000_000_000i64);
-    assert_eq!(
-        out[0]["facets"],
-        serde_json::json!({"city": 6, "svc": 302, "pax": 1})
-    );
-    assert_eq!(
-        (out[1]["source"].as_str(), out[1]["value"].as_i64()),
-        (Some("default"), Some(30))
-    );
+    assert_eq!(out[0]["facets"], serde_json::json!({"city": 6, "svc": 302, "pax": 1}));
+    assert_eq!((out[1]["source"].as_str(), out[1]["value"].as_i64()), (Some("default"), Some(30)));
     // A corrupted file is rejected with a clear error and a non-zero exit.
     let mut bytes = std::fs::read(&events).unwrap();
     let last = bytes.len() - 1;

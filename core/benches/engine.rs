@@ -31,9 +31,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
-use turnout_core::{
-    Client, ClientOptions, DecisionEvents, Facets, FixedClock, Source, TrackingOptions,
-};
+use turnout_core::{Client, ClientOptions, DecisionEvents, Facets, FixedClock, Source, TrackingOptions};
 
 const SEED_ROLLOUT: &str = include_str!("../../examples/configs/seed-rollout.json");
 const SEED_EXPERIMENT: &str = include_str!("../../examples/configs/seed-experiment.json");
@@ -47,30 +45,20 @@ const NOW_MS: i64 = 1_528_804_800_000 - 86_400_000;
 
 /// The default options (decision tracking on, as a user gets them) with a fixed clock.
 fn options() -> ClientOptions {
-    ClientOptions {
-        clock: Arc::new(FixedClock::new(NOW_MS)),
-        ..ClientOptions::default()
-    }
+    ClientOptions { clock: Arc::new(FixedClock::new(NOW_MS)), ..ClientOptions::default() }
 }
 
 /// Decision tracking off: the evaluation alone.
 fn untracked() -> ClientOptions {
     ClientOptions {
-        tracking: TrackingOptions {
-            decisions: DecisionEvents::Off,
-            ..TrackingOptions::default()
-        },
+        tracking: TrackingOptions { decisions: DecisionEvents::Off, ..TrackingOptions::default() },
         ..options()
     }
 }
 
 /// The default client and an untracked one on the same bundle.
 fn clients() -> (Client, Client) {
-    let load = |o| {
-        Client::with_config(&bench_bundle(), o)
-            .expect("bundle loads")
-            .0
-    };
+    let load = |o| Client::with_config(&bench_bundle(), o).expect("bundle loads").0;
     (load(options()), load(untracked()))
 }
 
@@ -110,12 +98,7 @@ fn bench_bundle() -> Vec<u8> {
 }
 
 /// The first `pax` in `range` for which `f(decision)` holds.
-fn find_pax(
-    client: &Client,
-    var: &str,
-    base: Facets,
-    f: impl Fn(&turnout_core::Decision) -> bool,
-) -> i64 {
+fn find_pax(client: &Client, var: &str, base: Facets, f: impl Fn(&turnout_core::Decision) -> bool) -> i64 {
     (1..100_000)
         .find(|&p| f(&client.get_variable(var, &base.clone().passenger(p))))
         .expect("a passenger id with the wanted decision")
@@ -134,28 +117,12 @@ fn find_ts(client: &Client) -> i64 {
 
 fn rollout(c: &mut Criterion) {
     let (client, plain) = clients();
-    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
-        d.rule == Some(1)
-    });
-    let jakarta_out = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
-        d.source == Source::Default
-    });
+    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.rule == Some(1));
+    let jakarta_out = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.source == Source::Default);
     let cases = [
-        (
-            "singapore_rule0",
-            Facets::new().city(6).service(302).passenger(1234),
-            60,
-        ),
-        (
-            "jakarta_rule1",
-            Facets::new().city(10).service(302).passenger(jakarta_in),
-            90,
-        ),
-        (
-            "default",
-            Facets::new().city(10).service(302).passenger(jakarta_out),
-            30,
-        ),
+        ("singapore_rule0", Facets::new().city(6).service(302).passenger(1234), 60),
+        ("jakarta_rule1", Facets::new().city(10).service(302).passenger(jakarta_in), 90),
+        ("default", Facets::new().city(10).service(302).passenger(jakarta_out), 30),
     ];
     for (_, f, want) in &cases {
         assert_eq!(client.get_variable(ROLLOUT_VAR, f).int64(0), *want);
@@ -171,9 +138,7 @@ fn rollout(c: &mut Criterion) {
     for (id, facets, want) in &cases {
         let ctx = client.context(facets.clone());
         assert_eq!(ctx.int64(&var, 0), *want);
-        g.bench_function(format!("prepared/{id}"), |b| {
-            b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0)))
-        });
+        g.bench_function(format!("prepared/{id}"), |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0))));
     }
     let var = plain.variable(ROLLOUT_VAR);
     for (id, facets, want) in &cases {
@@ -193,9 +158,7 @@ fn rollout(c: &mut Criterion) {
 
 fn experiment(c: &mut Criterion) {
     let (client, plain) = clients();
-    let pax = find_pax(&client, EXP_VAR, Facets::new(), |d| {
-        d.source == Source::Experiment
-    });
+    let pax = find_pax(&client, EXP_VAR, Facets::new(), |d| d.source == Source::Experiment);
     let facets = Facets::new().passenger(pax);
     let d = client.get_variable(EXP_VAR, &facets);
     assert_eq!(d.source, Source::Experiment);
@@ -204,18 +167,12 @@ fn experiment(c: &mut Criterion) {
     let var = client.variable(EXP_VAR);
     let ctx = client.context(facets.clone());
     assert_eq!(ctx.int64(&var, 0), d.int64(-1));
-    g.bench_function("prepared", |b| {
-        b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0)))
-    });
-    g.bench_function("get_variable", |b| {
-        b.iter(|| client.get_variable(black_box(EXP_VAR), black_box(&facets)))
-    });
+    g.bench_function("prepared", |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(0))));
+    g.bench_function("get_variable", |b| b.iter(|| client.get_variable(black_box(EXP_VAR), black_box(&facets))));
     let pvar = plain.variable(EXP_VAR);
     let pctx = plain.context(facets.clone());
     assert_eq!(pctx.int64(&pvar, 0), ctx.int64(&var, 0));
-    g.bench_function("prepared_untracked", |b| {
-        b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(0)))
-    });
+    g.bench_function("prepared_untracked", |b| b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(0))));
     g.bench_function("get_variable_untracked", |b| {
         b.iter(|| plain.get_variable(black_box(EXP_VAR), black_box(&facets)))
     });
@@ -233,18 +190,12 @@ fn timeslice(c: &mut Criterion) {
     let var = client.variable(TS_VAR);
     let ctx = client.context(facets.clone());
     assert_eq!(ctx.int64(&var, -1), d.int64(-2));
-    g.bench_function("prepared", |b| {
-        b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(-1)))
-    });
-    g.bench_function("get_variable", |b| {
-        b.iter(|| client.get_variable(black_box(TS_VAR), black_box(&facets)))
-    });
+    g.bench_function("prepared", |b| b.iter(|| black_box(&ctx).int64(black_box(&var), black_box(-1))));
+    g.bench_function("get_variable", |b| b.iter(|| client.get_variable(black_box(TS_VAR), black_box(&facets))));
     let pvar = plain.variable(TS_VAR);
     let pctx = plain.context(facets.clone());
     assert_eq!(pctx.int64(&pvar, -1), ctx.int64(&var, -1));
-    g.bench_function("prepared_untracked", |b| {
-        b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(-1)))
-    });
+    g.bench_function("prepared_untracked", |b| b.iter(|| black_box(&pctx).int64(black_box(&pvar), black_box(-1))));
     g.bench_function("get_variable_untracked", |b| {
         b.iter(|| plain.get_variable(black_box(TS_VAR), black_box(&facets)))
     });
@@ -309,10 +260,8 @@ pub fn big_bundle(n: usize) -> Vec<u8> {
             }));
         }
     }
-    serde_json::to_vec(
-        &json!({"schema": 1, "version": 7, "rollouts": rollouts, "experiments": experiments}),
-    )
-    .expect("serialises")
+    serde_json::to_vec(&json!({"schema": 1, "version": 7, "rollouts": rollouts, "experiments": experiments}))
+        .expect("serialises")
 }
 
 fn load(c: &mut Criterion) {
@@ -380,15 +329,11 @@ fn pax_bucket(pax: i64) -> f64 {
 
 fn baseline(c: &mut Criterion) {
     let (client, _) = Client::with_config(&bench_bundle(), options()).expect("bundle loads");
-    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| {
-        d.rule == Some(1)
-    });
+    let jakarta_in = find_pax(&client, ROLLOUT_VAR, Facets::new().city(10), |d| d.rule == Some(1));
     assert_eq!(if_else(6, 302, 1234), 60);
     assert_eq!(if_else(10, 302, jakarta_in), 90);
     let mut g = c.benchmark_group("baseline");
-    g.bench_function("if_else/singapore_rule0", |b| {
-        b.iter(|| if_else(black_box(6), black_box(302), black_box(1234)))
-    });
+    g.bench_function("if_else/singapore_rule0", |b| b.iter(|| if_else(black_box(6), black_box(302), black_box(1234))));
     g.bench_function("if_else/jakarta_rule1", |b| {
         b.iter(|| if_else(black_box(10), black_box(302), black_box(jakarta_in)))
     });

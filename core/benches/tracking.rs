@@ -59,6 +59,10 @@
 //!   through, so every decision queues a new event; the timed loop runs in
 //!   chunks of 1,000 decisions and the host's work (take_batch + ack) happens
 //!   between chunks, outside the timing.
+//! - `record/{get_variable,prepared}/distinct_hot/{all,off}`: as `distinct`
+//!   with the pool's first 1,000 units (cache-resident: a server's facets for
+//!   the request at hand are hot; the 100,000-unit pool is not). Each chunk
+//!   still sees 1,000 different units, so every decision queues a new event.
 //! - `record/prepared/distinct_systemclock/{all,off}`: as `distinct` with the
 //!   real `SystemClock` (a new event reads the clock; FixedClock hides that).
 //! - `record/prepared/distinct_undrained/all`: no host draining at all (an
@@ -75,8 +79,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
 use turnout_core::{
-    decode_batch, encode_batch, BatchHeader, Client, ClientOptions, Clock, DecisionEvents, Event,
-    EventData, FacetValue, Facets, FixedClock, Source, SplitMix64, SystemClock, TrackingOptions,
+    decode_batch, encode_batch, BatchHeader, Client, ClientOptions, Clock, DecisionEvents, Event, EventData,
+    FacetValue, Facets, FixedClock, Source, SplitMix64, SystemClock, TrackingOptions,
 };
 
 // ---- the event stream -------------------------------------------------------
@@ -127,34 +131,15 @@ impl Rng {
     /// A booking code like `ADR-123-2-001`.
     fn booking(&mut self) -> String {
         let prefix = *self.pick(&["ADR", "IOS", "WEB", "GFD"]);
-        format!(
-            "{prefix}-{:03}-{}-{:03}",
-            self.below(1000),
-            1 + self.below(9),
-            self.below(1000)
-        )
+        format!("{prefix}-{:03}-{}-{:03}", self.below(1000), 1 + self.below(9), self.below(1000))
     }
 }
 
-const SERVICES: [&str; 5] = [
-    "transport-api",
-    "food-api",
-    "driver-app",
-    "pax-app",
-    "payments",
-];
+const SERVICES: [&str; 5] = ["transport-api", "food-api", "driver-app", "pax-app", "payments"];
 /// How often each service opens a session (out of 20).
 const SERVICE_WEIGHTS: [u64; 5] = [7, 4, 4, 3, 2];
-const PREFIXES: [&str; 10] = [
-    "pickup", "dropoff", "surge", "promo", "chat", "eta", "map", "payment", "tip", "rating",
-];
-const SUFFIXES: [&str; 5] = [
-    "Enabled",
-    "DelaySeconds",
-    "ModelVersion",
-    "BannerColor",
-    "Threshold",
-];
+const PREFIXES: [&str; 10] = ["pickup", "dropoff", "surge", "promo", "chat", "eta", "map", "payment", "tip", "rating"];
+const SUFFIXES: [&str; 5] = ["Enabled", "DelaySeconds", "ModelVersion", "BannerColor", "Threshold"];
 const EXPERIMENTS: [&str; 10] = [
     "pickup.etaModelV2",
     "pricing.surgeCapV3",
@@ -170,13 +155,8 @@ const EXPERIMENTS: [&str; 10] = [
 const CITIES: [i64; 12] = [6, 6, 6, 10, 10, 10, 5, 2, 3, 7, 11, 13];
 const VEHICLES: [i64; 8] = [1, 2, 4, 7, 11, 17, 23, 42];
 /// (metric, kind): 0 = 2-decimal float, 1 = 3-decimal float, 2 = integral.
-const METRICS: [(&str, u8); 5] = [
-    ("fare", 0),
-    ("distance_km", 1),
-    ("eta_seconds", 2),
-    ("rating", 2),
-    ("wait_seconds", 1),
-];
+const METRICS: [(&str, u8); 5] =
+    [("fare", 0), ("distance_km", 1), ("eta_seconds", 2), ("rating", 2), ("wait_seconds", 1)];
 
 enum VarKind {
     /// Assigned by experiment `exp`; `default` when the unit is not in it.
@@ -221,16 +201,7 @@ impl Stream {
         let mut rng = Rng::new(seed);
         let json_text = |v: Value| -> Arc<str> { Arc::from(v.to_string()) };
         let ints = [30, 60, 90, 120, 15, 5, 300, 1000];
-        let strs = [
-            "blue",
-            "green",
-            "control",
-            "treatment",
-            "variant-a",
-            "v2",
-            "fast",
-            "legacy",
-        ];
+        let strs = ["blue", "green", "control", "treatment", "variant-a", "v2", "fast", "legacy"];
         let mut vars = Vec::new();
         let mut exp_counter = 0;
         for i in 0..PREFIXES.len() * SUFFIXES.len() {
@@ -249,26 +220,15 @@ impl Stream {
             let default = value(base);
             let kind = if i % 10 < 3 {
                 exp_counter += 1;
-                VarKind::Experiment {
-                    exp: (exp_counter - 1) % EXPERIMENTS.len(),
-                    choices: alts,
-                    default,
-                }
+                VarKind::Experiment { exp: (exp_counter - 1) % EXPERIMENTS.len(), choices: alts, default }
             } else {
-                VarKind::Rollout {
-                    rules: alts,
-                    default,
-                }
+                VarKind::Rollout { rules: alts, default }
             };
             vars.push(Var { name, kind });
         }
         let home = |i: usize| (i + i / SUFFIXES.len()) % SERVICES.len();
         let pools = (0..SERVICES.len())
-            .map(|s| {
-                (0..vars.len())
-                    .filter(|&i| home(i) == s || home(i) == (s + 1) % SERVICES.len())
-                    .collect()
-            })
+            .map(|s| (0..vars.len()).filter(|&i| home(i) == s || home(i) == (s + 1) % SERVICES.len()).collect())
             .collect();
         let mut st = Stream {
             rng,
@@ -328,24 +288,14 @@ impl Stream {
                 }
                 f.passenger(self.pax())
             }
-            "driver-app" => Facets::new()
-                .driver(r.id())
-                .city(city)
-                .service(svc)
-                .session(r.uuid()),
+            "driver-app" => Facets::new().driver(r.id()).city(city).service(svc).session(r.uuid()),
             "pax-app" => {
                 let session = r.uuid();
-                Facets::new()
-                    .city(city)
-                    .session(session)
-                    .passenger(self.pax())
+                Facets::new().city(city).session(session).passenger(self.pax())
             }
             _ => {
                 let booking = r.booking();
-                Facets::new()
-                    .city(city)
-                    .booking(booking)
-                    .passenger(self.pax())
+                Facets::new().city(city).booking(booking).passenger(self.pax())
             }
         }
     }
@@ -359,12 +309,7 @@ impl Stream {
             service += 1;
         }
         let facets = Arc::new(self.session_facets(service));
-        Session {
-            service,
-            facets,
-            left: 4 + self.rng.below(9) as u32,
-            used: Vec::new(),
-        }
+        Session { service, facets, left: 4 + self.rng.below(9) as u32, used: Vec::new() }
     }
 
     fn next_event(&mut self) -> Event {
@@ -400,11 +345,7 @@ impl Stream {
             self.sessions[k].used.push(v);
             let var = &self.vars[v];
             let data = match &var.kind {
-                VarKind::Experiment {
-                    exp,
-                    choices,
-                    default,
-                } => {
+                VarKind::Experiment { exp, choices, default } => {
                     if self.rng.chance(0.75) {
                         let c = self.rng.below(choices.len() as u64) as usize;
                         EventData::Decision {
@@ -433,19 +374,8 @@ impl Stream {
                     }
                 }
             };
-            let count = if self.rng.chance(0.15) {
-                2 + self.rng.below(3)
-            } else {
-                1
-            };
-            Event {
-                time_ms: self.now,
-                count,
-                service: service_name,
-                name: Arc::clone(&var.name),
-                data,
-                facets,
-            }
+            let count = if self.rng.chance(0.15) { 2 + self.rng.below(3) } else { 1 };
+            Event { time_ms: self.now, count, service: service_name, name: Arc::clone(&var.name), data, facets }
         };
         let s = &mut self.sessions[k];
         s.left -= 1;
@@ -500,17 +430,11 @@ fn batches(size: usize, count: usize) -> Vec<TestBatch> {
             let json_values = events
                 .iter()
                 .map(|e| match &e.data {
-                    EventData::Decision { value, .. } => {
-                        serde_json::from_str(value).expect("decision values are JSON")
-                    }
+                    EventData::Decision { value, .. } => serde_json::from_str(value).expect("decision values are JSON"),
                     EventData::Track { value } => json!(value),
                 })
                 .collect();
-            TestBatch {
-                header,
-                events,
-                json_values,
-            }
+            TestBatch { header, events, json_values }
         })
         .collect()
 }
@@ -567,18 +491,9 @@ fn json_encode(b: &TestBatch) -> Vec<u8> {
         .zip(&b.json_values)
         .map(|(e, v)| {
             let (source, experiment, rule, choice) = match &e.data {
-                EventData::Decision {
-                    source,
-                    experiment,
-                    rule,
-                    choice,
-                    ..
-                } => (
-                    Some(source.as_str()),
-                    Some(experiment.as_deref()),
-                    Some(*rule),
-                    Some(*choice),
-                ),
+                EventData::Decision { source, experiment, rule, choice, .. } => {
+                    (Some(source.as_str()), Some(experiment.as_deref()), Some(*rule), Some(*choice))
+                }
                 EventData::Track { .. } => (None, None, None, None),
             };
             JsonEvent {
@@ -596,11 +511,7 @@ fn json_encode(b: &TestBatch) -> Vec<u8> {
             }
         })
         .collect();
-    serde_json::to_vec(&JsonBatch {
-        header: &b.header,
-        events,
-    })
-    .expect("serialises")
+    serde_json::to_vec(&JsonBatch { header: &b.header, events }).expect("serialises")
 }
 
 // ---- protobuf (prost): a natural schema ----------------------------------------
@@ -753,13 +664,7 @@ fn pb_event(e: &Event) -> PbEvent {
         facets,
     };
     match &e.data {
-        EventData::Decision {
-            value,
-            source,
-            experiment,
-            rule,
-            choice,
-        } => {
+        EventData::Decision { value, source, experiment, rule, choice } => {
             pb.value = value.to_string();
             pb.source = match source {
                 Source::Experiment => PbSource::Experiment,
@@ -807,33 +712,18 @@ fn size_row(size: usize, count: usize) -> SizeRow {
         let back = decode_batch(&bytes).expect("decodes");
         assert_eq!(back.events, b.events, "round trip");
         turnout += bytes.len();
-        let stripped: Vec<Event> = b
-            .events
-            .iter()
-            .map(|e| Event {
-                facets: Arc::clone(&empty),
-                ..e.clone()
-            })
-            .collect();
+        let stripped: Vec<Event> = b.events.iter().map(|e| Event { facets: Arc::clone(&empty), ..e.clone() }).collect();
         no_facets += encode_batch(&b.header, &stripped).len();
         let j = json_encode(b);
         json += j.len();
         let pb = prost::Message::encode_to_vec(&pb_batch(b));
         prost_bytes += pb.len();
-        sets += b
-            .events
-            .iter()
-            .map(|e| Arc::as_ptr(&e.facets) as usize)
-            .collect::<HashSet<_>>()
-            .len();
+        sets += b.events.iter().map(|e| Arc::as_ptr(&e.facets) as usize).collect::<HashSet<_>>().len();
         let mut texts: HashSet<String> = HashSet::new();
         for e in &b.events {
             texts.insert(e.service.to_string());
             texts.insert(e.name.to_string());
-            if let EventData::Decision {
-                value, experiment, ..
-            } = &e.data
-            {
+            if let EventData::Decision { value, experiment, .. } = &e.data {
                 texts.insert(value.to_string());
                 if let Some(x) = experiment {
                     texts.insert(x.to_string());
@@ -865,17 +755,9 @@ fn size_row(size: usize, count: usize) -> SizeRow {
 fn check_json_view() {
     let b = &batches(100, 1)[0];
     for (e, v) in b.events.iter().zip(&b.json_values) {
-        let one = TestBatch {
-            header: BatchHeader::default(),
-            events: vec![e.clone()],
-            json_values: vec![v.clone()],
-        };
+        let one = TestBatch { header: BatchHeader::default(), events: vec![e.clone()], json_values: vec![v.clone()] };
         let mine: Value = serde_json::from_slice(&json_encode(&one)).expect("parses");
-        assert_eq!(
-            mine["events"][0],
-            e.to_json(),
-            "JSON view differs from to_json"
-        );
+        assert_eq!(mine["events"][0], e.to_json(), "JSON view differs from to_json");
         let own = serde_json::to_vec(&e.to_json()).expect("json").len();
         let view = serde_json::to_vec(&mine["events"][0]).expect("json").len();
         assert_eq!(own, view);
@@ -914,10 +796,7 @@ fn batch_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("batch");
     for (size, count) in [(100usize, 50usize), (1_000, 10)] {
         let bs = batches(size, count);
-        let encoded: Vec<Vec<u8>> = bs
-            .iter()
-            .map(|b| encode_batch(&b.header, &b.events))
-            .collect();
+        let encoded: Vec<Vec<u8>> = bs.iter().map(|b| encode_batch(&b.header, &b.events)).collect();
         let pbs: Vec<PbBatch> = bs.iter().map(pb_batch).collect();
         let pb_bytes: Vec<Vec<u8>> = pbs.iter().map(prost::Message::encode_to_vec).collect();
         g.throughput(Throughput::Elements(size as u64));
@@ -974,24 +853,17 @@ const CHUNK: u64 = 1_000;
 
 fn record_bundle() -> Vec<u8> {
     let rollout: Value = serde_json::from_str(SEED_ROLLOUT).expect("seed rollout parses");
-    serde_json::to_vec(&json!({"schema": 1, "version": 1, "rollouts": [rollout]}))
-        .expect("serialises")
+    serde_json::to_vec(&json!({"schema": 1, "version": 1, "rollouts": [rollout]})).expect("serialises")
 }
 
 fn record_client(decisions: DecisionEvents, clock: Arc<dyn Clock>) -> Client {
     let options = ClientOptions {
         service: "transport-api".into(),
         clock,
-        tracking: TrackingOptions {
-            decisions,
-            client_id: CLIENT_ID.into(),
-            ..TrackingOptions::default()
-        },
+        tracking: TrackingOptions { decisions, client_id: CLIENT_ID.into(), ..TrackingOptions::default() },
         ..ClientOptions::default()
     };
-    Client::with_config(&record_bundle(), options)
-        .expect("bundle loads")
-        .0
+    Client::with_config(&record_bundle(), options).expect("bundle loads").0
 }
 
 /// 100,000 distinct units as a transport host sees them: pax, city, svc, session.
@@ -1000,13 +872,7 @@ fn facet_pool() -> Vec<Facets> {
     let cities = [6, 10, 10, 5];
     let vehicles = [302, 11, 2, 4];
     (0..POOL)
-        .map(|_| {
-            Facets::new()
-                .city(*r.pick(&cities))
-                .service(*r.pick(&vehicles))
-                .passenger(r.id())
-                .session(r.uuid())
-        })
+        .map(|_| Facets::new().city(*r.pick(&cities)).service(*r.pick(&vehicles)).passenger(r.id()).session(r.uuid()))
         .collect()
 }
 
@@ -1069,27 +935,35 @@ fn record_benches(c: &mut Criterion) {
         }
     }
 
-    for (mode, decisions) in modes {
-        let client = record_client(decisions, fixed());
-        let mut k = 0usize;
-        g.bench_function(format!("get_variable/distinct/{mode}"), |b| {
-            b.iter_custom(|iters| {
-                chunked(iters, &client, || {
-                    k = (k + 1) % POOL;
-                    black_box(client.get_variable(black_box(ROLLOUT_VAR), &pool[k]));
+    // `distinct`: the 100,000-unit pool (cold in cache, as the issue asks);
+    // `distinct_hot`: its first 1,000 units, cycled (cache-resident, like the
+    // facets a server just built for the request at hand). Within a chunk of
+    // 1,000 every unit is new, and the host drains after every chunk, so every
+    // decision queues a new event in both.
+    for (units, n) in [("distinct", POOL), ("distinct_hot", CHUNK as usize)] {
+        let pool = &pool[..n];
+        for (mode, decisions) in modes {
+            let client = record_client(decisions, fixed());
+            let mut k = 0usize;
+            g.bench_function(format!("get_variable/{units}/{mode}"), |b| {
+                b.iter_custom(|iters| {
+                    chunked(iters, &client, || {
+                        k = (k + 1) % n;
+                        black_box(client.get_variable(black_box(ROLLOUT_VAR), &pool[k]));
+                    })
                 })
-            })
-        });
-        let var = client.variable(ROLLOUT_VAR);
-        let ctxs: Vec<_> = pool.iter().map(|f| client.context(f.clone())).collect();
-        g.bench_function(format!("prepared/distinct/{mode}"), |b| {
-            b.iter_custom(|iters| {
-                chunked(iters, &client, || {
-                    k = (k + 1) % POOL;
-                    black_box(ctxs[k].int64(black_box(&var), 0));
+            });
+            let var = client.variable(ROLLOUT_VAR);
+            let ctxs: Vec<_> = pool.iter().map(|f| client.context(f.clone())).collect();
+            g.bench_function(format!("prepared/{units}/{mode}"), |b| {
+                b.iter_custom(|iters| {
+                    chunked(iters, &client, || {
+                        k = (k + 1) % n;
+                        black_box(ctxs[k].int64(black_box(&var), 0));
+                    })
                 })
-            })
-        });
+            });
+        }
     }
 
     for (mode, decisions) in modes {
@@ -1137,11 +1011,7 @@ fn median_ns(id: &str) -> Option<f64> {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     // Criterion stores `group/a/b` under `group/a_b`.
     let (group, function) = id.split_once('/')?;
-    let path = root
-        .join("criterion")
-        .join(group)
-        .join(function.replace('/', "_"))
-        .join("new/estimates.json");
+    let path = root.join("criterion").join(group).join(function.replace('/', "_")).join("new/estimates.json");
     let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
@@ -1150,7 +1020,9 @@ fn print_summary(rows: &[SizeRow]) {
     let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.1}"));
     println!();
     println!("tracking: medians of this run (ns per event; target/criterion/*/new/estimates.json)");
-    println!("| batch | turnout encode | turnout decode | json encode | prost encode | prost build+encode | prost decode |");
+    println!(
+        "| batch | turnout encode | turnout decode | json encode | prost encode | prost build+encode | prost decode |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in [100usize, 1_000] {
         let per = |what: &str| median_ns(&format!("batch/{what}/{n}")).map(|x| x / n as f64);
@@ -1171,19 +1043,16 @@ fn print_summary(rows: &[SizeRow]) {
     for (call, units) in [
         ("get_variable", "repeated"),
         ("get_variable", "distinct"),
+        ("get_variable", "distinct_hot"),
         ("prepared", "repeated"),
         ("prepared", "distinct"),
+        ("prepared", "distinct_hot"),
         ("prepared", "distinct_systemclock"),
     ] {
         let all = median_ns(&format!("record/{call}/{units}/all"));
         let off = median_ns(&format!("record/{call}/{units}/off"));
         let added = all.zip(off).map(|(a, o)| a - o);
-        println!(
-            "| {call} | {units} | {} | {} | {} |",
-            fmt(all),
-            fmt(off),
-            fmt(added)
-        );
+        println!("| {call} | {units} | {} | {} | {} |", fmt(all), fmt(off), fmt(added));
     }
     println!(
         "| prepared | distinct_undrained | {} | (prepared/distinct/off) {} | {} |",
@@ -1193,7 +1062,35 @@ fn print_summary(rows: &[SizeRow]) {
             .zip(median_ns("record/prepared/distinct/off"))
             .map(|(a, o)| a - o)),
     );
-    let _ = rows;
+    println!();
+    println!("tracking: issue 3 targets");
+    println!("| target | measured | met |");
+    println!("|---|---:|---|");
+    let line = |what: String, x: Option<f64>, limit: f64, unit: &str| {
+        let met = x.map_or("n/a", |x| if x <= limit { "yes" } else { "no" });
+        println!("| {what} <= {limit} {unit} | {} | {met} |", fmt(x));
+    };
+    for r in rows {
+        let limit = if r.batch == 100 { 33.0 } else { 15.0 };
+        line(format!("size, batch {}", r.batch), Some(r.turnout), limit, "B/event");
+    }
+    for n in [100usize, 1_000] {
+        let per = |what: &str| median_ns(&format!("batch/{what}/{n}")).map(|x| x / n as f64);
+        line(format!("encode, batch {n}"), per("turnout_encode"), 100.0, "ns/event");
+        line(format!("decode, batch {n}"), per("turnout_decode"), 200.0, "ns/event");
+    }
+    for (call, units) in [
+        ("get_variable", "repeated"),
+        ("get_variable", "distinct"),
+        ("get_variable", "distinct_hot"),
+        ("prepared", "repeated"),
+        ("prepared", "distinct"),
+        ("prepared", "distinct_hot"),
+    ] {
+        let all = median_ns(&format!("record/{call}/{units}/all"));
+        let off = median_ns(&format!("record/{call}/{units}/off"));
+        line(format!("recording adds, {call} {units}"), all.zip(off).map(|(a, o)| a - o), 60.0, "ns");
+    }
 }
 
 fn main() {

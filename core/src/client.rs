@@ -15,7 +15,7 @@ use crate::eval::{self, Env, NoTrace, Resolved, Steps};
 use crate::facets::Facets;
 use crate::model::{CValue, Compiled};
 use crate::tracking::event::{without, Event, EventData};
-use crate::tracking::recorder::{fold_key, KeyData, Recorder};
+use crate::tracking::recorder::{track_fold_key, Recorder};
 use crate::tracking::{Batch, DecisionEvents, TrackingOptions, TrackingStats};
 use std::hash::BuildHasher;
 
@@ -85,6 +85,32 @@ pub(crate) struct Inner {
     recorder: Mutex<Recorder>,
 }
 
+/// The fold key of a decision, without hashing any string.
+///
+/// Inside one snapshot (`generation` is unique across all clients and never
+/// reused) the compiled value's address identifies the variable and the exact
+/// rule, default or choice that produced it, so (generation, facets, value
+/// address, source, experiment, rule, choice) identifies the event. The key
+/// only decides which events fold together in memory; it is never written
+/// out. Repeats after a config update start a new fold (one more event per
+/// unit and variable), which is harmless.
+#[inline]
+fn decision_fold_key(generation: u64, facets_fp: u64, value: &CValue, r: &Resolved<'_>) -> u64 {
+    #[inline(always)]
+    fn mix(h: u64, x: u64) -> u64 {
+        let m = (h ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        m ^ (m >> 29)
+    }
+    let mut h = mix(facets_fp, generation);
+    h = mix(h, value as *const CValue as usize as u64);
+    h = mix(h, r.experiment.map_or(0, |e| Arc::as_ptr(e) as *const u8 as usize as u64));
+    h = mix(
+        h,
+        (r.source as u64) << 56 ^ u64::from(r.rule.unwrap_or(u32::MAX)) << 24 ^ u64::from(r.choice.unwrap_or(u32::MAX)),
+    );
+    crate::hash::SplitMix64::new(h).next()
+}
+
 impl Inner {
     fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
         self.recorder.lock().unwrap_or_else(|p| p.into_inner())
@@ -92,7 +118,7 @@ impl Inner {
 
     /// Records a decision event if the tracking mode wants it; folds repeats.
     #[inline]
-    fn record(&self, r: &Resolved<'_>, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
+    fn record(&self, generation: u64, r: &Resolved<'_>, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
         let (Some(name), Some(value)) = (r.var, r.value) else {
             return;
         };
@@ -104,14 +130,7 @@ impl Inner {
         if !wanted {
             return;
         }
-        let kd = KeyData::Decision {
-            value: &value.text,
-            source: r.source,
-            experiment: r.experiment.map(|e| &**e),
-            rule: r.rule,
-            choice: r.choice,
-        };
-        let key = fold_key(&self.service, name, facets_fp, &kd);
+        let key = decision_fold_key(generation, facets_fp, value, r);
         self.fold_or_push(
             key,
             || Arc::clone(name),
@@ -129,7 +148,7 @@ impl Inner {
     fn track(&self, name: &str, value: f64, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
         // The key uses the bare name (the service is part of every key), so a
         // folded repeat allocates nothing.
-        let key = fold_key(&self.service, name, facets_fp, &KeyData::Track(value));
+        let key = track_fold_key(&self.service, name, facets_fp, value);
         let full = || -> Arc<str> {
             if self.service.is_empty() {
                 Arc::from(name)
@@ -197,10 +216,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with an empty config (every variable resolves to fallback).
     pub fn new(mut options: ClientOptions) -> Client {
-        let snap = Snapshot {
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            compiled: Compiled::default(),
-        };
+        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: Compiled::default() };
         if options.tracking.client_id.is_empty() {
             // Hosts should pass their own id; this fallback is unique enough per process.
             let h = std::collections::hash_map::RandomState::new().hash_one(options.clock.now_ms());
@@ -208,23 +224,13 @@ impl Client {
         }
         let recorder = Mutex::new(Recorder::new(options.tracking.clone()));
         let service = Arc::from(options.service.as_str());
-        let inner = Inner {
-            snapshot: ArcSwap::from_pointee(snap),
-            options,
-            update_lock: Mutex::new(()),
-            service,
-            recorder,
-        };
-        Client {
-            inner: Arc::new(inner),
-        }
+        let inner =
+            Inner { snapshot: ArcSwap::from_pointee(snap), options, update_lock: Mutex::new(()), service, recorder };
+        Client { inner: Arc::new(inner) }
     }
 
     /// A client bootstrapped with a config, so the first decision never waits.
-    pub fn with_config(
-        config: &[u8],
-        options: ClientOptions,
-    ) -> Result<(Client, UpdateReport), ConfigError> {
+    pub fn with_config(config: &[u8], options: ClientOptions) -> Result<(Client, UpdateReport), ConfigError> {
         let c = Client::new(options);
         let report = c.update_config(config)?;
         Ok((c, report))
@@ -238,23 +244,11 @@ impl Client {
     pub fn update_config(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
         let root = config::parse_json(config)?;
         // One updater at a time, so "previous" is well defined; readers never wait.
-        let _guard = self
-            .inner
-            .update_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.inner.update_lock.lock().unwrap_or_else(|p| p.into_inner());
         let prev = self.inner.snapshot.load_full();
         let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
-        let report = diff(
-            &prev.compiled,
-            &outcome.compiled,
-            outcome.rejected,
-            outcome.warnings,
-        );
-        let snap = Snapshot {
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            compiled: outcome.compiled,
-        };
+        let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected, outcome.warnings);
+        let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: outcome.compiled };
         self.inner.snapshot.store(Arc::new(snap));
         Ok(report)
     }
@@ -265,12 +259,7 @@ impl Client {
         let root = config::parse_json(config)?;
         let prev = self.inner.snapshot.load_full();
         let outcome = config::compile(&root, &prev.compiled, Isolation::Strict)?;
-        Ok(diff(
-            &prev.compiled,
-            &outcome.compiled,
-            outcome.rejected,
-            outcome.warnings,
-        ))
+        Ok(diff(&prev.compiled, &outcome.compiled, outcome.rejected, outcome.warnings))
     }
 
     /// The options this client was built with.
@@ -293,21 +282,14 @@ impl Client {
 
     /// A handle for a variable, resolved once per config version.
     pub fn variable(&self, name: &str) -> Variable {
-        Variable {
-            name: Arc::from(name),
-            cache: AtomicU64::new(0),
-        }
+        Variable { name: Arc::from(name), cache: AtomicU64::new(0) }
     }
 
     /// A prepared context for one unit or request.
     pub fn context(&self, facets: Facets) -> Context {
         let facets = Arc::new(facets);
         let recorded = without(&facets, &self.inner.options.tracking.exclude_facets);
-        Context {
-            inner: Arc::clone(&self.inner),
-            facets,
-            recorded,
-        }
+        Context { inner: Arc::clone(&self.inner), facets, recorded }
     }
 
     /// One decision (the convenient path; see [`Context`] for the prepared one).
@@ -317,19 +299,15 @@ impl Client {
         let env = Env::new(facets, &*self.inner.options.clock);
         let var = snap.compiled.var_index(name);
         let r = eval::resolve(&snap.compiled, var, &env, &mut NoTrace);
-        self.inner
-            .record(&r, self.inner.recorded_fingerprint(facets), || {
-                self.inner.recorded_facets(facets)
-            });
+        self.inner.record(snap.generation, &r, self.inner.recorded_fingerprint(facets), || {
+            self.inner.recorded_facets(facets)
+        });
         r.to_decision(name)
     }
 
     /// Records a metric: `name` is prefixed with the service as `service.name`.
     pub fn track(&self, name: &str, value: f64, facets: &Facets) {
-        self.inner
-            .track(name, value, self.inner.recorded_fingerprint(facets), || {
-                self.inner.recorded_facets(facets)
-            });
+        self.inner.track(name, value, self.inner.recorded_fingerprint(facets), || self.inner.recorded_facets(facets));
     }
 
     /// The next batch of events to upload, at most `max_events` events (a
@@ -372,10 +350,7 @@ impl Client {
                 if out.iter().any(|d| d.variable == *v.name) {
                     continue;
                 }
-                let plan = snap
-                    .compiled
-                    .var_index(&v.name)
-                    .and_then(|i| snap.compiled.vars.get(i as usize));
+                let plan = snap.compiled.var_index(&v.name).and_then(|i| snap.compiled.vars.get(i as usize));
                 if plan
                     .and_then(|p| p.rollout)
                     .and_then(|r| snap.compiled.rollouts.get(r as usize))
@@ -384,10 +359,7 @@ impl Client {
                     continue; // killed: not assigned anywhere
                 }
                 if let Some(choice) = eval::assign(v, &env) {
-                    let var = snap
-                        .compiled
-                        .var_index(&v.name)
-                        .and_then(|i| snap.compiled.vars.get(i as usize));
+                    let var = snap.compiled.var_index(&v.name).and_then(|i| snap.compiled.vars.get(i as usize));
                     let r = Resolved {
                         var: var.map(|p| &p.name),
                         value: v.choices.get(choice as usize),
@@ -399,10 +371,9 @@ impl Client {
                         reason: crate::decision::Reason::Split,
                         error: None,
                     };
-                    self.inner
-                        .record(&r, self.inner.recorded_fingerprint(facets), || {
-                            self.inner.recorded_facets(facets)
-                        });
+                    self.inner.record(snap.generation, &r, self.inner.recorded_fingerprint(facets), || {
+                        self.inner.recorded_facets(facets)
+                    });
                     out.push(r.to_decision(&v.name));
                 }
             }
@@ -417,10 +388,7 @@ impl Client {
         let mut steps = Steps::default();
         let var = snap.compiled.var_index(name);
         let d = eval::resolve(&snap.compiled, var, &env, &mut steps).to_decision(name);
-        Explanation {
-            decision: d,
-            steps: steps.0,
-        }
+        Explanation { decision: d, steps: steps.0 }
     }
 }
 
@@ -433,23 +401,10 @@ pub struct Explanation {
     pub steps: Vec<String>,
 }
 
-fn diff(
-    old: &Compiled,
-    new: &Compiled,
-    rejected: Vec<Rejected>,
-    warnings: Vec<Problem>,
-) -> UpdateReport {
-    let mut r = UpdateReport {
-        version: new.version,
-        rejected,
-        warnings,
-        ..Default::default()
-    };
+fn diff(old: &Compiled, new: &Compiled, rejected: Vec<Rejected>, warnings: Vec<Problem>) -> UpdateReport {
+    let mut r = UpdateReport { version: new.version, rejected, warnings, ..Default::default() };
     for plan in &new.vars {
-        match old
-            .var_index(&plan.name)
-            .and_then(|i| old.vars.get(i as usize))
-        {
+        match old.var_index(&plan.name).and_then(|i| old.vars.get(i as usize)) {
             None => r.added.push(plan.name.to_string()),
             Some(op) => {
                 if old.signature(op) != new.signature(plan) {
@@ -487,10 +442,7 @@ const NOT_FOUND: u64 = SLOT_MASK;
 
 impl Clone for Variable {
     fn clone(&self) -> Self {
-        Variable {
-            name: Arc::clone(&self.name),
-            cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)),
-        }
+        Variable { name: Arc::clone(&self.name), cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)) }
     }
 }
 
@@ -506,11 +458,7 @@ impl Variable {
         let c = self.cache.load(Ordering::Relaxed);
         if c >> SLOT_BITS == gen && c & SLOT_MASK != 0 {
             let slot = c & SLOT_MASK;
-            return if slot == NOT_FOUND {
-                None
-            } else {
-                Some((slot - 1) as u32)
-            };
+            return if slot == NOT_FOUND { None } else { Some((slot - 1) as u32) };
         }
         let idx = snap.compiled.var_index(&self.name);
         let slot = match idx {
@@ -537,9 +485,7 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("facets", &self.facets)
-            .finish()
+        f.debug_struct("Context").field("facets", &self.facets).finish()
     }
 }
 
@@ -555,18 +501,13 @@ impl Context {
         let env = Env::new(&self.facets, &*self.inner.options.clock);
         let idx = var.index(&snap);
         let r = eval::resolve(&snap.compiled, idx, &env, &mut NoTrace);
-        self.inner.record(&r, self.recorded.fingerprint(), || {
-            Arc::clone(&self.recorded)
-        });
+        self.inner.record(snap.generation, &r, self.recorded.fingerprint(), || Arc::clone(&self.recorded));
         f(r)
     }
 
     /// Records a metric with this context's facets (see [`Client::track`]).
     pub fn track(&self, name: &str, value: f64) {
-        self.inner
-            .track(name, value, self.recorded.fingerprint(), || {
-                Arc::clone(&self.recorded)
-            });
+        self.inner.track(name, value, self.recorded.fingerprint(), || Arc::clone(&self.recorded));
     }
 
     #[inline]
@@ -591,12 +532,7 @@ impl Context {
 
     /// The value as a string, or `default`.
     pub fn string(&self, var: &Variable, default: &str) -> String {
-        self.with(var, |r| {
-            r.value
-                .and_then(|v| v.string.as_deref())
-                .unwrap_or(default)
-                .to_string()
-        })
+        self.with(var, |r| r.value.and_then(|v| v.string.as_deref()).unwrap_or(default).to_string())
     }
 
     /// The value as JSON, or `None` for fallback.

@@ -31,9 +31,7 @@ pub struct FixedClock {
 impl FixedClock {
     /// A clock fixed at `ms` milliseconds since the epoch.
     pub fn new(ms: i64) -> Self {
-        FixedClock {
-            ms: AtomicI64::new(ms),
-        }
+        FixedClock { ms: AtomicI64::new(ms) }
     }
     /// Moves the clock to `ms`.
     pub fn set(&self, ms: i64) {

@@ -61,26 +61,14 @@ struct Sink {
 
 impl Sink {
     fn new(document: String) -> Sink {
-        Sink {
-            problems: Vec::new(),
-            warnings: Vec::new(),
-            document,
-        }
+        Sink { problems: Vec::new(), warnings: Vec::new(), document }
     }
     /// Something that loads but is almost certainly a mistake.
     fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem {
-            document: self.document.clone(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.warnings.push(Problem { document: self.document.clone(), field: field.into(), message: message.into() });
     }
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            document: self.document.clone(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { document: self.document.clone(), field: field.into(), message: message.into() });
     }
 }
 
@@ -97,11 +85,7 @@ fn fingerprint(v: &Value) -> u64 {
 }
 
 fn bundle_problem(message: impl Into<String>) -> Problem {
-    Problem {
-        document: "bundle".into(),
-        field: String::new(),
-        message: message.into(),
-    }
+    Problem { document: "bundle".into(), field: String::new(), message: message.into() }
 }
 
 fn get_int(v: &Value) -> Option<i64> {
@@ -112,10 +96,9 @@ fn check_schema(obj: &Map<String, Value>, key: &str, path: &str, sink: &mut Sink
     if let Some(s) = obj.get(key) {
         match get_int(s) {
             Some(SCHEMA_VERSION) => {}
-            _ => sink.err(
-                join(path, key),
-                format!("unsupported schema {s}; this engine reads schema {SCHEMA_VERSION}"),
-            ),
+            _ => {
+                sink.err(join(path, key), format!("unsupported schema {s}; this engine reads schema {SCHEMA_VERSION}"))
+            }
         }
     }
 }
@@ -137,20 +120,10 @@ fn split_bundle(root: &Value) -> Result<RawBundle<'_>, Vec<Problem>> {
     };
     // A single seed document loads as a bundle of one.
     if obj.contains_key("variable") {
-        return Ok(RawBundle {
-            version: None,
-            segments: None,
-            rollouts: vec![root],
-            experiments: vec![],
-        });
+        return Ok(RawBundle { version: None, segments: None, rollouts: vec![root], experiments: vec![] });
     }
     if obj.contains_key("variables") && obj.contains_key("name") {
-        return Ok(RawBundle {
-            version: None,
-            segments: None,
-            rollouts: vec![],
-            experiments: vec![root],
-        });
+        return Ok(RawBundle { version: None, segments: None, rollouts: vec![], experiments: vec![root] });
     }
     let mut sink = Sink::new("bundle".into());
     check_schema(obj, "schema", "", &mut sink);
@@ -169,10 +142,7 @@ fn split_bundle(root: &Value) -> Result<RawBundle<'_>, Vec<Problem>> {
             None | Some(Value::Null) => vec![],
             Some(Value::Array(a)) => a.iter().collect(),
             Some(other) => {
-                sink.err(
-                    key,
-                    format!("must be an array of documents, found {}", json_kind(other)),
-                );
+                sink.err(key, format!("must be an array of documents, found {}", json_kind(other)));
                 vec![]
             }
         }
@@ -183,29 +153,15 @@ fn split_bundle(root: &Value) -> Result<RawBundle<'_>, Vec<Problem>> {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m),
         Some(other) => {
-            sink.err(
-                "segments",
-                format!(
-                    "must be an object of name -> segment, found {}",
-                    json_kind(other)
-                ),
-            );
+            sink.err("segments", format!("must be an object of name -> segment, found {}", json_kind(other)));
             None
         }
     };
     if !obj.contains_key("rollouts") && !obj.contains_key("experiments") {
-        sink.err(
-            "",
-            "no `rollouts` or `experiments`: this is not a turnout bundle or document",
-        );
+        sink.err("", "no `rollouts` or `experiments`: this is not a turnout bundle or document");
     }
     if sink.problems.is_empty() {
-        Ok(RawBundle {
-            version,
-            segments,
-            rollouts,
-            experiments,
-        })
+        Ok(RawBundle { version, segments, rollouts, experiments })
     } else {
         Err(sink.problems)
     }
@@ -230,10 +186,7 @@ pub(crate) fn parse_semver(s: &str) -> Option<semver::Version> {
 
 fn operand(v: &Value) -> Option<Operand> {
     let fv = FacetValue::from_json(v)?;
-    Some(Operand {
-        canon: fv.canonical().into_boxed_str(),
-        num: fv.num(),
-    })
+    Some(Operand { canon: fv.canonical().into_boxed_str(), num: fv.num() })
 }
 
 fn value_text(v: &Value) -> String {
@@ -245,10 +198,7 @@ fn value_text(v: &Value) -> String {
 
 fn num_value(v: &Value) -> Option<Num> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(Num::Int)
-            .or_else(|| n.as_f64().and_then(Num::from_f64)),
+        Value::Number(n) => n.as_i64().map(Num::Int).or_else(|| n.as_f64().and_then(Num::from_f64)),
         Value::String(s) => Num::parse(s),
         _ => None,
     }
@@ -258,22 +208,13 @@ fn num_value(v: &Value) -> Option<Num> {
 /// or the experiment's name (experiment).
 fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Option<Constraint> {
     let Some(obj) = v.as_object() else {
-        sink.err(
-            path,
-            format!(
-                "a constraint must be an object {{target, op, value}}, found {}",
-                json_kind(v)
-            ),
-        );
+        sink.err(path, format!("a constraint must be an object {{target, op, value}}, found {}", json_kind(v)));
         return None;
     };
     let target = match obj.get("target") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => {
-            sink.err(
-                join(path, "target"),
-                "must be a non-empty string naming a facet",
-            );
+            sink.err(join(path, "target"), "must be a non-empty string naming a facet");
             return None;
         }
     };
@@ -294,10 +235,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         if o.is_none() {
             sink.err(
                 vpath.clone(),
-                format!(
-                    "must be a string, number or boolean for `{op_name}`, found {}",
-                    json_kind(value)
-                ),
+                format!("must be a string, number or boolean for `{op_name}`, found {}", json_kind(value)),
             );
         }
         o
@@ -306,10 +244,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
     let number = |sink: &mut Sink| -> Option<Num> {
         let n = num_value(value);
         if n.is_none() {
-            sink.err(
-                vpath.clone(),
-                format!("`{op_name}` needs a number (or a string holding one), found {value}"),
-            );
+            sink.err(vpath.clone(), format!("`{op_name}` needs a number (or a string holding one), found {value}"));
         }
         n
     };
@@ -318,9 +253,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         if v.is_none() {
             sink.err(
                 vpath.clone(),
-                format!(
-                    "`{op_name}` needs a semantic version string like \"1.2.3\", found {value}"
-                ),
+                format!("`{op_name}` needs a semantic version string like \"1.2.3\", found {value}"),
             );
         }
         v
@@ -329,25 +262,23 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         let parsed;
         let arr = match value {
             Value::Array(a) => a,
-            Value::String(s) => {
-                match serde_json::from_str::<Value>(s) {
-                    Ok(Value::Array(a)) => {
-                        parsed = a;
-                        &parsed
-                    }
-                    _ => {
-                        sink.err(vpath.clone(), format!("`{op_name}` needs an array (or a string holding one), found {value}"));
-                        return None;
-                    }
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Array(a)) => {
+                    parsed = a;
+                    &parsed
                 }
-            }
+                _ => {
+                    sink.err(
+                        vpath.clone(),
+                        format!("`{op_name}` needs an array (or a string holding one), found {value}"),
+                    );
+                    return None;
+                }
+            },
             other => {
                 sink.err(
                     vpath.clone(),
-                    format!(
-                        "`{op_name}` needs an array (or a string holding one), found {}",
-                        json_kind(other)
-                    ),
+                    format!("`{op_name}` needs an array (or a string holding one), found {}", json_kind(other)),
                 );
                 return None;
             }
@@ -359,10 +290,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
                 None => {
                     sink.err(
                         format!("{vpath}[{i}]"),
-                        format!(
-                            "list elements must be strings, numbers or booleans, found {}",
-                            json_kind(e)
-                        ),
+                        format!("list elements must be strings, numbers or booleans, found {}", json_kind(e)),
                     );
                     return None;
                 }
@@ -374,10 +302,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         None | Some(Value::Null) => default_salt.to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            sink.err(
-                join(path, "salt"),
-                format!("must be a string, found {}", json_kind(other)),
-            );
+            sink.err(join(path, "salt"), format!("must be a string, found {}", json_kind(other)));
             return None;
         }
     };
@@ -391,10 +316,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         ">" | ">=" | "<" | "<=" => {
             let n = num_value(value);
             if n.is_none() {
-                sink.warn(
-                    vpath,
-                    format!("`{op_name}` with the non-numeric value {value} is always false"),
-                );
+                sink.warn(vpath, format!("`{op_name}` with the non-numeric value {value} is always false"));
             }
             match op_name.as_str() {
                 ">" => Op::Gt(n),
@@ -406,16 +328,10 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         "/" => {
             let p = number(sink)?.as_f64();
             if !(0.0..=1.0).contains(&p) {
-                sink.err(
-                    vpath,
-                    format!("`/` takes a fraction between 0 and 1, found {p}"),
-                );
+                sink.err(vpath, format!("`/` takes a fraction between 0 and 1, found {p}"));
                 return None;
             }
-            Op::Fraction {
-                p,
-                salt: salt.into_boxed_str(),
-            }
+            Op::Fraction { p, salt: salt.into_boxed_str() }
         }
         "semver=" | "semver==" => Op::Semver(SemverOp::Eq, semver_of(sink)?),
         "semver!=" => Op::Semver(SemverOp::Ne, semver_of(sink)?),
@@ -431,10 +347,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
                 sink.err(vpath, "`regex` needs a string pattern");
                 return None;
             };
-            match regex::RegexBuilder::new(pat)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-            {
+            match regex::RegexBuilder::new(pat).size_limit(REGEX_SIZE_LIMIT).build() {
                 Ok(r) => Op::Regex(r),
                 Err(e) => {
                     sink.err(vpath, format!("invalid regex: {e}"));
@@ -453,11 +366,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         }
     };
     let text = format!("{target} {op_name} {}", value_text(value)).into_boxed_str();
-    Some(Constraint {
-        target: target.into_boxed_str(),
-        op,
-        text,
-    })
+    Some(Constraint { target: target.into_boxed_str(), op, text })
 }
 
 /// Compiles a constraint list plus its segment references.
@@ -487,40 +396,25 @@ fn constraints(
                             }
                         }
                     }
-                    Some(Err(())) => sink.err(
-                        field,
-                        format!("segment `{name}` is invalid (see its own problems)"),
-                    ),
+                    Some(Err(())) => sink.err(field, format!("segment `{name}` is invalid (see its own problems)")),
                     None => sink.err(field, format!("unknown segment `{name}`")),
                 }
             }
         }
-        Some(other) => sink.err(
-            join(path, "segments"),
-            format!(
-                "must be an array of segment names, found {}",
-                json_kind(other)
-            ),
-        ),
+        Some(other) => {
+            sink.err(join(path, "segments"), format!("must be an array of segment names, found {}", json_kind(other)))
+        }
     }
     match obj.get("constraints") {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
             for (i, c) in list.iter().enumerate() {
-                if let Some(c) = constraint(
-                    c,
-                    &format!("{}[{i}]", join(path, "constraints")),
-                    default_salt,
-                    sink,
-                ) {
+                if let Some(c) = constraint(c, &format!("{}[{i}]", join(path, "constraints")), default_salt, sink) {
                     out.push(c);
                 }
             }
         }
-        Some(other) => sink.err(
-            join(path, "constraints"),
-            format!("must be an array, found {}", json_kind(other)),
-        ),
+        Some(other) => sink.err(join(path, "constraints"), format!("must be an array, found {}", json_kind(other))),
     }
     out
 }
@@ -528,10 +422,7 @@ fn constraints(
 /// Segment name -> its raw constraint list, or `Err` when it is invalid.
 type Segments<'a> = HashMap<&'a str, Result<&'a Vec<Value>, ()>>;
 
-fn compile_segments<'a>(
-    raw: Option<&'a Map<String, Value>>,
-    problems: &mut Vec<Problem>,
-) -> Segments<'a> {
+fn compile_segments<'a>(raw: Option<&'a Map<String, Value>>, problems: &mut Vec<Problem>) -> Segments<'a> {
     let mut out = HashMap::new();
     let Some(raw) = raw else { return out };
     for (name, seg) in raw {
@@ -540,10 +431,7 @@ fn compile_segments<'a>(
             Value::Object(o) => match o.get("constraints") {
                 Some(Value::Array(a)) => Some(a),
                 _ => {
-                    sink.err(
-                        format!("segments.{name}.constraints"),
-                        "must be an array of constraints",
-                    );
+                    sink.err(format!("segments.{name}.constraints"), "must be an array of constraints");
                     None
                 }
             },
@@ -551,10 +439,7 @@ fn compile_segments<'a>(
             other => {
                 sink.err(
                     format!("segments.{name}"),
-                    format!(
-                        "must be an object {{constraints: [...]}}, found {}",
-                        json_kind(other)
-                    ),
+                    format!("must be an object {{constraints: [...]}}, found {}", json_kind(other)),
                 );
                 None
             }
@@ -562,12 +447,7 @@ fn compile_segments<'a>(
         if let Some(list) = list {
             // Validate once with a placeholder salt; references recompile with their own.
             for (i, c) in list.iter().enumerate() {
-                constraint(
-                    c,
-                    &format!("segments.{name}.constraints[{i}]"),
-                    "",
-                    &mut sink,
-                );
+                constraint(c, &format!("segments.{name}.constraints[{i}]"), "", &mut sink);
             }
         }
         let ok = sink.problems.is_empty();
@@ -590,10 +470,7 @@ fn rule_value(v: Option<&Value>, path: &str, sink: &mut Sink) -> Option<CValue> 
             None
         }
         Some(Value::Null) => {
-            sink.err(
-                path,
-                "must not be null (omit the rule, or leave the variable without a value)",
-            );
+            sink.err(path, "must not be null (omit the rule, or leave the variable without a value)");
             None
         }
         Some(v) => Some(CValue::new(v.clone())),
@@ -604,10 +481,7 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, sink: &mut Sink) -> Opt
     match obj.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         Some(other) => {
-            sink.err(
-                key,
-                format!("must be a non-empty string, found {}", json_kind(other)),
-            );
+            sink.err(key, format!("must be a non-empty string, found {}", json_kind(other)));
             None
         }
         None => {
@@ -619,25 +493,15 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, sink: &mut Sink) -> Opt
 
 /// Document name for messages and the key used to keep its last good version.
 fn rollout_key(v: &Value) -> Option<&str> {
-    v.get("variable")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    v.get("variable").and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 fn experiment_key(v: &Value) -> Option<&str> {
-    v.get("name")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    v.get("name").and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Option<Rollout> {
     let Some(obj) = v.as_object() else {
-        sink.err(
-            "",
-            format!(
-                "a rollout document must be an object, found {}",
-                json_kind(v)
-            ),
-        );
+        sink.err("", format!("a rollout document must be an object, found {}", json_kind(v)));
         return None;
     };
     let variable = str_field(obj, "variable", sink)?.to_string();
@@ -651,10 +515,7 @@ fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Optio
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            sink.err(
-                "enabled",
-                format!("must be a boolean, found {}", json_kind(other)),
-            );
+            sink.err("enabled", format!("must be a boolean, found {}", json_kind(other)));
             true
         }
     };
@@ -665,13 +526,7 @@ fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Optio
             for (i, r) in list.iter().enumerate() {
                 let path = format!("rollouts[{i}]");
                 let Some(robj) = r.as_object() else {
-                    sink.err(
-                        path,
-                        format!(
-                            "a rule must be an object {{value, constraints}}, found {}",
-                            json_kind(r)
-                        ),
-                    );
+                    sink.err(path, format!("a rule must be an object {{value, constraints}}, found {}", json_kind(r)));
                     continue;
                 };
                 let value = rule_value(robj.get("value"), &join(&path, "value"), sink);
@@ -679,27 +534,17 @@ fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Optio
                     None | Some(Value::Null) => None,
                     Some(Value::String(s)) => Some(s.clone().into_boxed_str()),
                     Some(other) => {
-                        sink.err(
-                            join(&path, "string"),
-                            format!("must be a string label, found {}", json_kind(other)),
-                        );
+                        sink.err(join(&path, "string"), format!("must be a string label, found {}", json_kind(other)));
                         None
                     }
                 };
                 let cs = constraints(robj, &path, &variable, segments, sink);
                 if let Some(value) = value {
-                    rules.push(Rule {
-                        value,
-                        label,
-                        constraints: cs,
-                    });
+                    rules.push(Rule { value, label, constraints: cs });
                 }
             }
         }
-        Some(other) => sink.err(
-            "rollouts",
-            format!("must be an array of rules, found {}", json_kind(other)),
-        ),
+        Some(other) => sink.err("rollouts", format!("must be an array of rules, found {}", json_kind(other))),
     }
     let default = match obj.get("default") {
         None | Some(Value::Null) => None,
@@ -708,24 +553,12 @@ fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Optio
     if !sink.problems.is_empty() {
         return None;
     }
-    Some(Rollout {
-        variable: variable.into_boxed_str(),
-        rules,
-        default,
-        enabled,
-        fingerprint: fingerprint(v),
-    })
+    Some(Rollout { variable: variable.into_boxed_str(), rules, default, enabled, fingerprint: fingerprint(v) })
 }
 
 fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> Option<ExpVariable> {
     let Some(obj) = v.as_object() else {
-        sink.err(
-            path,
-            format!(
-                "an experiment variable must be an object, found {}",
-                json_kind(v)
-            ),
-        );
+        sink.err(path, format!("an experiment variable must be an object, found {}", json_kind(v)));
         return None;
     };
     let before = sink.problems.len();
@@ -740,10 +573,7 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
         None | Some(Value::Null) => exp_name.to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            sink.err(
-                join(path, "salt"),
-                format!("must be a string, found {}", json_kind(other)),
-            );
+            sink.err(join(path, "salt"), format!("must be a string, found {}", json_kind(other)));
             String::new()
         }
     };
@@ -754,33 +584,21 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
                 match f.as_str() {
                     Some(s) if !s.is_empty() => {
                         if facets.iter().any(|x| &**x == s) {
-                            sink.err(
-                                format!("{path}.facets[{i}]"),
-                                format!("facet `{s}` is listed twice"),
-                            );
+                            sink.err(format!("{path}.facets[{i}]"), format!("facet `{s}` is listed twice"));
                         }
                         facets.push(s.into());
                     }
-                    _ => sink.err(
-                        format!("{path}.facets[{i}]"),
-                        "must be a non-empty facet name",
-                    ),
+                    _ => sink.err(format!("{path}.facets[{i}]"), "must be a non-empty facet name"),
                 }
             }
         }
-        _ => sink.err(
-            join(path, "facets"),
-            "must be a non-empty array of facet names (the unit of assignment)",
-        ),
+        _ => sink.err(join(path, "facets"), "must be a non-empty array of facet names (the unit of assignment)"),
     }
     let strategy_name = match obj.get("strategy") {
         None | Some(Value::Null) => "weighted",
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
-            sink.err(
-                join(path, "strategy"),
-                format!("must be a string, found {}", json_kind(other)),
-            );
+            sink.err(join(path, "strategy"), format!("must be a string, found {}", json_kind(other)));
             "weighted"
         }
     };
@@ -788,10 +606,7 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
     let choices_raw = match obj.get("choices") {
         Some(Value::Array(list)) if !list.is_empty() => list,
         _ => {
-            sink.err(
-                join(path, "choices"),
-                "must be a non-empty array of choices",
-            );
+            sink.err(join(path, "choices"), "must be a non-empty array of choices");
             &empty
         }
     };
@@ -811,33 +626,22 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
             None | Some(Value::Null) => weights.push(1.0),
             Some(w) => match w.as_f64() {
                 Some(x) if x.is_finite() && x >= 0.0 => weights.push(x),
-                _ => sink.err(
-                    join(&cpath, "weight"),
-                    format!("must be a finite number >= 0, found {w}"),
-                ),
+                _ => sink.err(join(&cpath, "weight"), format!("must be a finite number >= 0, found {w}")),
             },
         }
         match cobj.get("span") {
             None | Some(Value::Null) => spans.push(None),
             Some(s) => match s.as_u64() {
                 Some(x) if x >= 1 => spans.push(Some(x)),
-                _ => sink.err(
-                    join(&cpath, "span"),
-                    format!("must be a whole number of seconds >= 1, found {s}"),
-                ),
+                _ => sink.err(join(&cpath, "span"), format!("must be a whole number of seconds >= 1, found {s}")),
             },
         }
     }
     let strategy = match strategy_name {
         "weighted" => {
             let total: f64 = weights.iter().sum();
-            if !choices_raw.is_empty()
-                && total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-            {
-                sink.err(
-                    join(path, "choices"),
-                    "the weights must add up to more than 0",
-                );
+            if !choices_raw.is_empty() && total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                sink.err(join(path, "choices"), "the weights must add up to more than 0");
             }
             let mut acc = 0.0;
             let thresholds = weights
@@ -851,17 +655,12 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
         }
         "timeSliceShuffle" => {
             if !facets.iter().any(|f| &**f == "ts") {
-                sink.err(
-                    join(path, "facets"),
-                    "a timeSliceShuffle variable must list the `ts` facet",
-                );
+                sink.err(join(path, "facets"), "a timeSliceShuffle variable must list the `ts` facet");
             }
             if choices_raw.len() > MAX_TIMESLICE_CHOICES {
                 sink.err(
                     join(path, "choices"),
-                    format!(
-                        "a timeSliceShuffle variable takes at most {MAX_TIMESLICE_CHOICES} choices"
-                    ),
+                    format!("a timeSliceShuffle variable takes at most {MAX_TIMESLICE_CHOICES} choices"),
                 );
             }
             let mut period: u64 = 0;
@@ -872,51 +671,31 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
                         period = period.saturating_add(*s);
                         out.push(*s);
                     }
-                    None => sink.err(
-                        format!("{path}.choices[{i}].span"),
-                        "is required for timeSliceShuffle",
-                    ),
+                    None => sink.err(format!("{path}.choices[{i}].span"), "is required for timeSliceShuffle"),
                 }
             }
             if period > MAX_TIMESLICE_PERIOD {
                 sink.err(
                     join(path, "choices"),
-                    format!(
-                        "the spans add up to {period} s, over the limit of {MAX_TIMESLICE_PERIOD}"
-                    ),
+                    format!("the spans add up to {period} s, over the limit of {MAX_TIMESLICE_PERIOD}"),
                 );
             }
             Strategy::TimeSlice { spans: out, period }
         }
         other => {
-            sink.err(
-                join(path, "strategy"),
-                format!("unknown strategy `{other}` (known: weighted, timeSliceShuffle)"),
-            );
+            sink.err(join(path, "strategy"), format!("unknown strategy `{other}` (known: weighted, timeSliceShuffle)"));
             return None;
         }
     };
     if sink.problems.len() != before {
         return None;
     }
-    Some(ExpVariable {
-        name: name.into_boxed_str(),
-        salt: salt.into_boxed_str(),
-        facets,
-        strategy,
-        choices,
-    })
+    Some(ExpVariable { name: name.into_boxed_str(), salt: salt.into_boxed_str(), facets, strategy, choices })
 }
 
 fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Option<Experiment> {
     let Some(obj) = v.as_object() else {
-        sink.err(
-            "",
-            format!(
-                "an experiment document must be an object, found {}",
-                json_kind(v)
-            ),
-        );
+        sink.err("", format!("an experiment document must be an object, found {}", json_kind(v)));
         return None;
     };
     let name = str_field(obj, "name", sink)?.to_string();
@@ -925,16 +704,11 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone().into_boxed_str()),
         Some(other) => {
-            sink.err(
-                "domain",
-                format!("must be a non-empty string, found {}", json_kind(other)),
-            );
+            sink.err("domain", format!("must be a non-empty string, found {}", json_kind(other)));
             None
         }
     };
-    let state = str_field(obj, "state", sink)
-        .unwrap_or_default()
-        .to_string();
+    let state = str_field(obj, "state", sink).unwrap_or_default().to_string();
     let mut variables = Vec::new();
     match obj.get("variables") {
         Some(Value::Array(list)) if !list.is_empty() => {
@@ -962,13 +736,9 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
                 Some(x) => x.as_f64(),
             };
             match (w, o) {
-                (Some(w), Some(o))
-                    if (0.0..=1.0).contains(&w) && o >= 0.0 && o + w <= 1.0 + 1e-9 =>
-                {
+                (Some(w), Some(o)) if (0.0..=1.0).contains(&w) && o >= 0.0 && o + w <= 1.0 + 1e-9 => {
                     let unit = match s.get("facet") {
-                        Some(Value::String(f)) if !f.is_empty() => {
-                            Some(SlotUnit::Facet(f.clone().into_boxed_str()))
-                        }
+                        Some(Value::String(f)) if !f.is_empty() => Some(SlotUnit::Facet(f.clone().into_boxed_str())),
                         None | Some(Value::Null) => {
                             let first = variables.first();
                             match first.and_then(|v| v.facets.iter().find(|f| &***f != "ts")) {
@@ -984,28 +754,21 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
                             }
                         }
                         Some(other) => {
-                            sink.err(
-                                "slotting.facet",
-                                format!("must be a facet name, found {}", json_kind(other)),
-                            );
+                            sink.err("slotting.facet", format!("must be a facet name, found {}", json_kind(other)));
                             None
                         }
                     };
-                    let salt = domain
-                        .clone()
-                        .unwrap_or_else(|| name.clone().into_boxed_str());
+                    let salt = domain.clone().unwrap_or_else(|| name.clone().into_boxed_str());
                     // Boundaries are rounded to 12 decimals so that adjacent
                     // slots written as offset/byPercentage pairs (0.2 + 0.1)
                     // meet exactly (0.3) instead of overlapping by an ulp.
-                    unit.map(|unit| Slotting {
-                        lo: round12(o),
-                        hi: round12(o + w).min(1.0),
-                        unit,
-                        salt,
-                    })
+                    unit.map(|unit| Slotting { lo: round12(o), hi: round12(o + w).min(1.0), unit, salt })
                 }
                 _ => {
-                    sink.err("slotting", "byPercentage must be a number in [0, 1], offset a number >= 0, and offset + byPercentage <= 1");
+                    sink.err(
+                        "slotting",
+                        "byPercentage must be a number in [0, 1], offset a number >= 0, and offset + byPercentage <= 1",
+                    );
                     None
                 }
             }
@@ -1013,10 +776,7 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         Some(other) => {
             sink.err(
                 "slotting",
-                format!(
-                    "must be an object {{byPercentage, offset?, facet?}}, found {}",
-                    json_kind(other)
-                ),
+                format!("must be an object {{byPercentage, offset?, facet?}}, found {}", json_kind(other)),
             );
             None
         }
@@ -1049,11 +809,7 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ConfigError> {
 /// keeps its last good version from `prev` when there is one. Bundle-level
 /// problems (not a bundle, duplicate names, overlapping slots), or every
 /// document rejected, reject the whole update.
-pub(crate) fn compile(
-    root: &Value,
-    prev: &Compiled,
-    isolation: Isolation,
-) -> Result<Outcome, ConfigError> {
+pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Result<Outcome, ConfigError> {
     let raw = split_bundle(root).map_err(ConfigError::Invalid)?;
     let mut all_problems = Vec::new();
     let segments = compile_segments(raw.segments, &mut all_problems);
@@ -1061,10 +817,8 @@ pub(crate) fn compile(
     let mut bundle_problems = Vec::new();
 
     // Last good versions, by key.
-    let prev_rollouts: HashMap<&str, &Arc<Rollout>> =
-        prev.rollouts.iter().map(|r| (&*r.variable, r)).collect();
-    let prev_experiments: HashMap<&str, &Arc<Experiment>> =
-        prev.experiments.iter().map(|e| (&*e.name, e)).collect();
+    let prev_rollouts: HashMap<&str, &Arc<Rollout>> = prev.rollouts.iter().map(|r| (&*r.variable, r)).collect();
+    let prev_experiments: HashMap<&str, &Arc<Experiment>> = prev.experiments.iter().map(|e| (&*e.name, e)).collect();
 
     let total_docs = raw.rollouts.len() + raw.experiments.len();
     let mut compiled_docs = 0usize;
@@ -1180,44 +934,22 @@ pub(crate) fn compile(
         return Err(ConfigError::Invalid(bundle_problems));
     }
     if !all_problems.is_empty()
-        && (isolation == Isolation::Strict
-            || (compiled_docs == 0 && total_docs > 0)
-            || total_docs == 0)
+        && (isolation == Isolation::Strict || (compiled_docs == 0 && total_docs > 0) || total_docs == 0)
     {
         return Err(ConfigError::Invalid(all_problems));
     }
     // Segment problems not attached to any document still count as rejections.
     let doc_problem_count: usize = rejected.iter().map(|r| r.problems.len()).sum();
     if all_problems.len() > doc_problem_count {
-        let seg: Vec<Problem> = all_problems
-            .iter()
-            .filter(|p| p.document.starts_with("segment "))
-            .cloned()
-            .collect();
+        let seg: Vec<Problem> = all_problems.iter().filter(|p| p.document.starts_with("segment ")).cloned().collect();
         if !seg.is_empty() {
-            rejected.insert(
-                0,
-                Rejected {
-                    problems: seg,
-                    kept_last_good: false,
-                    kill_switch: false,
-                },
-            );
+            rejected.insert(0, Rejected { problems: seg, kept_last_good: false, kill_switch: false });
         }
     }
 
-    let mut compiled = Compiled {
-        version: raw.version,
-        rollouts,
-        experiments,
-        ..Default::default()
-    };
+    let mut compiled = Compiled { version: raw.version, rollouts, experiments, ..Default::default() };
     index_variables(&mut compiled, &broken_vars);
-    Ok(Outcome {
-        compiled,
-        rejected,
-        warnings,
-    })
+    Ok(Outcome { compiled, rejected, warnings })
 }
 
 fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Problem>) {
@@ -1278,12 +1010,7 @@ fn index_variables(c: &mut Compiled, broken: &[String]) {
     let mut index = HashMap::with_capacity_and_hasher(c.rollouts.len(), Default::default());
     let mut plan_for = |name: &str, plans: &mut Vec<VarPlan>| -> usize {
         *index.entry(Box::<str>::from(name)).or_insert_with(|| {
-            plans.push(VarPlan {
-                name: name.into(),
-                experiments: vec![],
-                rollout: None,
-                broken: false,
-            });
+            plans.push(VarPlan { name: name.into(), experiments: vec![], rollout: None, broken: false });
             (plans.len() - 1) as u32
         }) as usize
     };

@@ -142,35 +142,22 @@ impl Decision {
 
     /// The value as `i64`, or `default` (fallback or TYPE_MISMATCH).
     pub fn int64(&self, default: i64) -> i64 {
-        self.value
-            .as_ref()
-            .and_then(crate::model::json_int)
-            .unwrap_or(default)
+        self.value.as_ref().and_then(crate::model::json_int).unwrap_or(default)
     }
 
     /// The value as `f64`, or `default`.
     pub fn float64(&self, default: f64) -> f64 {
-        self.value
-            .as_ref()
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(default)
+        self.value.as_ref().and_then(serde_json::Value::as_f64).unwrap_or(default)
     }
 
     /// The value as `bool`, or `default`.
     pub fn bool(&self, default: bool) -> bool {
-        self.value
-            .as_ref()
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(default)
+        self.value.as_ref().and_then(serde_json::Value::as_bool).unwrap_or(default)
     }
 
     /// The value as a string, or `default`.
     pub fn string(&self, default: &str) -> String {
-        self.value
-            .as_ref()
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(default)
-            .to_string()
+        self.value.as_ref().and_then(serde_json::Value::as_str).unwrap_or(default).to_string()
     }
 
     /// The value as JSON (`None` for fallback).

@@ -47,10 +47,7 @@ impl DecBuf {
             i -= 1;
             buf[i] = b'-';
         }
-        DecBuf {
-            buf,
-            start: i as u8,
-        }
+        DecBuf { buf, start: i as u8 }
     }
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII digits and '-' are ever written.
@@ -72,33 +69,20 @@ pub(crate) struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub(crate) fn new(facets: &'a Facets, clock: &'a dyn Clock) -> Self {
-        Env {
-            facets,
-            clock,
-            ts: OnceCell::new(),
-        }
+        Env { facets, clock, ts: OnceCell::new() }
     }
 
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<FacetView<'_>> {
         if let Some(f) = self.facets.get(key) {
-            return Some(FacetView {
-                canon: f.canonical(),
-                num: f.num(),
-            });
+            return Some(FacetView { canon: f.canonical(), num: f.num() });
         }
         if key == names::TS {
             let ts = self.ts.get_or_init(|| {
                 let secs = self.clock.now_ms().div_euclid(1000);
-                Ts {
-                    secs,
-                    text: DecBuf::new(secs),
-                }
+                Ts { secs, text: DecBuf::new(secs) }
             });
-            return Some(FacetView {
-                canon: ts.text.as_str(),
-                num: Some(Num::Int(ts.secs)),
-            });
+            return Some(FacetView { canon: ts.text.as_str(), num: Some(Num::Int(ts.secs)) });
         }
         None
     }
@@ -237,12 +221,7 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
     }
 }
 
-fn all_hold<T: Tracer>(
-    cs: &[Constraint],
-    env: &Env<'_>,
-    t: &mut T,
-    what: &dyn Fn() -> String,
-) -> bool {
+fn all_hold<T: Tracer>(cs: &[Constraint], env: &Env<'_>, t: &mut T, what: &dyn Fn() -> String) -> bool {
     for (i, c) in cs.iter().enumerate() {
         if !holds(c, env) {
             t.on(|| {
@@ -250,11 +229,7 @@ fn all_hold<T: Tracer>(
                     Some(v) => format!("{} is {:?}", c.target, v.canon),
                     None => format!("{} is absent", c.target),
                 };
-                format!(
-                    "{}: constraint {i} `{}` does not hold ({have})",
-                    what(),
-                    c.text
-                )
+                format!("{}: constraint {i} `{}` does not hold ({have})", what(), c.text)
             });
             return false;
         }
@@ -271,12 +246,7 @@ fn window(env: &Env<'_>, period: u64) -> Option<(i64, u64)> {
 
 /// Pushes the canonical strings of `facets` (skipping `skip`), joined by 0x1F.
 /// Returns how many were pushed, or `None` when one is absent.
-fn push_unit(
-    kb: &mut KeyBuf,
-    facets: &[Box<str>],
-    skip: Option<&str>,
-    env: &Env<'_>,
-) -> Option<usize> {
+fn push_unit(kb: &mut KeyBuf, facets: &[Box<str>], skip: Option<&str>, env: &Env<'_>) -> Option<usize> {
     let mut n = 0;
     for f in facets {
         if Some(&**f) == skip {
@@ -301,10 +271,7 @@ pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
         Strategy::Weighted { thresholds } => {
             push_unit(&mut kb, &v.facets, None, env)?;
             let b = hash_to_unit_interval(kb.hash());
-            let i = thresholds
-                .iter()
-                .position(|t| b < *t)
-                .unwrap_or(thresholds.len().saturating_sub(1));
+            let i = thresholds.iter().position(|t| b < *t).unwrap_or(thresholds.len().saturating_sub(1));
             Some(i as u32)
         }
         Strategy::TimeSlice { spans, period } => {
@@ -366,12 +333,7 @@ fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
     let b = hash_to_unit_interval(kb.hash());
     let inside = s.lo <= b && b < s.hi;
     if !inside {
-        t.on(|| {
-            format!(
-                "experiment `{}`: slot bucket {b:.6} is outside [{}, {})",
-                e.name, s.lo, s.hi
-            )
-        });
+        t.on(|| format!("experiment `{}`: slot bucket {b:.6} is outside [{}, {})", e.name, s.lo, s.hi));
     }
     inside
 }
@@ -379,25 +341,13 @@ fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
 /// Whether an experiment applies to these facets (state, constraints, slot).
 pub(crate) fn experiment_applies<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
     if !e.running() {
-        t.on(|| {
-            format!(
-                "experiment `{}`: state is {:?}, not \"RUNNING\"",
-                e.name, e.state
-            )
-        });
+        t.on(|| format!("experiment `{}`: state is {:?}, not \"RUNNING\"", e.name, e.state));
         return false;
     }
-    all_hold(&e.constraints, env, t, &|| {
-        format!("experiment `{}`", e.name)
-    }) && in_slot(e, env, t)
+    all_hold(&e.constraints, env, t, &|| format!("experiment `{}`", e.name)) && in_slot(e, env, t)
 }
 
-fn experiment_decides<'c, T: Tracer>(
-    e: &'c Experiment,
-    vi: u32,
-    env: &Env<'_>,
-    t: &mut T,
-) -> Option<Resolved<'c>> {
+fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, t: &mut T) -> Option<Resolved<'c>> {
     let var = e.variables.get(vi as usize)?;
     if !experiment_applies(e, env, t) {
         return None;
@@ -419,11 +369,7 @@ fn experiment_decides<'c, T: Tracer>(
         }
         None => {
             t.on(|| {
-                format!(
-                    "experiment `{}`: the unit ({}) is absent, so it does not apply",
-                    e.name,
-                    var.facets.join(", ")
-                )
+                format!("experiment `{}`: the unit ({}) is absent, so it does not apply", e.name, var.facets.join(", "))
             });
             None
         }
@@ -470,28 +416,15 @@ fn rollout_decides<'c, T: Tracer>(r: &'c Rollout, env: &Env<'_>, t: &mut T) -> R
 }
 
 /// Resolves a variable (spec rule 6).
-pub(crate) fn resolve<'c, T: Tracer>(
-    c: &'c Compiled,
-    var: Option<u32>,
-    env: &Env<'_>,
-    t: &mut T,
-) -> Resolved<'c> {
+pub(crate) fn resolve<'c, T: Tracer>(c: &'c Compiled, var: Option<u32>, env: &Env<'_>, t: &mut T) -> Resolved<'c> {
     let Some(plan) = var.and_then(|i| c.vars.get(i as usize)) else {
         t.on(|| "no document defines this variable".to_string());
         return Resolved::fallback(Reason::Error, Some(ErrorCode::FlagNotFound));
     };
-    Resolved {
-        var: Some(&plan.name),
-        ..resolve_plan(c, plan, env, t)
-    }
+    Resolved { var: Some(&plan.name), ..resolve_plan(c, plan, env, t) }
 }
 
-fn resolve_plan<'c, T: Tracer>(
-    c: &'c Compiled,
-    plan: &'c VarPlan,
-    env: &Env<'_>,
-    t: &mut T,
-) -> Resolved<'c> {
+fn resolve_plan<'c, T: Tracer>(c: &'c Compiled, plan: &'c VarPlan, env: &Env<'_>, t: &mut T) -> Resolved<'c> {
     let rollout = plan.rollout.and_then(|r| c.rollouts.get(r as usize));
     if let Some(r) = rollout {
         if !r.enabled {
@@ -509,9 +442,7 @@ fn resolve_plan<'c, T: Tracer>(
     match rollout {
         Some(r) => rollout_decides(r, env, t),
         None if plan.broken => {
-            t.on(|| {
-                "the variable's document was rejected and has no last good version".to_string()
-            });
+            t.on(|| "the variable's document was rejected and has no last good version".to_string());
             Resolved::fallback(Reason::Error, Some(ErrorCode::ParseError))
         }
         None => {

@@ -49,12 +49,7 @@ impl Facet {
     fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
         let canon = value.canonical().into_boxed_str();
         let num = value.num();
-        Facet {
-            key,
-            value,
-            canon,
-            num,
-        }
+        Facet { key, value, canon, num }
     }
     fn digest(&self) -> u64 {
         let tag: u8 = match self.value {
@@ -95,8 +90,7 @@ pub struct Facets {
 impl PartialEq for Facets {
     /// Two sets are equal when they hold the same facets, in any order.
     fn eq(&self, other: &Self) -> bool {
-        self.items.len() == other.items.len()
-            && self.items.iter().all(|f| other.get(&f.key) == Some(f))
+        self.items.len() == other.items.len() && self.items.iter().all(|f| other.get(&f.key) == Some(f))
     }
 }
 
@@ -116,37 +110,23 @@ macro_rules! str_builder {
 impl Facets {
     /// An empty set.
     pub fn new() -> Facets {
-        Facets {
-            items: Vec::new(),
-            fingerprint: 0,
-        }
+        Facets { items: Vec::new(), fingerprint: 0 }
     }
 
     fn refresh_fingerprint(&mut self) {
-        self.fingerprint = self
-            .items
-            .iter()
-            .fold(0u64, |acc, f| acc.wrapping_add(f.digest()));
+        self.fingerprint = self.items.iter().fold(0u64, |acc, f| acc.wrapping_add(f.digest()));
     }
 
     /// The fingerprint the set would have without the named facets.
     pub fn fingerprint_excluding(&self, names: &[String]) -> u64 {
-        names
-            .iter()
-            .filter_map(|n| self.get(n))
-            .fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest()))
+        names.iter().filter_map(|n| self.get(n)).fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest()))
     }
 
     /// Builds a set from facets whose names are known to be distinct (one
     /// fingerprint pass, no per-insert scan).
     pub(crate) fn from_distinct(items: Vec<(String, FacetValue)>) -> Facets {
-        let mut f = Facets {
-            items: items
-                .into_iter()
-                .map(|(k, v)| Facet::new(Cow::Owned(k), v))
-                .collect(),
-            fingerprint: 0,
-        };
+        let mut f =
+            Facets { items: items.into_iter().map(|(k, v)| Facet::new(Cow::Owned(k), v)).collect(), fingerprint: 0 };
         f.refresh_fingerprint();
         f
     }
@@ -252,14 +232,9 @@ impl Facets {
             if val.is_null() {
                 continue;
             }
-            let bad = || FacetError::BadValue {
-                name: k.clone(),
-                found: json_kind(val),
-            };
+            let bad = || FacetError::BadValue { name: k.clone(), found: json_kind(val) };
             let fv = match val.get(INT64_KEY) {
-                Some(serde_json::Value::String(s))
-                    if val.as_object().map(|o| o.len()) == Some(1) =>
-                {
+                Some(serde_json::Value::String(s)) if val.as_object().map(|o| o.len()) == Some(1) => {
                     FacetValue::Int(s.parse::<i64>().map_err(|_| bad())?)
                 }
                 _ => FacetValue::from_json(val).ok_or_else(bad)?,
@@ -271,8 +246,7 @@ impl Facets {
 
     /// Parses facets from JSON text (see [`Facets::from_json`]).
     pub fn from_json_str(s: &str) -> Result<Facets, FacetError> {
-        let v: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| FacetError::Json(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| FacetError::Json(e.to_string()))?;
         Facets::from_json(&v)
     }
 
@@ -327,10 +301,7 @@ mod tests {
         assert!(f.get("x").is_none());
         assert_eq!(f.get("f").unwrap().canonical(), "6");
         let big = Facets::from_json_str(r#"{"pax": {"$int64": "-9007199254740993"}}"#).unwrap();
-        assert_eq!(
-            big.get("pax").unwrap().value(),
-            &FacetValue::Int(-9007199254740993)
-        );
+        assert_eq!(big.get("pax").unwrap().value(), &FacetValue::Int(-9007199254740993));
         assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1.5"}}"#).is_err());
         assert!(Facets::from_json_str(r#"{"pax": {"$int64": "1", "x": 2}}"#).is_err());
         let e = Facets::from_json_str(r#"{"tags": [1]}"#).unwrap_err();

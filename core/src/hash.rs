@@ -22,11 +22,7 @@ pub(crate) struct KeyBuf {
 
 impl KeyBuf {
     pub(crate) fn new() -> Self {
-        KeyBuf {
-            stack: [0; STACK],
-            len: 0,
-            heap: None,
-        }
+        KeyBuf { stack: [0; STACK], len: 0, heap: None }
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {

@@ -44,8 +44,8 @@ pub use error::{ConfigError, Error, FacetError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
 pub use tracking::{
-    decode_batch, encode_batch, Batch, BatchHeader, DecisionEvents, DecodeError, DecodedBatch,
-    Event, EventData, TrackingOptions, TrackingStats,
+    decode_batch, encode_batch, Batch, BatchHeader, DecisionEvents, DecodeError, DecodedBatch, Event, EventData,
+    TrackingOptions, TrackingStats,
 };
 pub use value::{FacetValue, Num};
 

@@ -75,27 +75,17 @@ impl CValue {
         let boolean = json.as_bool();
         let string = json.as_str().map(Box::from);
         let text = Arc::from(json.to_string());
-        CValue {
-            json,
-            text,
-            int,
-            float,
-            boolean,
-            string,
-        }
+        CValue { json, text, int, float, boolean, string }
     }
 }
 
 /// A JSON value as `i64`: integers, and integral floats with |x| < 2^63.
 pub(crate) fn json_int(v: &serde_json::Value) -> Option<i64> {
     match v {
-        serde_json::Value::Number(n) => {
-            n.as_i64()
-                .or_else(|| match n.as_f64().and_then(Num::from_f64) {
-                    Some(Num::Int(i)) => Some(i),
-                    _ => None,
-                })
-        }
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| match n.as_f64().and_then(Num::from_f64) {
+            Some(Num::Int(i)) => Some(i),
+            _ => None,
+        }),
         _ => None,
     }
 }

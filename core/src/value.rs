@@ -189,14 +189,8 @@ mod tests {
         assert_eq!(FacetValue::Float(6.0).canonical(), "6");
         assert_eq!(FacetValue::Float(-0.0).canonical(), "0");
         assert_eq!(FacetValue::Float(0.25).canonical(), "0.25");
-        assert_eq!(
-            FacetValue::Float(0.1 + 0.2).canonical(),
-            "0.30000000000000004"
-        );
-        assert_eq!(
-            FacetValue::Float(1e21).canonical(),
-            "1000000000000000000000"
-        );
+        assert_eq!(FacetValue::Float(0.1 + 0.2).canonical(), "0.30000000000000004");
+        assert_eq!(FacetValue::Float(1e21).canonical(), "1000000000000000000000");
         assert_eq!(FacetValue::Float(9.2e18).canonical(), "9200000000000000000");
         assert_eq!(FacetValue::Float(f64::NAN).canonical(), "NaN");
         assert_eq!(FacetValue::Float(f64::NEG_INFINITY).canonical(), "-inf");
@@ -209,10 +203,7 @@ mod tests {
         assert_eq!(Num::parse("0.25"), Some(Num::Float(0.25)));
         assert_eq!(Num::parse("inf"), None);
         assert_eq!(Num::parse("abc"), None);
-        assert_eq!(
-            Num::parse("9007199254740993"),
-            Some(Num::Int(9007199254740993))
-        );
+        assert_eq!(Num::parse("9007199254740993"), Some(Num::Int(9007199254740993)));
         assert!(!Num::Int(9007199254740993).num_eq(Num::Int(9007199254740992)));
         assert!(Num::Int(6).num_eq(Num::Float(6.0)));
         assert_eq!(FacetValue::Bool(true).num(), None);
@@ -221,9 +212,6 @@ mod tests {
     #[test]
     fn json_big_unsigned_keeps_digits() {
         let v: serde_json::Value = serde_json::from_str("18446744073709551615").unwrap();
-        assert_eq!(
-            FacetValue::from_json(&v).unwrap().canonical(),
-            "18446744073709551615"
-        );
+        assert_eq!(FacetValue::from_json(&v).unwrap().canonical(), "18446744073709551615");
     }
 }

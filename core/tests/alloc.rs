@@ -13,9 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use turnout_core::{
-    Client, ClientOptions, DecisionEvents, Facets, FixedClock, Source, TrackingOptions,
-};
+use turnout_core::{Client, ClientOptions, DecisionEvents, Facets, FixedClock, Source, TrackingOptions};
 
 struct Counting;
 
@@ -106,24 +104,14 @@ fn client() -> Client {
 fn client_with(decisions: DecisionEvents) -> Client {
     let opts = ClientOptions {
         clock: Arc::new(FixedClock::new(1_528_720_000_000)),
-        tracking: TrackingOptions {
-            decisions,
-            ..TrackingOptions::default()
-        },
+        tracking: TrackingOptions { decisions, ..TrackingOptions::default() },
         ..ClientOptions::default()
     };
     Client::with_config(&bundle(), opts).unwrap().0
 }
 
-fn pax_where(
-    c: &Client,
-    var: &str,
-    base: &Facets,
-    f: impl Fn(&turnout_core::Decision) -> bool,
-) -> i64 {
-    (1..100_000)
-        .find(|&p| f(&c.get_variable(var, &base.clone().passenger(p))))
-        .expect("a passenger id")
+fn pax_where(c: &Client, var: &str, base: &Facets, f: impl Fn(&turnout_core::Decision) -> bool) -> i64 {
+    (1..100_000).find(|&p| f(&c.get_variable(var, &base.clone().passenger(p)))).expect("a passenger id")
 }
 
 /// Warms up (first call may allocate thread-local state in arc-swap and the
@@ -138,10 +126,7 @@ fn assert_zero<R: PartialEq + std::fmt::Debug>(what: &str, want: R, mut f: impl 
         last
     });
     assert_eq!(r, Some(want), "{what}: value");
-    assert_eq!(
-        n, 0,
-        "{what}: {n} allocations in 1000 prepared decisions (want 0)"
-    );
+    assert_eq!(n, 0, "{what}: {n} allocations in 1000 prepared decisions (want 0)");
 }
 
 /// One test on purpose: every measurement runs on this thread, in sequence.
@@ -159,73 +144,49 @@ fn prepared_decisions_allocate_nothing() {
     // Seed rollout: rule 0 (=, in), rule 1 (=, /), default (rule 1 fails on /).
     let sg = c.context(Facets::new().city(6).service(302).passenger(1));
     assert_zero("rollout rule 0", 60, || sg.int64(&delay, 0));
-    let jk_in = pax_where(&c, ROLLOUT_VAR, &Facets::new().city(10), |d| {
-        d.rule == Some(1)
-    });
+    let jk_in = pax_where(&c, ROLLOUT_VAR, &Facets::new().city(10), |d| d.rule == Some(1));
     let jk = c.context(Facets::new().city(10).service(302).passenger(jk_in));
     assert_zero("rollout rule 1 (/)", 90, || jk.int64(&delay, 0));
-    let jk_out = pax_where(&c, ROLLOUT_VAR, &Facets::new().city(10), |d| {
-        d.source == Source::Default
-    });
+    let jk_out = pax_where(&c, ROLLOUT_VAR, &Facets::new().city(10), |d| d.source == Source::Default);
     let def = c.context(Facets::new().city(10).service(302).passenger(jk_out));
     assert_zero("rollout default", 30, || def.int64(&delay, 0));
     // String-valued facets take the same path.
     let sg_str = c.context(Facets::new().with("city", "6").with("svc", "11"));
-    assert_zero("rollout rule 0, string facets", 60, || {
-        sg_str.int64(&delay, 0)
-    });
+    assert_zero("rollout rule 0, string facets", 60, || sg_str.int64(&delay, 0));
 
     // float64 and bool accessors.
     let surge = c.variable("surgeCap");
-    let s_in = pax_where(&c, "surgeCap", &Facets::new().city(10), |d| {
-        d.rule == Some(0)
-    });
+    let s_in = pax_where(&c, "surgeCap", &Facets::new().city(10), |d| d.rule == Some(0));
     let sctx = c.context(Facets::new().city(10).passenger(s_in));
     assert_zero("float64 rollout", 1.75, || sctx.float64(&surge, 0.0));
     let checkout = c.variable("newCheckout");
-    let k_in = pax_where(&c, "newCheckout", &Facets::new().country("ID"), |d| {
-        d.rule == Some(0)
-    });
+    let k_in = pax_where(&c, "newCheckout", &Facets::new().country("ID"), |d| d.rule == Some(0));
     let kctx = c.context(Facets::new().country("ID").passenger(k_in));
     assert_zero("bool rollout", true, || kctx.bool(&checkout, false));
 
     // Weighted, slotted experiment.
     let exp = c.variable(EXP_VAR);
-    let e_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| {
-        d.source == Source::Experiment
-    });
+    let e_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| d.source == Source::Experiment);
     let ectx = c.context(Facets::new().passenger(e_pax));
-    let want = c
-        .get_variable(EXP_VAR, &Facets::new().passenger(e_pax))
-        .int64(-1);
+    let want = c.get_variable(EXP_VAR, &Facets::new().passenger(e_pax)).int64(-1);
     assert_zero("weighted experiment", want, || ectx.int64(&exp, -1));
     // A unit outside the slot (falls through to fallback).
-    let o_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| {
-        d.source == Source::Fallback
-    });
+    let o_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| d.source == Source::Fallback);
     let octx = c.context(Facets::new().passenger(o_pax));
-    assert_zero("weighted experiment, outside the slot", -1, || {
-        octx.int64(&exp, -1)
-    });
+    assert_zero("weighted experiment, outside the slot", -1, || octx.int64(&exp, -1));
 
     // Time-slice experiment, `ts` given.
     let ts_var = c.variable(TS_VAR);
     let ts = (1_528_714_602..1_528_724_602)
-        .find(|&ts| {
-            c.get_variable(TS_VAR, &Facets::new().city(5).ts(ts)).source == Source::Experiment
-        })
+        .find(|&ts| c.get_variable(TS_VAR, &Facets::new().city(5).ts(ts)).source == Source::Experiment)
         .expect("a ts in the slot");
     let tctx = c.context(Facets::new().city(5).ts(ts));
-    let want = c
-        .get_variable(TS_VAR, &Facets::new().city(5).ts(ts))
-        .int64(-1);
+    let want = c.get_variable(TS_VAR, &Facets::new().city(5).ts(ts)).int64(-1);
     assert_zero("time-slice experiment", want, || tctx.int64(&ts_var, -1));
     // Time-slice with `ts` from the injected clock.
     let cctx = c.context(Facets::new().city(5));
     let want = c.get_variable(TS_VAR, &Facets::new().city(5)).int64(-1);
-    assert_zero("time-slice experiment, clock ts", want, || {
-        cctx.int64(&ts_var, -1)
-    });
+    assert_zero("time-slice experiment, clock ts", want, || cctx.int64(&ts_var, -1));
 
     // Unknown variable: fallback, still nothing allocated.
     let missing = c.variable("noSuchVariable");
@@ -244,34 +205,22 @@ fn prepared_decisions_allocate_nothing() {
 fn get_variable_allocations_are_bounded() {
     let c = client();
     let cases = [
-        (
-            ROLLOUT_VAR,
-            Facets::new().city(6).service(302).passenger(1),
-            2,
-        ), // name + label "60s delay"
-        (ROLLOUT_VAR, Facets::new().city(7).passenger(1), 1), // name (default, no label)
-        ("noSuchVariable", Facets::new().city(6), 1),         // name
+        (ROLLOUT_VAR, Facets::new().city(6).service(302).passenger(1), 2), // name + label "60s delay"
+        (ROLLOUT_VAR, Facets::new().city(7).passenger(1), 1),              // name (default, no label)
+        ("noSuchVariable", Facets::new().city(6), 1),                      // name
     ];
     for (var, facets, bound) in &cases {
         let _ = c.get_variable(var, facets); // warm-up
         let (n, d) = count(|| c.get_variable(var, facets));
         eprintln!("get_variable({var}): {n} allocations");
-        assert!(
-            n <= *bound,
-            "get_variable({var}) made {n} allocations, bound {bound}: {d:?}"
-        );
+        assert!(n <= *bound, "get_variable({var}) made {n} allocations, bound {bound}: {d:?}");
     }
-    let e_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| {
-        d.source == Source::Experiment
-    });
+    let e_pax = pax_where(&c, EXP_VAR, &Facets::new(), |d| d.source == Source::Experiment);
     let f = Facets::new().passenger(e_pax);
     let _ = c.get_variable(EXP_VAR, &f);
     let (n, _) = count(|| c.get_variable(EXP_VAR, &f));
     eprintln!("get_variable({EXP_VAR}) via experiment: {n} allocations");
-    assert!(
-        n <= 2,
-        "experiment get_variable made {n} allocations (name + experiment name)"
-    );
+    assert!(n <= 2, "experiment get_variable made {n} allocations (name + experiment name)");
 }
 
 /// Fresh contexts (one per request, built before the measured section), one
@@ -284,33 +233,19 @@ fn first_decision_of_fresh_contexts_untracked_allocates_nothing() {
     let exp = c.variable(EXP_VAR);
     let ts_var = c.variable(TS_VAR);
     let warm = c.context(Facets::new().city(10).passenger(0).ts(1_528_720_000));
-    let _ = (
-        warm.int64(&delay, 0),
-        warm.int64(&exp, 0),
-        warm.int64(&ts_var, 0),
-    );
+    let _ = (warm.int64(&delay, 0), warm.int64(&exp, 0), warm.int64(&ts_var, 0));
 
     let ctxs: Vec<_> = (0..1000)
         .map(|p| {
             c.context(
-                Facets::new()
-                    .city(if p % 2 == 0 { 6 } else { 10 })
-                    .service(302)
-                    .passenger(p)
-                    .ts(1_528_720_000 + p),
+                Facets::new().city(if p % 2 == 0 { 6 } else { 10 }).service(302).passenger(p).ts(1_528_720_000 + p),
             )
         })
         .collect();
-    let (n, sum) = count(|| {
-        ctxs.iter()
-            .map(|x| x.int64(&delay, 0) + x.int64(&exp, 0) + x.int64(&ts_var, 0))
-            .sum::<i64>()
-    });
+    let (n, sum) =
+        count(|| ctxs.iter().map(|x| x.int64(&delay, 0) + x.int64(&exp, 0) + x.int64(&ts_var, 0)).sum::<i64>());
     assert!(sum > 0);
-    assert_eq!(
-        n, 0,
-        "{n} allocations in 3,000 first decisions of fresh contexts, tracking off (want 0)"
-    );
+    assert_eq!(n, 0, "{n} allocations in 3,000 first decisions of fresh contexts, tracking off (want 0)");
 }
 
 /// With decision tracking on (the default), the first decision of a new unit
@@ -323,14 +258,9 @@ fn first_decision_of_fresh_contexts_tracked_is_amortised() {
     let warm = c.context(Facets::new().city(10).passenger(0));
     let _ = warm.int64(&delay, 0);
 
-    let ctxs: Vec<_> = (1..=1000)
-        .map(|p| c.context(Facets::new().city(6).service(302).passenger(p)))
-        .collect();
+    let ctxs: Vec<_> = (1..=1000).map(|p| c.context(Facets::new().city(6).service(302).passenger(p))).collect();
     let (n, sum) = count(|| ctxs.iter().map(|x| x.int64(&delay, 0)).sum::<i64>());
     assert_eq!(sum, 60_000);
     eprintln!("tracking on: {n} allocations in 1,000 first decisions of fresh contexts (queue/map growth)");
-    assert!(
-        n <= 100,
-        "{n} allocations in 1,000 first decisions of fresh contexts with tracking on (bound 100)"
-    );
+    assert!(n <= 100, "{n} allocations in 1,000 first decisions of fresh contexts with tracking on (bound 100)");
 }

@@ -33,19 +33,11 @@ fn every_vector_file_passes() {
         let file = load(&path);
         let default_now = file["nowMs"].as_i64().expect("nowMs");
         let clock = Arc::new(FixedClock::new(default_now));
-        let opts = ClientOptions {
-            clock: clock.clone(),
-            ..Default::default()
-        };
+        let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
         let (client, _) = Client::with_config(file["config"].to_string().as_bytes(), opts)
             .unwrap_or_else(|e| panic!("{}: config: {e}", path.display()));
         let cases = file["cases"].as_array().expect("cases");
-        assert_eq!(
-            entry["cases"].as_u64(),
-            Some(cases.len() as u64),
-            "{}: index count",
-            path.display()
-        );
+        assert_eq!(entry["cases"].as_u64(), Some(cases.len() as u64), "{}: index count", path.display());
         for (i, case) in cases.iter().enumerate() {
             clock.set(case["nowMs"].as_i64().unwrap_or(default_now));
             let facets = Facets::from_json(&case["facets"]).expect("facets");
@@ -66,20 +58,12 @@ fn every_vector_file_passes() {
         }
     }
     assert!(total >= 2000, "only {total} cases");
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {total} cases failed:\n{}", failures.len(), failures.join("\n"));
     println!("conformance: {total} passed, 0 failed");
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
 #[test]
@@ -94,8 +78,7 @@ fn every_batch_vector_passes() {
         let file = load(&path);
         for case in file["cases"].as_array().expect("cases") {
             let name = case["name"].as_str().unwrap_or("?");
-            let header: turnout_core::BatchHeader =
-                serde_json::from_value(case["header"].clone()).expect("header");
+            let header: turnout_core::BatchHeader = serde_json::from_value(case["header"].clone()).expect("header");
             let events: Vec<turnout_core::Event> = case["events"]
                 .as_array()
                 .expect("events")
@@ -104,14 +87,9 @@ fn every_batch_vector_passes() {
                 .collect();
             let bytes = unhex(case["hex"].as_str().expect("hex"));
             // Encode: exactly these bytes.
-            assert_eq!(
-                turnout_core::encode_batch(&header, &events),
-                bytes,
-                "{name}: encoded bytes differ"
-            );
+            assert_eq!(turnout_core::encode_batch(&header, &events), bytes, "{name}: encoded bytes differ");
             // Decode: exactly these events and header.
-            let decoded =
-                turnout_core::decode_batch(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let decoded = turnout_core::decode_batch(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(decoded.header, header, "{name}");
             assert_eq!(decoded.events, events, "{name}");
             total += 1;

@@ -10,29 +10,16 @@ fn client(cfg: serde_json::Value) -> Client {
 }
 
 fn client_at(cfg: serde_json::Value, now_ms: i64) -> Client {
-    let opts = ClientOptions {
-        clock: Arc::new(FixedClock::new(now_ms)),
-        ..Default::default()
-    };
-    Client::with_config(cfg.to_string().as_bytes(), opts)
-        .expect("config loads")
-        .0
+    let opts = ClientOptions { clock: Arc::new(FixedClock::new(now_ms)), ..Default::default() };
+    Client::with_config(cfg.to_string().as_bytes(), opts).expect("config loads").0
 }
 
 fn seed_rollout() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/configs/seed-rollout.json"
-    ))
-    .unwrap()
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/seed-rollout.json")).unwrap()
 }
 
 fn seed_experiment() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/configs/seed-experiment.json"
-    ))
-    .unwrap()
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/seed-experiment.json")).unwrap()
 }
 
 fn rule(op: &str, value: serde_json::Value) -> Client {
@@ -54,10 +41,7 @@ fn seed_rollout_singapore_gets_60() {
     for svc in [302, 11] {
         let d = c.get_variable("automatedMessageDelay", &Facets::new().city(6).service(svc));
         assert_eq!(d.int64(0), 60);
-        assert_eq!(
-            (d.source, d.rule, d.reason),
-            (Source::Rollout, Some(0), Reason::TargetingMatch)
-        );
+        assert_eq!((d.source, d.rule, d.reason), (Source::Rollout, Some(0), Reason::TargetingMatch));
         assert_eq!(d.label.as_deref(), Some("60s delay"));
     }
     // Singapore with another service falls through to the default.
@@ -71,10 +55,7 @@ fn seed_rollout_jakarta_quarter_of_passengers_gets_90() {
     let n = 100_000;
     let mut ninety = 0;
     for pax in 0..n {
-        let d = c.get_variable(
-            "automatedMessageDelay",
-            &Facets::new().city(10).passenger(pax),
-        );
+        let d = c.get_variable("automatedMessageDelay", &Facets::new().city(10).passenger(pax));
         match d.int64(0) {
             90 => {
                 ninety += 1;
@@ -89,24 +70,13 @@ fn seed_rollout_jakarta_quarter_of_passengers_gets_90() {
     let share = ninety as f64 / n as f64;
     assert!((share - 0.25).abs() < 0.005, "share {share}");
     // Everyone else: 30; no pax in Jakarta: the `/` constraint is false -> 30.
-    assert_eq!(
-        c.get_variable("automatedMessageDelay", &Facets::new().city(3).passenger(1))
-            .int64(0),
-        30
-    );
-    assert_eq!(
-        c.get_variable("automatedMessageDelay", &Facets::new().city(10))
-            .int64(0),
-        30
-    );
+    assert_eq!(c.get_variable("automatedMessageDelay", &Facets::new().city(3).passenger(1)).int64(0), 30);
+    assert_eq!(c.get_variable("automatedMessageDelay", &Facets::new().city(10)).int64(0), 30);
 }
 
 #[test]
 fn seed_experiment_loads_and_is_inert_while_completed() {
-    let opts = ClientOptions {
-        clock: Arc::new(FixedClock::new(1_528_750_000_000)),
-        ..Default::default()
-    };
+    let opts = ClientOptions { clock: Arc::new(FixedClock::new(1_528_750_000_000)), ..Default::default() };
     let (c, report) = Client::with_config(&seed_experiment(), opts).unwrap();
     assert_eq!(report.added, vec!["timeSlicedShuffleTest1"]);
     let d = c.get_variable("timeSlicedShuffleTest1", &Facets::new().city(5));
@@ -115,14 +85,9 @@ fn seed_experiment_loads_and_is_inert_while_completed() {
 
 #[test]
 fn seed_experiment_running_switches_every_30_seconds() {
-    let text = String::from_utf8(seed_experiment())
-        .unwrap()
-        .replace("COMPLETED", "RUNNING");
+    let text = String::from_utf8(seed_experiment()).unwrap().replace("COMPLETED", "RUNNING");
     let clock = Arc::new(FixedClock::new(0));
-    let opts = ClientOptions {
-        clock: clock.clone(),
-        ..Default::default()
-    };
+    let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
     let (c, _) = Client::with_config(text.as_bytes(), opts).unwrap();
     let var = c.variable("timeSlicedShuffleTest1");
     let ctx = c.context(Facets::new().city(5));
@@ -151,14 +116,8 @@ fn seed_experiment_running_switches_every_30_seconds() {
             seen1 += 1
         }
     }
-    assert!(
-        (60..140).contains(&in_slot),
-        "about half of the windows are in the slot: {in_slot}"
-    );
-    assert!(
-        seen0 > 10 && seen1 > 10,
-        "shuffle order varies: {seen0}/{seen1}"
-    );
+    assert!((60..140).contains(&in_slot), "about half of the windows are in the slot: {in_slot}");
+    assert!(seen0 > 10 && seen1 > 10, "shuffle order varies: {seen0}/{seen1}");
     // Outside the constraint window the experiment does not apply.
     clock.set(1_600_000_000_000);
     assert_eq!(ctx.decision(&var).source, Source::Fallback);
@@ -177,12 +136,8 @@ fn integral_floats_bucket_like_integers() {
     );
     for id in 0..2000i64 {
         let a = c.get_variable("v", &Facets::new().passenger(id)).int64(-1);
-        let b = c
-            .get_variable("v", &Facets::new().with("pax", id as f64))
-            .int64(-1);
-        let s = c
-            .get_variable("v", &Facets::new().with("pax", id.to_string()))
-            .int64(-1);
+        let b = c.get_variable("v", &Facets::new().with("pax", id as f64)).int64(-1);
+        let s = c.get_variable("v", &Facets::new().with("pax", id.to_string())).int64(-1);
         assert_eq!(a, b);
         assert_eq!(a, s);
     }
@@ -194,10 +149,7 @@ fn ids_above_2_pow_53_stay_distinct() {
     assert!(hit(&c, 9007199254740993i64));
     assert!(!hit(&c, 9007199254740992i64));
     assert!(hit(&c, "9007199254740993"));
-    assert_ne!(
-        bucket("s", "9007199254740993"),
-        bucket("s", "9007199254740992")
-    );
+    assert_ne!(bucket("s", "9007199254740993"), bucket("s", "9007199254740992"));
 }
 
 // ---- rule 3: constraints -----------------------------------------------------
@@ -242,14 +194,7 @@ fn in_and_nin_accept_arrays_and_strings_holding_arrays() {
 #[test]
 fn ordering_ops_are_numeric_only() {
     let gt = rule(">", json!("10"));
-    assert!(
-        hit(&gt, 11)
-            && hit(&gt, 10.5)
-            && hit(&gt, "11")
-            && !hit(&gt, 10)
-            && !hit(&gt, "abc")
-            && !hit(&gt, true)
-    );
+    assert!(hit(&gt, 11) && hit(&gt, 10.5) && hit(&gt, "11") && !hit(&gt, 10) && !hit(&gt, "abc") && !hit(&gt, true));
     let ge = rule(">=", json!(10));
     assert!(hit(&ge, 10) && !hit(&ge, 9.99));
     let lt = rule("<", json!(-1.5));
@@ -268,9 +213,7 @@ fn string_and_semver_ops() {
     let re = rule("regex", json!("^ADR-[0-9]+-"));
     assert!(hit(&re, "ADR-123-2") && !hit(&re, "adr-123-2"));
     let lt = rule("semver<", json!("5.2.0"));
-    assert!(
-        hit(&lt, "5.1.9") && hit(&lt, "5.2.0-beta.1") && !hit(&lt, "5.2.0") && !hit(&lt, "5.10.0")
-    );
+    assert!(hit(&lt, "5.1.9") && hit(&lt, "5.2.0-beta.1") && !hit(&lt, "5.2.0") && !hit(&lt, "5.10.0"));
     assert!(hit(&lt, "v5.1") && !hit(&lt, "not a version"));
     assert!(hit(&rule("semver>=", json!("v2")), "2.0.0"));
     assert!(hit(&rule("semver=", json!("1.2.3")), "1.2.3"));
@@ -311,7 +254,8 @@ fn fraction_salt_defaults_to_variable_and_can_be_overridden() {
 
 #[test]
 fn unknown_op_is_a_load_error_naming_document_and_op() {
-    let cfg = json!({"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~=", "value": 1}]}]});
+    let cfg =
+        json!({"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~=", "value": 1}]}]});
     let e = Client::with_config(cfg.to_string().as_bytes(), ClientOptions::default()).unwrap_err();
     let p = &e.problems()[0];
     assert_eq!(p.document, "rollout \"v\"");
@@ -327,27 +271,11 @@ fn validation_reports_every_problem() {
     ], "experiments": [{"name": "e", "state": "RUNNING", "variables": [{"name": "c", "facets": [], "choices": []}]}]});
     let c = Client::new(ClientOptions::default());
     let e = c.validate(cfg.to_string().as_bytes()).unwrap_err();
-    let fields: Vec<String> = e
-        .problems()
-        .iter()
-        .map(|p| format!("{} {}", p.document, p.field))
-        .collect();
-    assert!(
-        fields.contains(&"rollout \"a\" rollouts[0].constraints[0].value".to_string()),
-        "{fields:?}"
-    );
-    assert!(
-        fields.contains(&"rollout \"b\" rollouts[0].value".to_string()),
-        "{fields:?}"
-    );
-    assert!(
-        fields.contains(&"experiment \"e\" variables[0].facets".to_string()),
-        "{fields:?}"
-    );
-    assert!(
-        fields.contains(&"experiment \"e\" variables[0].choices".to_string()),
-        "{fields:?}"
-    );
+    let fields: Vec<String> = e.problems().iter().map(|p| format!("{} {}", p.document, p.field)).collect();
+    assert!(fields.contains(&"rollout \"a\" rollouts[0].constraints[0].value".to_string()), "{fields:?}");
+    assert!(fields.contains(&"rollout \"b\" rollouts[0].value".to_string()), "{fields:?}");
+    assert!(fields.contains(&"experiment \"e\" variables[0].facets".to_string()), "{fields:?}");
+    assert!(fields.contains(&"experiment \"e\" variables[0].choices".to_string()), "{fields:?}");
 }
 
 // ---- rule 4: rollouts --------------------------------------------------------
@@ -370,10 +298,7 @@ fn no_default_means_fallback() {
         json!({"variable": "v", "rollouts": [{"value": 5, "constraints": [{"target": "city", "op": "=", "value": 1}]}]}),
     );
     let d = c.get_variable("v", &Facets::new().city(2));
-    assert_eq!(
-        (d.source, d.reason, d.value.clone()),
-        (Source::Fallback, Reason::Default, None)
-    );
+    assert_eq!((d.source, d.reason, d.value.clone()), (Source::Fallback, Reason::Default, None));
     assert_eq!(d.int64(42), 42);
 }
 
@@ -384,10 +309,7 @@ fn kill_switch_wins_over_everything() {
         "experiments": [{"name": "e", "state": "RUNNING", "variables": [{"name": "v", "facets": ["pax"], "choices": [{"value": 3}]}]}]
     }));
     let d = c.get_variable("v", &Facets::new().passenger(1));
-    assert_eq!(
-        (d.source, d.reason, d.int64(9)),
-        (Source::Fallback, Reason::Disabled, 9)
-    );
+    assert_eq!((d.source, d.reason, d.int64(9)), (Source::Fallback, Reason::Disabled, 9));
 }
 
 #[test]
@@ -398,22 +320,11 @@ fn segments_are_reusable_constraint_lists() {
             {"value": "beta", "segments": ["beta"], "constraints": [{"target": "country", "op": "=", "value": "SG"}]}
         ], "default": "ga"}]
     }));
-    assert_eq!(
-        c.get_variable("v", &Facets::new().with("employer", "acme").country("SG"))
-            .string(""),
-        "beta"
-    );
-    assert_eq!(
-        c.get_variable("v", &Facets::new().with("employer", "acme").country("ID"))
-            .string(""),
-        "ga"
-    );
-    assert_eq!(
-        c.get_variable("v", &Facets::new().with("employer", "other").country("SG"))
-            .string(""),
-        "ga"
-    );
-    let bad = json!({"segments": {}, "rollouts": [{"variable": "v", "rollouts": [{"value": 1, "segments": ["nope"]}]}]});
+    assert_eq!(c.get_variable("v", &Facets::new().with("employer", "acme").country("SG")).string(""), "beta");
+    assert_eq!(c.get_variable("v", &Facets::new().with("employer", "acme").country("ID")).string(""), "ga");
+    assert_eq!(c.get_variable("v", &Facets::new().with("employer", "other").country("SG")).string(""), "ga");
+    let bad =
+        json!({"segments": {}, "rollouts": [{"variable": "v", "rollouts": [{"value": 1, "segments": ["nope"]}]}]});
     let e = Client::with_config(bad.to_string().as_bytes(), ClientOptions::default()).unwrap_err();
     assert!(e.to_string().contains("unknown segment `nope`"), "{e}");
 }
@@ -447,27 +358,16 @@ fn weighted_split_follows_weights_and_multi_facet_unit() {
         assert_eq!(d.experiment.as_deref(), Some("exp"));
     }
     let shares: Vec<f64> = counts.iter().map(|c| *c as f64 / 40_000.0).collect();
-    assert!(
-        (shares[0] - 0.25).abs() < 0.01 && (shares[1] - 0.5).abs() < 0.01,
-        "{shares:?}"
-    );
+    assert!((shares[0] - 0.25).abs() < 0.01 && (shares[1] - 0.5).abs() < 0.01, "{shares:?}");
     // Missing a unit facet: the experiment does not apply.
-    assert_eq!(
-        c.get_variable("v", &Facets::new().passenger(1)).source,
-        Source::Fallback
-    );
+    assert_eq!(c.get_variable("v", &Facets::new().passenger(1)).source, Source::Fallback);
 }
 
 #[test]
 fn experiments_apply_only_when_running() {
     for state in ["COMPLETED", "running", "PAUSED", "DRAFT"] {
         let c = client(weighted_experiment(state, [1.0, 1.0, 1.0]));
-        assert_eq!(
-            c.get_variable("v", &Facets::new().passenger(1).city(1))
-                .source,
-            Source::Fallback,
-            "{state}"
-        );
+        assert_eq!(c.get_variable("v", &Facets::new().passenger(1).city(1)).source, Source::Fallback, "{state}");
     }
 }
 
@@ -475,11 +375,7 @@ fn experiments_apply_only_when_running() {
 fn zero_weight_choices_are_never_picked() {
     let c = client(weighted_experiment("RUNNING", [0.0, 1.0, 0.0]));
     for pax in 0..2000 {
-        assert_eq!(
-            c.get_variable("v", &Facets::new().passenger(pax).city(1))
-                .string(""),
-            "b"
-        );
+        assert_eq!(c.get_variable("v", &Facets::new().passenger(pax).city(1)).string(""), "b");
     }
 }
 
@@ -490,20 +386,9 @@ fn experiment_takes_precedence_and_falls_back_to_rollout() {
         "experiments": [{"name": "e", "state": "RUNNING", "constraints": [{"target": "city", "op": "=", "value": 6}],
             "variables": [{"name": "v", "facets": ["pax"], "choices": [{"value": "exp"}]}]}]
     }));
-    assert_eq!(
-        c.get_variable("v", &Facets::new().passenger(1).city(6))
-            .string(""),
-        "exp"
-    );
-    assert_eq!(
-        c.get_variable("v", &Facets::new().passenger(1).city(7))
-            .string(""),
-        "rollout-default"
-    );
-    assert_eq!(
-        c.get_variable("v", &Facets::new().city(6)).string(""),
-        "rollout-default"
-    );
+    assert_eq!(c.get_variable("v", &Facets::new().passenger(1).city(6)).string(""), "exp");
+    assert_eq!(c.get_variable("v", &Facets::new().passenger(1).city(7)).string(""), "rollout-default");
+    assert_eq!(c.get_variable("v", &Facets::new().city(6)).string(""), "rollout-default");
 }
 
 #[test]
@@ -520,10 +405,7 @@ fn slotting_splits_a_domain_without_overlap() {
         let f = Facets::new().passenger(pax);
         let in1 = c.get_variable("v1", &f).source == Source::Experiment;
         let in2 = c.get_variable("v2", &f).source == Source::Experiment;
-        assert!(
-            !(in1 && in2),
-            "pax {pax} is in two slotted experiments of one domain"
-        );
+        assert!(!(in1 && in2), "pax {pax} is in two slotted experiments of one domain");
         let b = bucket("d", &pax.to_string());
         assert_eq!(in1, b < 0.3);
         assert_eq!(in2, (0.3..0.8).contains(&b));
@@ -550,16 +432,10 @@ fn overlapping_slots_are_rejected() {
 
 #[test]
 fn get_variables_by_experiment_name_and_domain() {
-    let c = client(
-        json!({"experiments": [{"domain": "checkout", "name": "checkout.t", "state": "RUNNING",
-        "variables": [{"name": "a", "facets": ["pax"], "choices": [{"value": 1}]}, {"name": "b", "facets": ["pax"], "choices": [{"value": 2}]}]}]}),
-    );
+    let c = client(json!({"experiments": [{"domain": "checkout", "name": "checkout.t", "state": "RUNNING",
+        "variables": [{"name": "a", "facets": ["pax"], "choices": [{"value": 1}]}, {"name": "b", "facets": ["pax"], "choices": [{"value": 2}]}]}]}));
     let f = Facets::new().passenger(5);
-    let by_domain: Vec<String> = c
-        .get_variables("checkout", &f)
-        .into_iter()
-        .map(|d| d.variable)
-        .collect();
+    let by_domain: Vec<String> = c.get_variables("checkout", &f).into_iter().map(|d| d.variable).collect();
     assert_eq!(by_domain, vec!["a", "b"]);
     assert_eq!(c.get_variables("checkout.t", &f).len(), 2);
     assert!(c.get_variables("nope", &f).is_empty());
@@ -582,26 +458,17 @@ fn typed_accessors_and_type_mismatch() {
     assert!(c.get_variable("b", &f).bool(false));
     assert_eq!(c.get_variable("j", &f).json(), Some(&json!({"a": [1]})));
     let m = c.get_variable("s", &f).checked(ValueType::Int64);
-    assert_eq!(
-        (m.reason, m.error, m.int64(3)),
-        (Reason::Error, Some(ErrorCode::TypeMismatch), 3)
-    );
+    assert_eq!((m.reason, m.error, m.int64(3)), (Reason::Error, Some(ErrorCode::TypeMismatch), 3));
     let ok = c.get_variable("n", &f).checked(ValueType::Int64);
     assert_eq!(ok.reason, Reason::Default);
     let nf = c.get_variable("missing", &f);
-    assert_eq!(
-        (nf.reason, nf.error),
-        (Reason::Error, Some(ErrorCode::FlagNotFound))
-    );
+    assert_eq!((nf.reason, nf.error), (Reason::Error, Some(ErrorCode::FlagNotFound)));
 }
 
 #[test]
 fn ts_comes_from_the_injected_clock_unless_given() {
     let clock = Arc::new(FixedClock::new(1_000_500));
-    let opts = ClientOptions {
-        clock: clock.clone(),
-        ..Default::default()
-    };
+    let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
     let cfg = json!({"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "ts", "op": ">=", "value": 1000}]}], "default": 0});
     let (c, _) = Client::with_config(cfg.to_string().as_bytes(), opts).unwrap();
     assert_eq!(c.get_variable("v", &Facets::new()).int64(-1), 1);
@@ -615,23 +482,9 @@ fn ts_comes_from_the_injected_clock_unless_given() {
 #[test]
 fn bad_config_never_replaces_a_good_one() {
     let (c, _) = Client::with_config(&seed_rollout(), ClientOptions::default()).unwrap();
-    for bad in [
-        &b"not json"[..],
-        b"[]",
-        b"{}",
-        b"{\"schema\": 2, \"rollouts\": []}",
-        b"\xff\xfe",
-    ] {
-        assert!(
-            c.update_config(bad).is_err(),
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-        assert_eq!(
-            c.get_variable("automatedMessageDelay", &Facets::new().city(6).service(11))
-                .int64(0),
-            60
-        );
+    for bad in [&b"not json"[..], b"[]", b"{}", b"{\"schema\": 2, \"rollouts\": []}", b"\xff\xfe"] {
+        assert!(c.update_config(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        assert_eq!(c.get_variable("automatedMessageDelay", &Facets::new().city(6).service(11)).int64(0), 60);
     }
 }
 
@@ -654,47 +507,31 @@ fn broken_document_keeps_its_last_good_version() {
     assert!(r.rejected[0].kept_last_good && !r.rejected[1].kept_last_good);
     let f = Facets::new();
     assert_eq!(c.get_variable("a", &f).int64(0), 10);
-    assert_eq!(
-        c.get_variable("b", &f).int64(0),
-        2,
-        "b keeps its last good version"
-    );
+    assert_eq!(c.get_variable("b", &f).int64(0), 2, "b keeps its last good version");
     let d = c.get_variable("c", &f);
-    assert_eq!(
-        (d.reason, d.error),
-        (Reason::Error, Some(ErrorCode::ParseError))
-    );
+    assert_eq!((d.reason, d.error), (Reason::Error, Some(ErrorCode::ParseError)));
     // Strict isolation rejects the same bundle whole.
-    let strict = ClientOptions {
-        isolation: Isolation::Strict,
-        ..Default::default()
-    };
-    let s = Client::with_config(
-        json!({"rollouts": [{"variable": "a", "default": 1}]})
-            .to_string()
-            .as_bytes(),
-        strict,
-    )
-    .unwrap()
-    .0;
+    let strict = ClientOptions { isolation: Isolation::Strict, ..Default::default() };
+    let s = Client::with_config(json!({"rollouts": [{"variable": "a", "default": 1}]}).to_string().as_bytes(), strict)
+        .unwrap()
+        .0;
     assert!(s.update_config(half_bad.to_string().as_bytes()).is_err());
     assert_eq!(s.get_variable("a", &f).int64(0), 1);
 }
 
 #[test]
 fn update_report_lists_changes() {
-    let c = client(
-        json!({"rollouts": [{"variable": "a", "default": 1}, {"variable": "b", "default": 2}]}),
-    );
-    let r = c.update_config(json!({"version": 7, "rollouts": [{"variable": "a", "default": 1}, {"variable": "c", "default": 3}]}).to_string().as_bytes()).unwrap();
+    let c = client(json!({"rollouts": [{"variable": "a", "default": 1}, {"variable": "b", "default": 2}]}));
+    let r = c
+        .update_config(
+            json!({"version": 7, "rollouts": [{"variable": "a", "default": 1}, {"variable": "c", "default": 3}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
     assert_eq!(
         (r.added, r.removed, r.changed, r.version),
-        (
-            vec!["c".to_string()],
-            vec!["b".to_string()],
-            vec![],
-            Some(7)
-        )
+        (vec!["c".to_string()], vec!["b".to_string()], vec![], Some(7))
     );
     assert_eq!(c.config_version(), Some(7));
     assert_eq!(c.variable_names(), vec!["a", "c"]);
@@ -707,32 +544,21 @@ fn variable_handles_survive_updates() {
     let ctx = c.context(Facets::new());
     assert_eq!(ctx.int64(&var, -1), -1);
     c.update_config(
-        json!({"rollouts": [{"variable": "a", "default": 1}, {"variable": "b", "default": 2}]})
-            .to_string()
-            .as_bytes(),
+        json!({"rollouts": [{"variable": "a", "default": 1}, {"variable": "b", "default": 2}]}).to_string().as_bytes(),
     )
     .unwrap();
     assert_eq!(ctx.int64(&var, -1), 2);
-    c.update_config(
-        json!({"rollouts": [{"variable": "b", "default": 3}]})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
+    c.update_config(json!({"rollouts": [{"variable": "b", "default": 3}]}).to_string().as_bytes()).unwrap();
     assert_eq!(ctx.int64(&var, -1), 3);
     // A handle made by one client works with another client's context.
-    let other = client(
-        json!({"rollouts": [{"variable": "x", "default": 0}, {"variable": "b", "default": 9}]}),
-    );
+    let other = client(json!({"rollouts": [{"variable": "x", "default": 0}, {"variable": "b", "default": 9}]}));
     assert_eq!(other.context(Facets::new()).int64(&var, -1), 9);
     assert_eq!(ctx.int64(&var, -1), 3);
 }
 
 #[test]
 fn readers_see_whole_configs_during_concurrent_updates() {
-    let c = client(
-        json!({"rollouts": [{"variable": "a", "default": 0}, {"variable": "b", "default": 0}]}),
-    );
+    let c = client(json!({"rollouts": [{"variable": "a", "default": 0}, {"variable": "b", "default": 0}]}));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let start = Arc::new(std::sync::Barrier::new(3));
     let readers: Vec<_> = (0..2)
@@ -758,8 +584,7 @@ fn readers_see_whole_configs_during_concurrent_updates() {
         .collect();
     start.wait();
     for i in 1..=300 {
-        let cfg =
-            json!({"rollouts": [{"variable": "a", "default": i}, {"variable": "b", "default": i}]});
+        let cfg = json!({"rollouts": [{"variable": "a", "default": i}, {"variable": "b", "default": i}]});
         c.update_config(cfg.to_string().as_bytes()).unwrap();
         std::thread::yield_now();
     }
@@ -817,17 +642,12 @@ fn a_rejected_experiment_without_last_good_gives_parse_error() {
         "experiments": [{"name": "e", "state": "RUNNING", "variables": [{"name": "v", "facets": ["pax"], "choices": "oops"}]}]});
     let c = client(cfg);
     let d = c.get_variable("v", &Facets::new().passenger(1));
-    assert_eq!(
-        (d.reason, d.error),
-        (Reason::Error, Some(ErrorCode::ParseError))
-    );
+    assert_eq!((d.reason, d.error), (Reason::Error, Some(ErrorCode::ParseError)));
 }
 
 #[test]
 fn a_broken_document_still_honours_its_kill_switch() {
-    let c = client(
-        json!({"rollouts": [{"variable": "v", "default": 1}, {"variable": "w", "default": 2}]}),
-    );
+    let c = client(json!({"rollouts": [{"variable": "v", "default": 1}, {"variable": "w", "default": 2}]}));
     assert_eq!(c.get_variable("v", &Facets::new()).int64(0), 1);
     let r = c
         .update_config(json!({"rollouts": [{"variable": "v", "enabled": false, "rollouts": [{"value": 1, "constraints": [{"op": "?"}]}]}, {"variable": "w", "default": 2}]}).to_string().as_bytes())
@@ -843,11 +663,8 @@ fn get_variables_skips_killed_variables() {
         "experiments": [{"domain": "d", "name": "e", "state": "RUNNING",
             "variables": [{"name": "a", "facets": ["pax"], "choices": [{"value": 1}]}, {"name": "b", "facets": ["pax"], "choices": [{"value": 2}]}]}]
     }));
-    let names: Vec<String> = c
-        .get_variables("d", &Facets::new().passenger(1))
-        .into_iter()
-        .map(|d| d.variable)
-        .collect();
+    let names: Vec<String> =
+        c.get_variables("d", &Facets::new().passenger(1)).into_iter().map(|d| d.variable).collect();
     assert_eq!(names, vec!["b"]);
 }
 
@@ -866,9 +683,7 @@ fn slots_of_one_domain_must_share_a_unit() {
 #[test]
 fn non_numeric_ordering_values_are_reported_as_warnings() {
     let cfg = json!({"variable": "v", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": ">", "value": "1O"}]}]});
-    let r = Client::new(ClientOptions::default())
-        .update_config(cfg.to_string().as_bytes())
-        .unwrap();
+    let r = Client::new(ClientOptions::default()).update_config(cfg.to_string().as_bytes()).unwrap();
     assert_eq!(r.warnings.len(), 1);
     assert_eq!(r.warnings[0].field, "rollouts[0].constraints[0].value");
     assert!(r.warnings[0].message.contains("always false"));
@@ -892,16 +707,9 @@ fn a_broken_experiment_does_not_break_a_variable_another_experiment_defines() {
          "variables": [{"name": "v", "facets": ["pax"], "choices": [{"value": 1}]}]}
     ]});
     let c = client(cfg);
-    assert_eq!(
-        c.get_variable("v", &Facets::new().passenger(1).city(6))
-            .int64(0),
-        1
-    );
+    assert_eq!(c.get_variable("v", &Facets::new().passenger(1).city(6)).int64(0), 1);
     let d = c.get_variable("v", &Facets::new().passenger(1).city(7));
-    assert_eq!(
-        (d.source, d.reason, d.error),
-        (Source::Fallback, Reason::Default, None)
-    );
+    assert_eq!((d.source, d.reason, d.error), (Source::Fallback, Reason::Default, None));
 }
 
 #[test]
@@ -914,7 +722,6 @@ fn time_window_slots_of_different_periods_are_rejected() {
     let same = json!({"experiments": [exp("a", 0.0, 60), exp("b", 0.5, 60)]});
     assert!(Client::with_config(same.to_string().as_bytes(), ClientOptions::default()).is_ok());
     let different = json!({"experiments": [exp("a", 0.0, 60), exp("b", 0.5, 90)]});
-    let e = Client::with_config(different.to_string().as_bytes(), ClientOptions::default())
-        .unwrap_err();
+    let e = Client::with_config(different.to_string().as_bytes(), ClientOptions::default()).unwrap_err();
     assert!(e.to_string().contains("60 s time window"), "{e}");
 }

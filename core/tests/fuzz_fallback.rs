@@ -1,5 +1,5 @@
-//! Proptest fuzz of the two untrusted entry points: the config loader and the
-//! facet parser. The stable-toolchain fallback of the cargo-fuzz targets in
+//! Proptest fuzz of the untrusted entry points: the config loader, the facet
+//! parser and the event batch decoder. The stable-toolchain fallback of the cargo-fuzz targets in
 //! `fuzz/` (same entry points, same fixed config).
 //!
 //! Cases per property: `TURNOUT_FUZZ_CASES` (default 2,000 so a normal test
@@ -85,10 +85,7 @@ const PROBE_VARIABLES: &[&str] = &[
 ];
 
 fn cases() -> u32 {
-    std::env::var("TURNOUT_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.trim().replace('_', "").parse().ok())
-        .unwrap_or(2_000)
+    std::env::var("TURNOUT_FUZZ_CASES").ok().and_then(|s| s.trim().replace('_', "").parse().ok()).unwrap_or(2_000)
 }
 
 fn config() -> Config {
@@ -101,18 +98,14 @@ fn config() -> Config {
 }
 
 fn new_client() -> Client {
-    Client::new(ClientOptions {
-        clock: Arc::new(FixedClock::new(1_528_720_000_123)),
-        ..ClientOptions::default()
-    })
+    Client::new(ClientOptions { clock: Arc::new(FixedClock::new(1_528_720_000_123)), ..ClientOptions::default() })
 }
 
 fn fixed() -> &'static Client {
     static C: OnceLock<Client> = OnceLock::new();
     C.get_or_init(|| {
         let c = new_client();
-        c.update_config(FIXED_CONFIG.as_bytes())
-            .expect("the fixed config loads");
+        c.update_config(FIXED_CONFIG.as_bytes()).expect("the fixed config loads");
         c
     })
 }
@@ -120,21 +113,9 @@ fn fixed() -> &'static Client {
 fn probe_facets() -> Vec<Facets> {
     vec![
         Facets::new().city(6).service(302).passenger(1234),
-        Facets::new()
-            .city(10)
-            .passenger(i64::MAX)
-            .driver(i64::MIN)
-            .ts(-1),
-        Facets::new()
-            .with("city", "10")
-            .with("pax", "9007199254740993")
-            .with("a", f64::NAN)
-            .with("v", "1.5.0"),
-        Facets::new()
-            .with("a", f64::INFINITY)
-            .with("s", "ab\u{e9}\u{1F600}yz")
-            .with("ts", 1.0e300)
-            .with("pax", -0.0),
+        Facets::new().city(10).passenger(i64::MAX).driver(i64::MIN).ts(-1),
+        Facets::new().with("city", "10").with("pax", "9007199254740993").with("a", f64::NAN).with("v", "1.5.0"),
+        Facets::new().with("a", f64::INFINITY).with("s", "ab\u{e9}\u{1F600}yz").with("ts", 1.0e300).with("pax", -0.0),
     ]
 }
 
@@ -145,28 +126,12 @@ fn evaluate_one(client: &Client, name: &str, facets: &Facets) -> Value {
     let _ = (d.int64(0), d.float64(0.0), d.bool(false), d.string(""));
     let _ = d.clone().checked(ValueType::Int64);
     let e = client.explain(name, facets);
-    assert_eq!(
-        e.decision, d,
-        "explain and get_variable disagree for `{name}`"
-    );
+    assert_eq!(e.decision, d, "explain and get_variable disagree for `{name}`");
     let ctx = client.context(facets.clone());
     let var = client.variable(name);
-    let _ = (
-        ctx.float64(&var, 0.0),
-        ctx.bool(&var, false),
-        ctx.string(&var, ""),
-        ctx.json(&var),
-    );
-    assert_eq!(
-        ctx.int64(&var, i64::MIN),
-        d.int64(i64::MIN),
-        "prepared and get_variable disagree for `{name}`"
-    );
-    assert_eq!(
-        ctx.decision(&var),
-        d,
-        "prepared decision differs for `{name}`"
-    );
+    let _ = (ctx.float64(&var, 0.0), ctx.bool(&var, false), ctx.string(&var, ""), ctx.json(&var));
+    assert_eq!(ctx.int64(&var, i64::MIN), d.int64(i64::MIN), "prepared and get_variable disagree for `{name}`");
+    assert_eq!(ctx.decision(&var), d, "prepared decision differs for `{name}`");
     let _ = ctx.decision_as(&var, ValueType::String);
     let _ = client.get_variables(name, facets);
     d.to_json()
@@ -176,11 +141,7 @@ fn evaluate(client: &Client, facets: &[Facets]) {
     let mut names = client.variable_names();
     names.truncate(16);
     for f in facets {
-        for name in names
-            .iter()
-            .map(String::as_str)
-            .chain(PROBE_VARIABLES.iter().copied())
-        {
+        for name in names.iter().map(String::as_str).chain(PROBE_VARIABLES.iter().copied()) {
             let a = evaluate_one(client, name, f);
             let b = client.get_variable(name, f).to_json();
             assert_eq!(a, b, "non-deterministic decision for `{name}`");
@@ -201,22 +162,13 @@ const PREVIOUS: &str = r#"{"schema": 1, "rollouts": [
 /// previous config must stay in force; on success evaluate what loaded.
 fn load_and_evaluate(bytes: &[u8]) {
     let client = new_client();
-    client
-        .update_config(PREVIOUS.as_bytes())
-        .expect("the previous config loads");
+    client.update_config(PREVIOUS.as_bytes()).expect("the previous config loads");
     let before = client.variable_names();
     let validated = client.validate(bytes);
     match client.update_config(bytes) {
         Err(_) => {
-            assert_eq!(
-                client.variable_names(),
-                before,
-                "a rejected update changed the config"
-            );
-            assert!(
-                validated.is_err(),
-                "validate accepted what update_config rejected"
-            );
+            assert_eq!(client.variable_names(), before, "a rejected update changed the config");
+            assert!(validated.is_err(), "validate accepted what update_config rejected");
         }
         Ok(_) => {
             evaluate(&client, &probe_facets()[..2]);
@@ -332,30 +284,16 @@ fn number() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         (-3i64..20).prop_map(Value::from),
-        prop_oneof![
-            Just(0.0),
-            Just(-0.0),
-            Just(0.25),
-            Just(0.5),
-            Just(1.0),
-            Just(1.5),
-            Just(1e-300),
-            Just(1e300)
-        ]
-        .prop_map(|f: f64| json!(f)),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
+        prop_oneof![Just(0.0), Just(-0.0), Just(0.25), Just(0.5), Just(1.0), Just(1.5), Just(1e-300), Just(1e300)]
+            .prop_map(|f: f64| json!(f)),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
     ]
 }
 
 /// Arbitrary JSON, biased towards the config format's words and numbers.
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        number(),
-        word().prop_map(Value::String),
-    ];
+    let leaf =
+        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), number(), word().prop_map(Value::String),];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
@@ -376,14 +314,13 @@ fn or_junk<S: Strategy<Value = Value> + 'static>(good: S) -> BoxedStrategy<Value
 fn constraint() -> impl Strategy<Value = Value> {
     (
         or_junk(
-            proptest::sample::select(&["city", "svc", "pax", "ts", "a", "s", "v", "country"][..])
-                .prop_map(Value::from),
+            proptest::sample::select(&["city", "svc", "pax", "ts", "a", "s", "v", "country"][..]).prop_map(Value::from),
         ),
         or_junk(
             proptest::sample::select(
                 &[
-                    "=", "!=", "in", "nin", ">", ">=", "<", "<=", "/", "semver>=", "semver<",
-                    "prefix", "suffix", "contains", "regex",
+                    "=", "!=", "in", "nin", ">", ">=", "<", "<=", "/", "semver>=", "semver<", "prefix", "suffix",
+                    "contains", "regex",
                 ][..],
             )
             .prop_map(Value::from),
@@ -391,8 +328,7 @@ fn constraint() -> impl Strategy<Value = Value> {
         or_junk(prop_oneof![
             number(),
             word().prop_map(Value::from),
-            proptest::collection::vec(prop_oneof![number(), word().prop_map(Value::from)], 0..4)
-                .prop_map(Value::Array),
+            proptest::collection::vec(prop_oneof![number(), word().prop_map(Value::from)], 0..4).prop_map(Value::Array),
             (0.0f64..=1.0).prop_map(|p| json!(p)),
         ]),
         proptest::option::of(or_junk(word().prop_map(Value::from))),
@@ -412,16 +348,11 @@ fn constraint() -> impl Strategy<Value = Value> {
 fn rollout_doc() -> impl Strategy<Value = Value> {
     (
         or_junk(
-            proptest::sample::select(&["v0", "v1", "v2", "automatedMessageDelay", "ops"][..])
-                .prop_map(Value::from),
+            proptest::sample::select(&["v0", "v1", "v2", "automatedMessageDelay", "ops"][..]).prop_map(Value::from),
         ),
         proptest::collection::vec(
             (
-                or_junk(prop_oneof![
-                    number(),
-                    any::<bool>().prop_map(Value::from),
-                    word().prop_map(Value::from)
-                ]),
+                or_junk(prop_oneof![number(), any::<bool>().prop_map(Value::from), word().prop_map(Value::from)]),
                 proptest::collection::vec(constraint(), 0..4),
                 proptest::option::of(proptest::collection::vec(
                     prop_oneof![Just(json!("seg")), word().prop_map(Value::from)],
@@ -453,11 +384,7 @@ fn rollout_doc() -> impl Strategy<Value = Value> {
 }
 
 fn experiment_doc() -> impl Strategy<Value = Value> {
-    let choice = (
-        or_junk(number()),
-        proptest::option::of(or_junk(number())),
-        proptest::option::of(or_junk(number())),
-    )
+    let choice = (or_junk(number()), proptest::option::of(or_junk(number())), proptest::option::of(or_junk(number())))
         .prop_map(|(v, w, s)| {
             let mut c = json!({"value": v});
             if let Some(w) = w {
@@ -477,26 +404,18 @@ fn experiment_doc() -> impl Strategy<Value = Value> {
             )
             .prop_map(Value::Array),
         ),
-        or_junk(
-            proptest::sample::select(&["weighted", "timeSliceShuffle"][..]).prop_map(Value::from),
-        ),
+        or_junk(proptest::sample::select(&["weighted", "timeSliceShuffle"][..]).prop_map(Value::from)),
         proptest::collection::vec(choice, 0..5),
     )
         .prop_map(|(n, f, s, c)| json!({"name": n, "facets": f, "strategy": s, "choices": c}));
     (
         or_junk(proptest::sample::select(&["e0", "e1", "e2"][..]).prop_map(Value::from)),
-        proptest::option::of(or_junk(
-            proptest::sample::select(&["d", "primary"][..]).prop_map(Value::from),
-        )),
+        proptest::option::of(or_junk(proptest::sample::select(&["d", "primary"][..]).prop_map(Value::from))),
         or_junk(proptest::sample::select(&["RUNNING", "COMPLETED"][..]).prop_map(Value::from)),
         proptest::collection::vec(variable, 0..3),
         proptest::collection::vec(constraint(), 0..3),
         proptest::option::of(or_junk(
-            (
-                0.0f64..=1.0,
-                proptest::option::of(0.0f64..=1.0),
-                proptest::option::of(word()),
-            )
+            (0.0f64..=1.0, proptest::option::of(0.0f64..=1.0), proptest::option::of(word()))
                 .prop_map(|(w, o, f)| json!({"byPercentage": w, "offset": o, "facet": f})),
         )),
     )
@@ -519,8 +438,7 @@ fn bundle() -> impl Strategy<Value = Value> {
         proptest::collection::vec(rollout_doc(), 0..4),
         proptest::collection::vec(experiment_doc(), 0..3),
         proptest::option::of(or_junk(
-            proptest::collection::vec(constraint(), 0..3)
-                .prop_map(|cs| json!({"seg": {"constraints": cs}})),
+            proptest::collection::vec(constraint(), 0..3).prop_map(|cs| json!({"seg": {"constraints": cs}})),
         )),
         proptest::option::of(or_junk(Just(json!(1)))),
     )
@@ -546,8 +464,7 @@ fn facet_object() -> impl Strategy<Value = Value> {
         8 => prop_oneof![number(), any::<bool>().prop_map(Value::from), word().prop_map(Value::from), Just(Value::Null)],
         1 => json_value(),
     ];
-    proptest::collection::vec((key, value), 0..8)
-        .prop_map(|kv| Value::Object(kv.into_iter().collect()))
+    proptest::collection::vec((key, value), 0..8).prop_map(|kv| Value::Object(kv.into_iter().collect()))
 }
 
 // ---------------------------------------------------------------- properties
@@ -574,6 +491,27 @@ proptest! {
         let kind = if text.len() % 2 == 0 { "rollouts" } else { "experiments" };
         if let Some(first) = b[kind].get(0) {
             load_and_evaluate(first.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn batch_decoder_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512), fix in any::<bool>()) {
+        let mut b = bytes;
+        if fix && b.len() >= 9 {
+            // Valid magic, version and checksum: reach the parser behind the CRC check.
+            b[..5].copy_from_slice(b"TRNB\x01");
+            let n = b.len() - 4;
+            let crc = turnout_core::tracking::checksum(&b[..n]);
+            b[n..].copy_from_slice(&crc.to_le_bytes());
+        }
+        if let Ok(d) = turnout_core::decode_batch(&b) {
+            let again = turnout_core::encode_batch(&d.header, &d.events);
+            prop_assert_eq!(turnout_core::decode_batch(&again).expect("re-encoded batch decodes").events.len(), d.events.len());
+        }
+        if let Ok(parts) = turnout_core::tracking::split_stream(&b) {
+            for p in parts {
+                let _ = turnout_core::decode_batch(p);
+            }
         }
     }
 

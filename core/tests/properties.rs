@@ -11,9 +11,7 @@ use turnout_core::*;
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
         "[a-z0-9.\\[\\], \u{e9}\u{4e2d}-]{0,12}".prop_map(Value::from),
         any::<bool>().prop_map(Value::from),
         Just(Value::Null),
@@ -23,8 +21,8 @@ fn scalar() -> impl Strategy<Value = Value> {
 
 fn op() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "=", "!=", "in", "nin", ">", ">=", "<", "<=", "/", "semver<", "semver>=", "prefix",
-        "suffix", "contains", "regex", "bogus",
+        "=", "!=", "in", "nin", ">", ">=", "<", "<=", "/", "semver<", "semver>=", "prefix", "suffix", "contains",
+        "regex", "bogus",
     ])
 }
 
@@ -33,12 +31,10 @@ fn facet_name() -> impl Strategy<Value = String> {
 }
 
 fn constraint() -> impl Strategy<Value = Value> {
-    (facet_name(), op(), scalar(), prop::option::of("[a-z]{0,4}")).prop_map(
-        |(t, o, v, s)| match s {
-            Some(s) => json!({"target": t, "op": o, "value": v, "salt": s}),
-            None => json!({"target": t, "op": o, "value": v}),
-        },
-    )
+    (facet_name(), op(), scalar(), prop::option::of("[a-z]{0,4}")).prop_map(|(t, o, v, s)| match s {
+        Some(s) => json!({"target": t, "op": o, "value": v, "salt": s}),
+        None => json!({"target": t, "op": o, "value": v}),
+    })
 }
 
 fn rollout_doc() -> impl Strategy<Value = Value> {
@@ -49,10 +45,7 @@ fn rollout_doc() -> impl Strategy<Value = Value> {
         any::<bool>(),
     )
         .prop_map(|(name, rules, default, enabled)| {
-            let rules: Vec<Value> = rules
-                .into_iter()
-                .map(|(v, c)| json!({"value": v, "constraints": c}))
-                .collect();
+            let rules: Vec<Value> = rules.into_iter().map(|(v, c)| json!({"value": v, "constraints": c})).collect();
             json!({"variable": name, "rollouts": rules, "default": default, "enabled": enabled})
         })
 }
@@ -80,23 +73,16 @@ fn experiment_doc() -> impl Strategy<Value = Value> {
 }
 
 fn bundle() -> impl Strategy<Value = Value> {
-    (
-        prop::collection::vec(rollout_doc(), 0..4),
-        prop::collection::vec(experiment_doc(), 0..3),
-    )
+    (prop::collection::vec(rollout_doc(), 0..4), prop::collection::vec(experiment_doc(), 0..3))
         .prop_map(|(r, e)| json!({"schema": 1, "rollouts": r, "experiments": e}))
 }
 
 fn facets() -> impl Strategy<Value = Value> {
-    prop::collection::btree_map(facet_name(), scalar(), 0..5)
-        .prop_map(|m| Value::Object(m.into_iter().collect()))
+    prop::collection::btree_map(facet_name(), scalar(), 0..5).prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
 fn fixed_client() -> Client {
-    let opts = ClientOptions {
-        clock: Arc::new(FixedClock::new(1_528_750_000_000)),
-        ..Default::default()
-    };
+    let opts = ClientOptions { clock: Arc::new(FixedClock::new(1_528_750_000_000)), ..Default::default() };
     Client::new(opts)
 }
 
@@ -191,9 +177,7 @@ proptest! {
 #[test]
 fn quarter_of_a_million_sequential_ids() {
     let n = 1_000_000u32;
-    let hits = (0..n)
-        .filter(|i| bucket("automatedMessageDelay", &i.to_string()) < 0.25)
-        .count();
+    let hits = (0..n).filter(|i| bucket("automatedMessageDelay", &i.to_string()) < 0.25).count();
     let share = hits as f64 / f64::from(n);
     assert!((share - 0.25).abs() <= 0.003, "share {share}");
 }
@@ -207,10 +191,7 @@ fn chi_square_over_100_buckets() {
         counts[(b * 100.0) as usize] += 1;
     }
     let expected = f64::from(n) / 100.0;
-    let chi2: f64 = counts
-        .iter()
-        .map(|&c| (c as f64 - expected).powi(2) / expected)
-        .sum();
+    let chi2: f64 = counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum();
     // Critical value of chi-square with 99 degrees of freedom at p = 0.001.
     assert!(chi2 < 148.23, "chi2 = {chi2}");
 }

@@ -59,10 +59,7 @@ fn decisions_through_rollouts_and_experiments_are_recorded() {
     let events = drain(&c);
     assert_eq!(events.len(), 3);
     let e = &events[0];
-    assert_eq!(
-        (&*e.service, &*e.name, e.count, e.time_ms),
-        ("booking", "delay", 1, 1_700_000_000_000)
-    );
+    assert_eq!((&*e.service, &*e.name, e.count, e.time_ms), ("booking", "delay", 1, 1_700_000_000_000));
     assert_eq!(
         e.data,
         EventData::Decision {
@@ -74,16 +71,11 @@ fn decisions_through_rollouts_and_experiments_are_recorded() {
         }
     );
     assert_eq!(*e.facets, f);
-    assert!(
-        matches!(&events[1].data, EventData::Decision { source: Source::Default, value, .. } if &**value == "30")
-    );
+    assert!(matches!(&events[1].data, EventData::Decision { source: Source::Default, value, .. } if &**value == "30"));
     match &events[2].data {
-        EventData::Decision {
-            source: Source::Experiment,
-            experiment: Some(x),
-            choice: Some(_),
-            ..
-        } => assert_eq!(&**x, "exp"),
+        EventData::Decision { source: Source::Experiment, experiment: Some(x), choice: Some(_), .. } => {
+            assert_eq!(&**x, "exp")
+        }
         other => panic!("{other:?}"),
     }
     let s = c.tracking_stats();
@@ -93,27 +85,17 @@ fn decisions_through_rollouts_and_experiments_are_recorded() {
 #[test]
 fn decision_modes() {
     let f = Facets::new().city(6).passenger(42);
-    let only = client(TrackingOptions {
-        decisions: DecisionEvents::ExperimentsOnly,
-        ..Default::default()
-    });
+    let only = client(TrackingOptions { decisions: DecisionEvents::ExperimentsOnly, ..Default::default() });
     only.get_variable("delay", &f);
     only.get_variable("color", &f);
     let events = drain(&only);
     assert_eq!(events.len(), 1);
     assert_eq!(&*events[0].name, "color");
-    let off = client(TrackingOptions {
-        decisions: DecisionEvents::Off,
-        ..Default::default()
-    });
+    let off = client(TrackingOptions { decisions: DecisionEvents::Off, ..Default::default() });
     off.get_variable("delay", &f);
     off.track("tracked", 1.0, &f);
     let events = drain(&off);
-    assert_eq!(
-        events.len(),
-        1,
-        "track() still records when decisions are off"
-    );
+    assert_eq!(events.len(), 1, "track() still records when decisions are off");
 }
 
 #[test]
@@ -133,19 +115,13 @@ fn prepared_path_and_get_variables_record_too() {
 
 #[test]
 fn excluded_facets_are_never_recorded() {
-    let c = client(TrackingOptions {
-        exclude_facets: vec!["email".into(), "pax".into()],
-        ..Default::default()
-    });
+    let c = client(TrackingOptions { exclude_facets: vec!["email".into(), "pax".into()], ..Default::default() });
     let f = Facets::new().city(6).passenger(1).with("email", "a@b.c");
     c.get_variable("delay", &f);
     c.context(f.clone()).int64(&c.variable("delay"), 0);
     c.track("paid", 9.5, &f);
     for e in drain(&c) {
-        assert!(
-            e.facets.get("email").is_none() && e.facets.get("pax").is_none(),
-            "{e:?}"
-        );
+        assert!(e.facets.get("email").is_none() && e.facets.get("pax").is_none(), "{e:?}");
         assert_eq!(e.facets.get("city").unwrap().canonical(), "6");
     }
 }
@@ -153,14 +129,7 @@ fn excluded_facets_are_never_recorded() {
 #[test]
 fn track_prefixes_the_service_name() {
     let c = client(TrackingOptions::default());
-    c.track(
-        "myEvent",
-        42.0,
-        &Facets::new()
-            .passenger(123)
-            .booking("ADR-123-2-001")
-            .city(10),
-    );
+    c.track("myEvent", 42.0, &Facets::new().passenger(123).booking("ADR-123-2-001").city(10));
     c.track("latency", 0.25, &Facets::new());
     let events = drain(&c);
     assert_eq!(&*events[0].name, "booking.myEvent");
@@ -184,18 +153,12 @@ fn repeats_fold_into_one_event_with_a_count() {
     let s = c.tracking_stats();
     assert_eq!((s.recorded, s.folded, s.queued), (1002, 1000, 2));
     let events = drain(&c);
-    assert_eq!(
-        events.iter().map(|e| e.count).collect::<Vec<_>>(),
-        vec![1001, 1]
-    );
+    assert_eq!(events.iter().map(|e| e.count).collect::<Vec<_>>(), vec![1001, 1]);
 }
 
 #[test]
 fn fold_table_is_bounded_and_overflow_is_counted() {
-    let c = client(TrackingOptions {
-        max_fold_keys: 10,
-        ..Default::default()
-    });
+    let c = client(TrackingOptions { max_fold_keys: 10, ..Default::default() });
     for pax in 0..100 {
         for _ in 0..2 {
             c.get_variable("delay", &Facets::new().city(6).passenger(pax));
@@ -209,45 +172,28 @@ fn fold_table_is_bounded_and_overflow_is_counted() {
     let b = c.take_batch(10_000).unwrap();
     let d = decode_batch(&b.bytes).unwrap();
     assert_eq!(d.header.fold_overflow, 180);
-    assert_eq!(
-        d.events.iter().map(|e| e.count).sum::<u64>(),
-        200,
-        "nothing is lost"
-    );
+    assert_eq!(d.events.iter().map(|e| e.count).sum::<u64>(), 200, "nothing is lost");
 }
 
 #[test]
 fn memory_stays_bounded_with_many_distinct_users() {
-    let c = client(TrackingOptions {
-        max_queue: 10_000,
-        ..Default::default()
-    });
+    let c = client(TrackingOptions { max_queue: 10_000, ..Default::default() });
     let var = c.variable("delay");
     for pax in 0..300_000i64 {
-        c.context(Facets::new().city(6).passenger(pax))
-            .int64(&var, 0);
+        c.context(Facets::new().city(6).passenger(pax)).int64(&var, 0);
     }
     let s = c.tracking_stats();
     assert_eq!(s.queued, 10_000);
     assert_eq!(s.dropped, 290_000);
     let b = c.take_batch(100_000).unwrap();
     let d = decode_batch(&b.bytes).unwrap();
-    assert_eq!(
-        d.header.dropped, 290_000,
-        "the loss travels in the next batch"
-    );
+    assert_eq!(d.header.dropped, 290_000, "the loss travels in the next batch");
     assert_eq!(d.events.len(), 10_000);
     // The newest events survive; the oldest were dropped.
     assert_eq!(d.events[0].facets.get("pax").unwrap().canonical(), "290000");
     // Reported once.
     c.get_variable("delay", &Facets::new().city(6));
-    assert_eq!(
-        decode_batch(&c.take_batch(10).unwrap().bytes)
-            .unwrap()
-            .header
-            .dropped,
-        0
-    );
+    assert_eq!(decode_batch(&c.take_batch(10).unwrap().bytes).unwrap().header.dropped, 0);
 }
 
 #[test]
@@ -264,10 +210,7 @@ fn nack_retries_the_same_bytes_and_ack_forgets() {
     assert!(c.nack(1));
     assert!(!c.nack(99));
     let again = c.take_batch(3).unwrap();
-    assert_eq!(
-        again, b1,
-        "a nacked batch comes back with the same seq and bytes"
-    );
+    assert_eq!(again, b1, "a nacked batch comes back with the same seq and bytes");
     assert!(c.ack(1) && c.ack(2));
     assert!(!c.ack(1), "acked batches are forgotten");
     assert_eq!(c.tracking_stats().in_flight, 0);
@@ -276,10 +219,7 @@ fn nack_retries_the_same_bytes_and_ack_forgets() {
 
 #[test]
 fn unacked_batches_are_bounded_and_evictions_counted() {
-    let c = client(TrackingOptions {
-        max_unacked_batches: 2,
-        ..Default::default()
-    });
+    let c = client(TrackingOptions { max_unacked_batches: 2, ..Default::default() });
     let mut taken = Vec::new();
     for pax in 0..4 {
         c.get_variable("delay", &Facets::new().city(6).passenger(pax));
@@ -293,11 +233,7 @@ fn unacked_batches_are_bounded_and_evictions_counted() {
     assert_eq!(decode_batch(&taken[3].bytes).unwrap().header.dropped, 1);
     let b = c.take_batch(10).unwrap();
     let d = decode_batch(&b.bytes).unwrap();
-    assert_eq!(
-        (d.header.dropped, d.events.len()),
-        (1, 0),
-        "an empty batch still carries the loss"
-    );
+    assert_eq!((d.header.dropped, d.events.len()), (1, 0), "an empty batch still carries the loss");
 }
 
 #[test]
@@ -399,11 +335,7 @@ fn crc32c_of(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
         }
     }
     !crc
@@ -425,10 +357,7 @@ fn any_corruption_is_rejected() {
         for bit in 0..8 {
             let mut b = bytes.clone();
             b[i] ^= 1 << bit;
-            assert!(
-                decode_batch(&b).is_err(),
-                "flipping bit {bit} of byte {i} went unnoticed"
-            );
+            assert!(decode_batch(&b).is_err(), "flipping bit {bit} of byte {i} went unnoticed");
         }
     }
     for n in 0..bytes.len() {
@@ -442,9 +371,7 @@ fn any_corruption_is_rejected() {
 fn facet_value() -> impl Strategy<Value = FacetValue> {
     prop_oneof![
         any::<i64>().prop_map(FacetValue::Int),
-        any::<f64>()
-            .prop_filter("NaN never equals itself", |f| !f.is_nan())
-            .prop_map(FacetValue::Float),
+        any::<f64>().prop_filter("NaN never equals itself", |f| !f.is_nan()).prop_map(FacetValue::Float),
         any::<bool>().prop_map(FacetValue::Bool),
         ".{0,20}".prop_map(FacetValue::Str),
         "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".prop_map(FacetValue::Str),
@@ -474,26 +401,14 @@ fn event() -> impl Strategy<Value = Event> {
             let data = match dec {
                 Some((s, experiment, rule, choice)) => EventData::Decision {
                     value: Arc::from(json!(name).to_string()),
-                    source: [
-                        Source::Experiment,
-                        Source::Rollout,
-                        Source::Default,
-                        Source::Fallback,
-                    ][s as usize],
+                    source: [Source::Experiment, Source::Rollout, Source::Default, Source::Fallback][s as usize],
                     experiment: experiment.map(Arc::from),
                     rule,
                     choice,
                 },
                 None => EventData::Track { value: track },
             };
-            Event {
-                time_ms: t,
-                count,
-                service: Arc::from(svc),
-                name: Arc::from(name),
-                data,
-                facets: Arc::new(f),
-            }
+            Event { time_ms: t, count, service: Arc::from(svc), name: Arc::from(name), data, facets: Arc::new(f) }
         })
 }
 
@@ -525,11 +440,7 @@ proptest! {
 
 #[test]
 fn bytes_do_not_depend_on_facet_order() {
-    let h = BatchHeader {
-        client_id: "c".into(),
-        seq: 1,
-        ..Default::default()
-    };
+    let h = BatchHeader { client_id: "c".into(), seq: 1, ..Default::default() };
     let ev = |f: Facets| Event {
         time_ms: 5,
         count: 1,
@@ -545,14 +456,10 @@ fn bytes_do_not_depend_on_facet_order() {
 
 #[test]
 fn both_call_paths_fold_alike_when_facets_are_excluded() {
-    let c = client(TrackingOptions {
-        exclude_facets: vec!["session".into()],
-        ..Default::default()
-    });
+    let c = client(TrackingOptions { exclude_facets: vec!["session".into()], ..Default::default() });
     for s in ["s1", "s2", "s3"] {
         c.get_variable("delay", &Facets::new().city(6).session(s));
-        c.context(Facets::new().city(6).session(s))
-            .int64(&c.variable("delay"), 0);
+        c.context(Facets::new().city(6).session(s)).int64(&c.variable("delay"), 0);
     }
     let events = drain(&c);
     assert_eq!(events.len(), 1, "{events:#?}");

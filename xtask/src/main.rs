@@ -13,10 +13,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn main() -> ExitCode {
@@ -28,7 +25,8 @@ fn main() -> ExitCode {
         Some("vectors") => vectors::run(&root(), rest.iter().any(|a| a == "--check")),
         Some("bench") => bench(rest),
         Some("fuzz") => fuzz(rest.first().and_then(|s| s.parse().ok()).unwrap_or(30)),
-        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS]>".to_string()),
+        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS]>"
+            .to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,10 +47,15 @@ fn cargo() -> Command {
     c
 }
 
+/// `cargo` of the nightly toolchain (through rustup, since `$CARGO` is stable's).
+fn nightly_cargo() -> Command {
+    let mut c = Command::new("rustup");
+    c.args(["run", "nightly", "cargo"]).current_dir(root());
+    c
+}
+
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -77,11 +80,7 @@ fn demo() -> Result<(), String> {
     let contexts = root().join("examples/contexts.jsonl");
     step(&format!("turnout validate {}", rel(&config)));
     run(Command::new(&bin).arg("validate").arg(&config))?;
-    step(&format!(
-        "turnout eval --config {} --contexts {}",
-        rel(&config),
-        rel(&contexts)
-    ));
+    step(&format!("turnout eval --config {} --contexts {}", rel(&config), rel(&contexts)));
     let out = Command::new(&bin)
         .args(["eval", "--now-ms", "1763800000000", "--config"])
         .arg(&config)
@@ -90,21 +89,13 @@ fn demo() -> Result<(), String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!(
-            "turnout eval failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("turnout eval failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let inputs = std::fs::read_to_string(&contexts).map_err(|e| e.to_string())?;
-    println!(
-        "{:<24} {:<44} {:<10} {:<11} {:<16} detail",
-        "variable", "facets", "value", "source", "reason"
-    );
+    println!("{:<24} {:<44} {:<10} {:<11} {:<16} detail", "variable", "facets", "value", "source", "reason");
     println!("{}", "-".repeat(124));
-    for (input, line) in inputs
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .zip(String::from_utf8_lossy(&out.stdout).lines())
+    for (input, line) in
+        inputs.lines().filter(|l| !l.trim().is_empty()).zip(String::from_utf8_lossy(&out.stdout).lines())
     {
         let i: serde_json::Value = serde_json::from_str(input).map_err(|e| e.to_string())?;
         let d: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
@@ -123,18 +114,15 @@ fn demo() -> Result<(), String> {
         );
     }
     step("why? turnout eval --explain (Jakarta passenger 7)");
-    run(Command::new(&bin)
-        .args(["eval", "--config"])
-        .arg(&config)
-        .args([
-            "--variable",
-            "automatedMessageDelay",
-            "--facet",
-            "city=10",
-            "--facet",
-            "pax=7",
-            "--explain",
-        ]))?;
+    run(Command::new(&bin).args(["eval", "--config"]).arg(&config).args([
+        "--variable",
+        "automatedMessageDelay",
+        "--facet",
+        "city=10",
+        "--facet",
+        "pax=7",
+        "--explain",
+    ]))?;
     println!("\ndemo finished in {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
@@ -144,9 +132,7 @@ fn rel(p: &Path) -> String {
 }
 
 fn ensure_rust_components() -> Result<(), String> {
-    if !succeeds(cargo().args(["fmt", "--version"]))
-        || !succeeds(cargo().args(["clippy", "--version"]))
-    {
+    if !succeeds(cargo().args(["fmt", "--version"])) || !succeeds(cargo().args(["clippy", "--version"])) {
         step("installing rustfmt and clippy");
         run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
     }
@@ -159,30 +145,16 @@ fn test() -> Result<(), String> {
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy (warnings denied)");
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--quiet",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
     step("cargo test --workspace");
     run(cargo().args(["test", "--workspace"]))?;
     step("conformance vectors are up to date");
     vectors::run(&root(), true)?;
     step("spec anchors (independent Python reference)");
     anchors()?;
-    let secs = std::env::var("TURNOUT_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     fuzz(secs)?;
-    println!(
-        "\nxtask test: all steps passed in {:.0} s",
-        t0.elapsed().as_secs_f64()
-    );
+    println!("\nxtask test: all steps passed in {:.0} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -209,13 +181,10 @@ fn python_env() -> Result<PathBuf, String> {
 
 fn anchors() -> Result<(), String> {
     let py = python_env()?;
-    run(Command::new(&py)
-        .arg(root().join("tests/anchors/spec_examples.py"))
-        .arg("--check"))?;
+    run(Command::new(&py).arg(root().join("tests/anchors/spec_examples.py")).arg("--check"))?;
     let reference = root().join("tests/anchors/reference.py");
-    if reference.exists() {
-        run(Command::new(&py).arg(reference))?;
-    }
+    run(Command::new(&py).arg(&reference))?;
+    run(Command::new(&py).arg(&reference).arg("--self-test"))?;
     Ok(())
 }
 
@@ -232,26 +201,17 @@ fn bench(args: &[String]) -> Result<(), String> {
 }
 
 fn fuzz(seconds: u64) -> Result<(), String> {
-    let targets = ["config_loader", "facets"];
-    let nightly = succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]))
-        || (
-            step("installing the nightly toolchain for cargo-fuzz"),
-            succeeds(Command::new("rustup").args([
-                "toolchain",
-                "install",
-                "nightly",
-                "--profile",
-                "minimal",
-            ])),
-        )
-            .1;
-    let cargo_fuzz = nightly
-        && (succeeds(cargo().args(["fuzz", "--version"]))
-            || (
-                step("installing cargo-fuzz"),
-                succeeds(cargo().args(["install", "cargo-fuzz", "--locked"])),
-            )
-                .1);
+    let targets = ["config_loader", "facets", "batch_decoder"];
+    let mut nightly = succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]));
+    if !nightly {
+        step("installing the nightly toolchain for cargo-fuzz");
+        nightly = succeeds(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]));
+    }
+    let mut cargo_fuzz = nightly && succeeds(nightly_cargo().args(["fuzz", "--version"]));
+    if nightly && !cargo_fuzz {
+        step("installing cargo-fuzz");
+        cargo_fuzz = succeeds(cargo().args(["install", "cargo-fuzz", "--locked"]));
+    }
     if !cargo_fuzz {
         step("nightly or cargo-fuzz unavailable: proptest fuzz of the same entry points, 100,000 cases");
         return run(cargo().env("TURNOUT_FUZZ_CASES", "100000").args([
@@ -265,14 +225,15 @@ fn fuzz(seconds: u64) -> Result<(), String> {
     }
     for t in targets {
         step(&format!("cargo +nightly fuzz run {t} ({seconds} s)"));
-        run(cargo().args([
-            "+nightly",
-            "fuzz",
-            "run",
-            t,
-            "--",
-            &format!("-max_total_time={seconds}"),
-        ]))?;
+        let corpus = root().join("fuzz/corpus").join(t);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let mut c = nightly_cargo();
+        c.args(["fuzz", "run", t]).arg(&corpus).arg(root().join("fuzz/seeds").join(t)).arg("--");
+        c.arg(format!("-max_total_time={seconds}"));
+        if t == "config_loader" {
+            c.arg(format!("-dict={}", root().join("fuzz/config.dict").display()));
+        }
+        run(&mut c)?;
     }
     Ok(())
 }

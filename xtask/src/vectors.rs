@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use turnout_core::{
-    decode_batch, encode_batch, BatchHeader, Client, ClientOptions, Event, EventData, Facets,
-    FixedClock, Source, SplitMix64, TrackingOptions,
+    decode_batch, encode_batch, BatchHeader, Client, ClientOptions, Event, EventData, Facets, FixedClock, Source,
+    SplitMix64, TrackingOptions,
 };
 
 /// Default clock of every vector file (unix ms), unless a case sets `nowMs`.
@@ -65,12 +65,7 @@ struct File {
 
 impl File {
     fn new(name: &'static str, description: &'static str, config: Value) -> File {
-        File {
-            name,
-            description,
-            config,
-            cases: Vec::new(),
-        }
+        File { name, description, config, cases: Vec::new() }
     }
     fn case(&mut self, var: &str, facets: Value) {
         self.cases.push((var.to_string(), facets, None));
@@ -82,10 +77,7 @@ impl File {
     fn render(&self) -> Result<Value, String> {
         let mut cases = Vec::with_capacity(self.cases.len());
         let clock = Arc::new(FixedClock::new(DEFAULT_NOW_MS));
-        let opts = ClientOptions {
-            clock: clock.clone(),
-            ..Default::default()
-        };
+        let opts = ClientOptions { clock: clock.clone(), ..Default::default() };
         let (client, _) = Client::with_config(self.config.to_string().as_bytes(), opts)
             .map_err(|e| format!("{}: config does not load: {e}", self.name))?;
         for (var, facets, now) in &self.cases {
@@ -112,10 +104,13 @@ impl File {
 }
 
 fn seed_rollout(root: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(root.join("examples/configs/seed-rollout.json"))
-        .map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(root.join("examples/configs/seed-rollout.json")).map_err(|e| e.to_string())?;
     let config: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let mut f = File::new("seed-rollout", "The seed rollout document verbatim: Singapore 302/11 -> 60, Jakarta 25% of passengers -> 90, else 30.", config);
+    let mut f = File::new(
+        "seed-rollout",
+        "The seed rollout document verbatim: Singapore 302/11 -> 60, Jakarta 25% of passengers -> 90, else 30.",
+        config,
+    );
     let mut r = Rng::new(1);
     let v = "automatedMessageDelay";
     for _ in 0..400 {
@@ -132,11 +127,9 @@ fn seed_rollout(root: &Path) -> Result<File, String> {
         f.case(v, facets);
     }
     // Strings and integral floats behave as the integers they spell.
-    for facets in [
-        json!({"city": "6", "svc": "302"}),
-        json!({"city": 6.0, "svc": 11.0}),
-        json!({"city": "10", "pax": "1"}),
-    ] {
+    for facets in
+        [json!({"city": "6", "svc": "302"}), json!({"city": 6.0, "svc": 11.0}), json!({"city": "10", "pax": "1"})]
+    {
         f.case(v, facets);
     }
     Ok(f)
@@ -238,11 +231,7 @@ fn operators() -> File {
     ];
     for (name, _, _) in ops {
         for x in &pool {
-            let facets = if x.is_null() {
-                json!({"y": 1})
-            } else {
-                json!({"x": x})
-            };
+            let facets = if x.is_null() { json!({"y": 1}) } else { json!({"x": x}) };
             f.case(name, facets);
         }
     }
@@ -257,7 +246,11 @@ fn fraction() -> File {
         .collect();
     rollouts.push(json!({"variable": "salted", "rollouts": [{"value": true, "constraints": [{"target": "pax", "op": "/", "value": 0.5, "salt": "shared-salt"}]}], "default": false}));
     rollouts.push(json!({"variable": "by_booking", "rollouts": [{"value": true, "constraints": [{"target": "booking", "op": "/", "value": 0.3}]}], "default": false}));
-    let mut f = File::new("fraction", "Percentage (`/`) ramps at several fractions, default and explicit salts, numeric and string units.", json!({"rollouts": rollouts}));
+    let mut f = File::new(
+        "fraction",
+        "Percentage (`/`) ramps at several fractions, default and explicit salts, numeric and string units.",
+        json!({"rollouts": rollouts}),
+    );
     let mut r = Rng::new(3);
     for _ in 0..40 {
         let pax = int_facet(r.id());
@@ -312,10 +305,7 @@ fn experiments() -> File {
         let device = format!("dev-{:08x}", r.0.next() as u32);
         let booking = format!("ADR-{}-2-{:03}", r.below(1000), r.below(1000));
         f.case("buttonColor", json!({"pax": pax, "country": country}));
-        f.case(
-            "copy",
-            json!({"pax": pax, "country": country, "city": city}),
-        );
+        f.case("copy", json!({"pax": pax, "country": country, "city": city}));
         f.case("showFees", json!({"device": device}));
         f.case("bookingFlow", json!({"booking": booking}));
         f.case("onlyB", json!({"pax": pax}));
@@ -327,8 +317,8 @@ fn experiments() -> File {
 }
 
 fn timeslice(root: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(root.join("examples/configs/seed-experiment.json"))
-        .map_err(|e| e.to_string())?;
+    let text =
+        std::fs::read_to_string(root.join("examples/configs/seed-experiment.json")).map_err(|e| e.to_string())?;
     let mut seed: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let mut completed = seed.clone();
     completed["name"] = json!("primary.completedCopy");
@@ -356,21 +346,14 @@ fn timeslice(root: &Path) -> Result<File, String> {
     for _ in 0..120 {
         let ts = start + r.below(86_398) as i64;
         f.case("timeSlicedShuffleTest1", json!({"city": 5, "ts": ts}));
-        f.case(
-            "surge",
-            json!({"city": *r.pick(&[6, 10, 11]), "ts": 1_700_000_000 + r.below(1_000_000) as i64}),
-        );
+        f.case("surge", json!({"city": *r.pick(&[6, 10, 11]), "ts": 1_700_000_000 + r.below(1_000_000) as i64}));
         f.case("many", json!({"ts": r.below(10_000_000_000) as i64}));
     }
     for _ in 0..40 {
         // No ts facet: the clock decides.
         let now = (start + r.below(86_398) as i64) * 1000 + r.below(1000) as i64;
         f.case_at("timeSlicedShuffleTest1", json!({"city": 5}), now);
-        f.case_at(
-            "surge",
-            json!({"city": 6}),
-            1_700_000_000_000 + r.below(1_000_000_000) as i64,
-        );
+        f.case_at("surge", json!({"city": 6}), 1_700_000_000_000 + r.below(1_000_000_000) as i64);
     }
     for facets in [
         json!({"city": 5, "ts": 1_528_714_601}),
@@ -413,11 +396,17 @@ fn resolution() -> File {
                 {"value": [], "constraints": [{"target": "t", "op": "=", "value": "a"}]}
             ], "default": 7},
             {"variable": "withExperiment", "default": "rollout"},
-            {"variable": "broken", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "near", "value": 1}]}]}
+            {"variable": "broken", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "near", "value": 1}]}]},
+            {"variable": "killedButBroken", "enabled": false, "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "near", "value": 1}]}]}
         ],
         "experiments": [
             {"name": "first", "state": "RUNNING", "constraints": [{"target": "city", "op": "=", "value": 6}],
              "variables": [{"name": "withExperiment", "facets": ["pax"], "choices": [{"value": "first"}]}]},
+            {"name": "brokenExperiment", "state": "RUNNING",
+             "variables": [{"name": "onlyInBrokenExperiment", "facets": ["pax"], "choices": "not a list"},
+                           {"name": "sharedWithGood", "facets": ["pax"], "choices": [{"value": 1}]}]},
+            {"name": "third", "state": "RUNNING", "constraints": [{"target": "city", "op": "=", "value": 6}],
+             "variables": [{"name": "sharedWithGood", "facets": ["pax"], "choices": [{"value": "good"}]}]},
             {"name": "second", "state": "RUNNING",
              "variables": [{"name": "withExperiment", "facets": ["drv"], "choices": [{"value": "second"}]},
                            {"name": "killedWithExperiment", "facets": ["pax"], "choices": [{"value": 9}]}]}
@@ -425,29 +414,25 @@ fn resolution() -> File {
     });
     let mut f = File::new(
         "resolution",
-        "Resolution order and reasons: kill switches, segments, fallback without default, FLAG_NOT_FOUND, a rejected document (PARSE_ERROR) beside good ones, experiments in bundle order before the rollout, values of every JSON type.",
+        "Resolution order and reasons: kill switches (also in a rejected document), segments, fallback without default, FLAG_NOT_FOUND, rejected rollout and experiment documents (PARSE_ERROR unless a good document defines the variable) beside good ones, experiments in bundle order before the rollout, values of every JSON type.",
         config,
     );
     let mut r = Rng::new(6);
     for _ in 0..40 {
         let pax = int_facet(r.id());
         f.case("segmented", json!({"pax": pax, "country": *r.pick(&["SG", "ID"]), "employer": *r.pick(&["acme", "initech", "globex", "x"])}));
-        f.case(
-            "withExperiment",
-            json!({"pax": pax, "city": *r.pick(&[6, 7]), "drv": r.id()}),
-        );
+        f.case("withExperiment", json!({"pax": pax, "city": *r.pick(&[6, 7]), "drv": r.id()}));
     }
-    for facets in [
-        json!({}),
-        json!({"pax": 1}),
-        json!({"city": 6}),
-        json!({"drv": 3}),
-        json!({"city": 6, "pax": 1, "drv": 3}),
-    ] {
+    for facets in
+        [json!({}), json!({"pax": 1}), json!({"city": 6}), json!({"drv": 3}), json!({"city": 6, "pax": 1, "drv": 3})]
+    {
         f.case("withExperiment", facets.clone());
         f.case("killed", facets.clone());
         f.case("killedWithExperiment", facets.clone());
         f.case("broken", facets.clone());
+        f.case("killedButBroken", facets.clone());
+        f.case("onlyInBrokenExperiment", facets.clone());
+        f.case("sharedWithGood", facets.clone());
         f.case("doesNotExist", facets.clone());
     }
     for t in ["s", "b", "f", "j", "a", "other"] {
@@ -471,9 +456,7 @@ fn event_json(e: &Event) -> Value {
     }
     if let Some(f) = v.get_mut("facets").and_then(Value::as_object_mut) {
         for (k, x) in f.iter_mut() {
-            if let Some(turnout_core::FacetValue::Int(i)) =
-                e.facets.get(k).map(|f| f.value().clone())
-            {
+            if let Some(turnout_core::FacetValue::Int(i)) = e.facets.get(k).map(|f| f.value().clone()) {
                 *x = int_facet(i);
             }
         }
@@ -515,8 +498,7 @@ fn batches() -> Result<Value, String> {
         },
         ..Default::default()
     };
-    let config = std::fs::read(crate::root().join("examples/configs/example.json"))
-        .map_err(|e| e.to_string())?;
+    let config = std::fs::read(crate::root().join("examples/configs/example.json")).map_err(|e| e.to_string())?;
     let (client, _) = Client::with_config(&config, opts).map_err(|e| e.to_string())?;
     let mut r = Rng::new(7);
     let vars = [
@@ -557,11 +539,7 @@ fn batches() -> Result<Value, String> {
     while let Some(b) = client.take_batch(40) {
         let d = decode_batch(&b.bytes).map_err(|e| e.to_string())?;
         client.ack(b.seq);
-        cases.push(batch_case(
-            &format!("recorded-stream-seq{}", d.header.seq),
-            &d.header,
-            &d.events,
-        ));
+        cases.push(batch_case(&format!("recorded-stream-seq{}", d.header.seq), &d.header, &d.events));
     }
     // 2. Hand-built events: every flag combination, edge values.
     let f = Arc::new(
@@ -582,61 +560,17 @@ fn batches() -> Result<Value, String> {
         data,
         facets: Arc::clone(facets),
     };
-    let dec = |value: &str,
-               source: Source,
-               experiment: Option<&str>,
-               rule: Option<u32>,
-               choice: Option<u32>| EventData::Decision {
-        value: Arc::from(value),
-        source,
-        experiment: experiment.map(Arc::from),
-        rule,
-        choice,
+    let dec = |value: &str, source: Source, experiment: Option<&str>, rule: Option<u32>, choice: Option<u32>| {
+        EventData::Decision { value: Arc::from(value), source, experiment: experiment.map(Arc::from), rule, choice }
     };
     let events = vec![
-        ev(
-            DEFAULT_NOW_MS + 3,
-            4,
-            "delay",
-            dec("60", Source::Rollout, None, Some(0), None),
-            &f,
-        ),
-        ev(
-            DEFAULT_NOW_MS - 5,
-            1,
-            "color",
-            dec("\"blue\"", Source::Experiment, Some("exp"), None, Some(1)),
-            &f,
-        ),
-        ev(
-            DEFAULT_NOW_MS - 5,
-            1,
-            "plain",
-            dec("30", Source::Default, None, None, None),
-            &empty,
-        ),
-        ev(
-            DEFAULT_NOW_MS + 1_000_000,
-            300,
-            "svc.fare",
-            EventData::Track { value: 12.75 },
-            &empty,
-        ),
-        ev(
-            DEFAULT_NOW_MS,
-            1,
-            "svc.count",
-            EventData::Track { value: -3.0 },
-            &f,
-        ),
+        ev(DEFAULT_NOW_MS + 3, 4, "delay", dec("60", Source::Rollout, None, Some(0), None), &f),
+        ev(DEFAULT_NOW_MS - 5, 1, "color", dec("\"blue\"", Source::Experiment, Some("exp"), None, Some(1)), &f),
+        ev(DEFAULT_NOW_MS - 5, 1, "plain", dec("30", Source::Default, None, None, None), &empty),
+        ev(DEFAULT_NOW_MS + 1_000_000, 300, "svc.fare", EventData::Track { value: 12.75 }, &empty),
+        ev(DEFAULT_NOW_MS, 1, "svc.count", EventData::Track { value: -3.0 }, &f),
         ev(0, 2, "svc.big", EventData::Track { value: 1e300 }, &empty),
-        ev(
-            i64::MIN / 2,
-            1,
-            "json",
-            dec("{\"a\":[1,2]}", Source::Rollout, None, Some(7), None),
-            &empty,
-        ),
+        ev(i64::MIN / 2, 1, "json", dec("{\"a\":[1,2]}", Source::Rollout, None, Some(7), None), &empty),
     ];
     cases.push(batch_case("edge-values", &header(1, 0), &events));
     cases.push(batch_case("empty-with-dropped", &header(2, 990_000), &[]));
@@ -668,14 +602,7 @@ fn batches() -> Result<Value, String> {
 
 /// Builds every vector file and the index; returns (relative path, JSON) pairs.
 pub fn build(root: &Path) -> Result<Vec<(String, Value)>, String> {
-    let files = vec![
-        seed_rollout(root)?,
-        operators(),
-        fraction(),
-        experiments(),
-        timeslice(root)?,
-        resolution(),
-    ];
+    let files = vec![seed_rollout(root)?, operators(), fraction(), experiments(), timeslice(root)?, resolution()];
     let mut out = Vec::new();
     let mut index = Vec::new();
     for f in &files {
@@ -726,9 +653,6 @@ pub fn run(root: &Path, check: bool) -> Result<(), String> {
             stale.join(", ")
         ));
     }
-    println!(
-        "{} {total} cases in tests/conformance/",
-        if check { "checked" } else { "wrote" }
-    );
+    println!("{} {total} cases in tests/conformance/", if check { "checked" } else { "wrote" });
     Ok(())
 }

@@ -64,15 +64,8 @@ impl Event {
         m.insert("service".into(), (*self.service).into());
         m.insert("name".into(), (*self.name).into());
         match &self.data {
-            EventData::Decision {
-                value,
-                source,
-                experiment,
-                rule,
-                choice,
-            } => {
-                let v: serde_json::Value =
-                    serde_json::from_str(value).unwrap_or_else(|_| (**value).into());
+            EventData::Decision { value, source, experiment, rule, choice } => {
+                let v: serde_json::Value = serde_json::from_str(value).unwrap_or_else(|_| (**value).into());
                 m.insert("value".into(), v);
                 m.insert("source".into(), source.as_str().into());
                 m.insert("experiment".into(), experiment.as_deref().into());
@@ -95,13 +88,8 @@ impl Event {
     /// Builds an event from its JSON form (the inverse of [`Event::to_json`];
     /// used by the batch vectors). Facets may use the `$int64` form.
     pub fn from_json(v: &serde_json::Value) -> Result<Event, String> {
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(serde_json::Value::as_str)
-                .ok_or(format!("event.{k} must be a string"))
-        };
-        let facets = Facets::from_json(v.get("facets").unwrap_or(&serde_json::json!({})))
-            .map_err(|e| e.to_string())?;
+        let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).ok_or(format!("event.{k} must be a string"));
+        let facets = Facets::from_json(v.get("facets").unwrap_or(&serde_json::json!({}))).map_err(|e| e.to_string())?;
         let idx = |k: &str| -> Result<Option<u32>, String> {
             match v.get(k) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -127,31 +115,18 @@ impl Event {
                     "fallback" => Source::Fallback,
                     other => return Err(format!("unknown source {other}")),
                 },
-                experiment: v
-                    .get("experiment")
-                    .and_then(serde_json::Value::as_str)
-                    .map(Arc::from),
+                experiment: v.get("experiment").and_then(serde_json::Value::as_str).map(Arc::from),
                 rule: idx("rule")?,
                 choice: idx("choice")?,
             },
             "track" => EventData::Track {
-                value: v
-                    .get("value")
-                    .and_then(serde_json::Value::as_f64)
-                    .ok_or("track value must be a number")?,
+                value: v.get("value").and_then(serde_json::Value::as_f64).ok_or("track value must be a number")?,
             },
             other => return Err(format!("unknown kind {other}")),
         };
         Ok(Event {
-            time_ms: v
-                .get("time")
-                .and_then(serde_json::Value::as_i64)
-                .ok_or("event.time must be an integer")?,
-            count: v
-                .get("count")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(1)
-                .max(1),
+            time_ms: v.get("time").and_then(serde_json::Value::as_i64).ok_or("event.time must be an integer")?,
+            count: v.get("count").and_then(serde_json::Value::as_u64).unwrap_or(1).max(1),
             service: Arc::from(s("service")?),
             name: Arc::from(s("name")?),
             data,

@@ -8,6 +8,6 @@ mod wire;
 pub use event::{Event, EventData};
 pub use recorder::{Batch, DecisionEvents, TrackingOptions, TrackingStats};
 pub use wire::{
-    append_to_stream, checksum, decode_batch, encode_batch, put_varint, split_stream, unzigzag,
-    zigzag, BatchHeader, DecodeError, DecodedBatch, MAGIC, WIRE_VERSION,
+    append_to_stream, checksum, decode_batch, encode_batch, put_varint, split_stream, unzigzag, zigzag, BatchHeader,
+    DecodeError, DecodedBatch, MAGIC, WIRE_VERSION,
 };

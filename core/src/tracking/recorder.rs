@@ -183,8 +183,7 @@ impl Recorder {
             self.in_flight.push_back(h);
             return Some(b);
         }
-        if self.pending.is_empty() && self.unreported_dropped == 0 && self.unreported_overflow == 0
-        {
+        if self.pending.is_empty() && self.unreported_dropped == 0 && self.unreported_overflow == 0 {
             return None;
         }
         let n = max_events.max(1).min(self.pending.len());
@@ -209,15 +208,8 @@ impl Recorder {
         self.unreported_dropped = 0;
         self.unreported_overflow = 0;
         let occurrences = events.iter().map(|e| e.count).sum();
-        let batch = Batch {
-            seq: header.seq,
-            bytes: encode_batch(&header, &events),
-            events: events.len(),
-        };
-        self.in_flight.push_back(Held {
-            batch: batch.clone(),
-            occurrences,
-        });
+        let batch = Batch { seq: header.seq, bytes: encode_batch(&header, &events), events: events.len() };
+        self.in_flight.push_back(Held { batch: batch.clone(), occurrences });
         self.bound_unacked();
         Some(batch)
     }
@@ -259,11 +251,7 @@ impl Recorder {
             Some(i) => match self.in_flight.remove(i) {
                 Some(h) => {
                     // Keep retries in seq order so the oldest goes first.
-                    let at = self
-                        .retry
-                        .iter()
-                        .position(|r| r.batch.seq > seq)
-                        .unwrap_or(self.retry.len());
+                    let at = self.retry.iter().position(|r| r.batch.seq > seq).unwrap_or(self.retry.len());
                     self.retry.insert(at, h);
                     true
                 }
@@ -283,47 +271,15 @@ impl Recorder {
     }
 }
 
-/// What distinguishes two events with the same name and facets.
-pub(crate) enum KeyData<'a> {
-    Decision {
-        value: &'a str,
-        source: crate::decision::Source,
-        experiment: Option<&'a str>,
-        rule: Option<u32>,
-        choice: Option<u32>,
-    },
-    Track(f64),
-}
-
-/// The fold key of a decision or track: equal events get equal keys.
+/// The fold key of a `track()` event: equal events get equal keys.
 /// (A 64-bit hash: two different events collide with probability ~2^-64 per pair.)
-pub(crate) fn fold_key(service: &str, name: &str, facets_fp: u64, data: &KeyData<'_>) -> u64 {
+pub(crate) fn track_fold_key(service: &str, name: &str, facets_fp: u64, value: f64) -> u64 {
     let mut kb = crate::hash::KeyBuf::new();
     kb.push(&facets_fp.to_le_bytes());
     kb.push(service.as_bytes());
     kb.push_byte(0);
     kb.push(name.as_bytes());
-    kb.push_byte(0);
-    match data {
-        KeyData::Decision {
-            value,
-            source,
-            experiment,
-            rule,
-            choice,
-        } => {
-            kb.push_byte(*source as u8);
-            kb.push(value.as_bytes());
-            kb.push_byte(0);
-            kb.push(experiment.unwrap_or("").as_bytes());
-            kb.push_byte(0);
-            kb.push(&rule.map_or(u64::MAX, u64::from).to_le_bytes());
-            kb.push(&choice.map_or(u64::MAX, u64::from).to_le_bytes());
-        }
-        KeyData::Track(value) => {
-            kb.push_byte(0xFF);
-            kb.push(&value.to_bits().to_le_bytes());
-        }
-    }
+    kb.push_byte(0xFF);
+    kb.push(&value.to_bits().to_le_bytes());
     kb.hash()
 }

@@ -121,12 +121,7 @@ struct Strings<'a> {
 
 impl<'a> Strings<'a> {
     fn new() -> Self {
-        Strings {
-            by_ptr: HashMap::default(),
-            by_text: HashMap::default(),
-            out: Vec::new(),
-            n: 0,
-        }
+        Strings { by_ptr: HashMap::default(), by_text: HashMap::default(), out: Vec::new(), n: 0 }
     }
 
     fn text(&mut self, s: &'a str) -> u32 {
@@ -234,10 +229,7 @@ impl<'a> Sets<'a> {
         sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
         for facet in sorted {
             let k = strings.text(facet.key());
-            put_varint(
-                &mut self.scratch,
-                u64::from(k) << 3 | u64::from(facet_tag(facet.value())),
-            );
+            put_varint(&mut self.scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
             match facet.value() {
                 FacetValue::Str(s) => {
                     let i = strings.text(s);
@@ -293,12 +285,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
     let mut strings = Strings::new();
     let mut sets = Sets::new();
     let mut body = Vec::with_capacity(16 + events.len() * 12);
-    for s in [
-        &header.client_id,
-        &header.sdk,
-        &header.sdk_version,
-        &header.platform,
-    ] {
+    for s in [&header.client_id, &header.sdk, &header.sdk_version, &header.platform] {
         let i = strings.text(s);
         put_varint(&mut body, u64::from(i));
     }
@@ -314,13 +301,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
             flags |= F_COUNT;
         }
         match &e.data {
-            EventData::Decision {
-                source,
-                experiment,
-                rule,
-                choice,
-                ..
-            } => {
+            EventData::Decision { source, experiment, rule, choice, .. } => {
                 flags |= source_bits(*source) << 2;
                 if experiment.is_some() {
                     flags |= F_EXPERIMENT;
@@ -350,13 +331,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
         let name = strings.arc(&e.name);
         put_varint(&mut body, u64::from(name));
         match &e.data {
-            EventData::Decision {
-                value,
-                experiment,
-                rule,
-                choice,
-                ..
-            } => {
+            EventData::Decision { value, experiment, rule, choice, .. } => {
                 let v = strings.arc(value);
                 put_varint(&mut body, u64::from(v));
                 if let Some(x) = experiment {
@@ -393,8 +368,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
 
 /// A track value that round-trips exactly as a zigzag varint.
 fn track_int(v: f64) -> Option<i64> {
-    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative())
-    {
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && !(v == 0.0 && v.is_sign_negative()) {
         Some(v as i64)
     } else {
         None
@@ -415,10 +389,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err<T>(&self, what: &'static str) -> Result<T, DecodeError> {
-        Err(DecodeError::Malformed {
-            offset: self.pos,
-            what,
-        })
+        Err(DecodeError::Malformed { offset: self.pos, what })
     }
     fn remaining(&self) -> usize {
         self.b.len() - self.pos
@@ -522,10 +493,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let mut sets: Vec<Arc<Facets>> = Vec::with_capacity(n);
     // Facet values are copied out of the string table; cap the copies at a
     // fixed multiple of the input so hostile batches cannot amplify memory.
-    let mut budget = bytes
-        .len()
-        .saturating_mul(DECODE_EXPANSION)
-        .saturating_add(64 * 1024);
+    let mut budget = bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024);
     for _ in 0..n {
         let k = r.count(1)?;
         let mut items: Vec<(String, FacetValue)> = Vec::with_capacity(k);
@@ -536,23 +504,14 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                 None => return r.err("facet key index out of range"),
             };
             let value = match h & 7 {
-                0 => FacetValue::Str(
-                    r.index(&strings, "facet string index out of range")?
-                        .to_string(),
-                ),
+                0 => FacetValue::Str(r.index(&strings, "facet string index out of range")?.to_string()),
                 1 => FacetValue::Int(unzigzag(r.varint()?)),
                 2 => FacetValue::Float(r.f64()?),
                 3 => FacetValue::Bool(false),
                 4 => FacetValue::Bool(true),
                 _ => return r.err("unknown facet tag"),
             };
-            let cost = key.len()
-                + 64
-                + if let FacetValue::Str(v) = &value {
-                    2 * v.len()
-                } else {
-                    24
-                };
+            let cost = key.len() + 64 + if let FacetValue::Str(v) = &value { 2 * v.len() } else { 24 };
             budget = match budget.checked_sub(cost) {
                 Some(b) => b,
                 None => return r.err("facet sets expand beyond the decoder's limit"),
@@ -574,16 +533,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let created_at_ms = unzigzag(r.varint()?);
     let dropped = r.varint()?;
     let fold_overflow = r.varint()?;
-    let header = BatchHeader {
-        client_id,
-        seq,
-        created_at_ms,
-        sdk,
-        sdk_version,
-        platform,
-        dropped,
-        fold_overflow,
-    };
+    let header = BatchHeader { client_id, seq, created_at_ms, sdk, sdk_version, platform, dropped, fold_overflow };
     let n = r.count(6)?;
     let mut events = Vec::with_capacity(n);
     let mut time = created_at_ms;
@@ -609,46 +559,21 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                 } else {
                     None
                 };
-                let rule = if flags & F_RULE != 0 {
-                    Some(r.u32()?)
-                } else {
-                    None
-                };
-                let choice = if flags & F_CHOICE != 0 {
-                    Some(r.u32()?)
-                } else {
-                    None
-                };
-                EventData::Decision {
-                    value,
-                    source: source_of(flags >> 2),
-                    experiment,
-                    rule,
-                    choice,
-                }
+                let rule = if flags & F_RULE != 0 { Some(r.u32()?) } else { None };
+                let choice = if flags & F_CHOICE != 0 { Some(r.u32()?) } else { None };
+                EventData::Decision { value, source: source_of(flags >> 2), experiment, rule, choice }
             }
             KIND_TRACK => {
                 if flags & 0b0111_1000 != 0 {
                     return r.err("unknown track flags");
                 }
-                let value = if flags & F_TRACK_INT != 0 {
-                    unzigzag(r.varint()?) as f64
-                } else {
-                    r.f64()?
-                };
+                let value = if flags & F_TRACK_INT != 0 { unzigzag(r.varint()?) as f64 } else { r.f64()? };
                 EventData::Track { value }
             }
             _ => return r.err("unknown event kind"),
         };
         let facets = r.index(&sets, "facet set index out of range")?;
-        events.push(Event {
-            time_ms: time,
-            count,
-            service,
-            name,
-            data,
-            facets,
-        });
+        events.push(Event { time_ms: time, count, service, name, data, facets });
     }
     if r.remaining() != 0 {
         return r.err("trailing bytes after the events");
