@@ -25,6 +25,7 @@ pub(crate) struct FacetView<'a> {
 }
 
 /// Decimal form of an `i64` in a stack buffer.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DecBuf {
     buf: [u8; 20],
     start: u8,

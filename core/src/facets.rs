@@ -34,6 +34,24 @@ pub mod names {
     pub const TAG: &str = "tag";
     /// Unix time in seconds; the engine's clock supplies it when absent.
     pub const TS: &str = "ts";
+
+    /// The `'static` form of a well-known name (the decoder uses it to skip an allocation).
+    pub(crate) fn well_known(name: &str) -> Option<&'static str> {
+        [PASSENGER, DRIVER, SERVICE, CITY, COUNTRY, BOOKING, LOCATION, SESSION, REQUEST, DEVICE, TAG, TS]
+            .into_iter()
+            .find(|n| *n == name)
+    }
+}
+
+/// Where a facet's canonical string lives: no heap copy for strings, booleans and integers.
+#[derive(Debug, Clone, PartialEq)]
+enum Canon {
+    /// The value itself (strings) or a constant (booleans).
+    Value,
+    /// An integer's decimal form, inline.
+    Int(crate::eval::DecBuf),
+    /// A float's canonical form.
+    Boxed(Box<str>),
 }
 
 /// One canonicalised facet.
@@ -41,13 +59,17 @@ pub mod names {
 pub struct Facet {
     key: Cow<'static, str>,
     value: FacetValue,
-    canon: Box<str>,
+    canon: Canon,
     num: Option<Num>,
 }
 
 impl Facet {
     fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
-        let canon = value.canonical().into_boxed_str();
+        let canon = match &value {
+            FacetValue::Str(_) | FacetValue::Bool(_) => Canon::Value,
+            FacetValue::Int(i) => Canon::Int(crate::eval::DecBuf::new(*i)),
+            v => Canon::Boxed(v.canonical().into_boxed_str()),
+        };
         let num = value.num();
         Facet { key, value, canon, num }
     }
@@ -58,7 +80,7 @@ impl Facet {
             FacetValue::Float(_) => 2,
             FacetValue::Bool(_) => 3,
         };
-        crate::hash::salted_hash(&self.key, [&[tag][..], self.canon.as_bytes()])
+        crate::hash::salted_hash(&self.key, [&[tag][..], self.canonical().as_bytes()])
     }
 
     /// The facet's name.
@@ -71,7 +93,14 @@ impl Facet {
     }
     /// The canonical unit string (spec rule 1).
     pub fn canonical(&self) -> &str {
-        &self.canon
+        match (&self.canon, &self.value) {
+            (Canon::Int(d), _) => d.as_str(),
+            (Canon::Boxed(b), _) => b,
+            (Canon::Value, FacetValue::Str(s)) => s,
+            (Canon::Value, FacetValue::Bool(true)) => "true",
+            (Canon::Value, FacetValue::Bool(false)) => "false",
+            (Canon::Value, _) => "",
+        }
     }
     /// The value as a number, if numeric.
     pub fn num(&self) -> Option<Num> {
@@ -124,9 +153,8 @@ impl Facets {
 
     /// Builds a set from facets whose names are known to be distinct (one
     /// fingerprint pass, no per-insert scan).
-    pub(crate) fn from_distinct(items: Vec<(String, FacetValue)>) -> Facets {
-        let mut f =
-            Facets { items: items.into_iter().map(|(k, v)| Facet::new(Cow::Owned(k), v)).collect(), fingerprint: 0 };
+    pub(crate) fn from_distinct(items: Vec<(Cow<'static, str>, FacetValue)>) -> Facets {
+        let mut f = Facets { items: items.into_iter().map(|(k, v)| Facet::new(k, v)).collect(), fingerprint: 0 };
         f.refresh_fingerprint();
         f
     }

@@ -99,6 +99,9 @@ struct Held {
 pub(crate) struct Recorder {
     pub opts: TrackingOptions,
     pending: VecDeque<Event>,
+    /// The fold key of each pending event (parallel to `pending`), so an
+    /// event's fold entry leaves the table with it.
+    keys: VecDeque<u64>,
     /// Absolute id of `pending[0]`.
     base: u64,
     fold: HashMap<u64, u64, FxBuildHasher>,
@@ -115,6 +118,7 @@ impl Recorder {
         Recorder {
             opts,
             pending: VecDeque::new(),
+            keys: VecDeque::new(),
             base: 0,
             fold: HashMap::default(),
             in_flight: VecDeque::new(),
@@ -148,20 +152,22 @@ impl Recorder {
         self.stats.recorded += event.count;
         if self.pending.len() >= self.opts.max_queue.max(1) {
             if let Some(old) = self.pending.pop_front() {
+                if let Some(k) = self.keys.pop_front() {
+                    self.forget(k, self.base);
+                }
                 self.base += 1;
                 self.lose(old.count);
             }
         }
         let id = self.base + self.pending.len() as u64;
-        if self.fold.len() >= self.opts.max_fold_keys {
-            self.prune_fold();
-        }
+        // The table only holds entries of pending events: no scan is needed.
         if self.fold.len() < self.opts.max_fold_keys {
             self.fold.insert(key, id);
         } else {
             self.stats.fold_overflow += event.count;
             self.unreported_overflow += event.count;
         }
+        self.keys.push_back(key);
         self.pending.push_back(event);
     }
 
@@ -170,9 +176,12 @@ impl Recorder {
         self.unreported_dropped += occurrences;
     }
 
-    fn prune_fold(&mut self) {
-        let base = self.base;
-        self.fold.retain(|_, id| *id >= base);
+    /// Removes `key`'s entry if it still points at event `id`.
+    #[inline]
+    fn forget(&mut self, key: u64, id: u64) {
+        if self.fold.get(&key) == Some(&id) {
+            self.fold.remove(&key);
+        }
     }
 
     /// The next batch: a nacked one first (same seq, same bytes), else up to
@@ -188,12 +197,17 @@ impl Recorder {
         }
         let n = max_events.max(1).min(self.pending.len());
         let events: Vec<Event> = self.pending.drain(..n).collect();
-        self.base += n as u64;
         if self.pending.is_empty() {
             self.fold.clear();
+            self.keys.clear();
         } else {
-            self.prune_fold();
+            for i in 0..n as u64 {
+                if let Some(k) = self.keys.pop_front() {
+                    self.forget(k, self.base + i);
+                }
+            }
         }
+        self.base += n as u64;
         let header = BatchHeader {
             client_id: self.opts.client_id.clone(),
             seq: self.next_seq,

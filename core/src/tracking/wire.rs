@@ -120,8 +120,15 @@ struct Strings<'a> {
 }
 
 impl<'a> Strings<'a> {
-    fn new() -> Self {
-        Strings { by_ptr: HashMap::default(), by_text: HashMap::default(), out: Vec::new(), n: 0 }
+    /// Sized for a batch of `events` events, so the tables do not rehash while filling.
+    fn for_events(events: usize) -> Self {
+        let cap = 16 + events * 2;
+        Strings {
+            by_ptr: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            by_text: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            out: Vec::with_capacity(events * 16),
+            n: 0,
+        }
     }
 
     fn text(&mut self, s: &'a str) -> u32 {
@@ -155,31 +162,41 @@ impl<'a> Strings<'a> {
     }
 }
 
+/// Lowercase hex digit values; 0xFF for anything else.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        t[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        t[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    t
+};
+
+/// Where the 16 hex pairs of a canonical UUID start.
+const UUID_PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 /// A canonical lowercase hyphenated UUID as 16 bytes (only that exact form,
 /// so decoding gives back the same string).
 fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     let b = s.as_bytes();
-    if b.len() != 36 {
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut j = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
-            continue;
-        }
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        out[j / 2] |= if j % 2 == 0 { v << 4 } else { v };
-        j += 1;
+    let mut bad = 0u8;
+    for (o, &p) in out.iter_mut().zip(UUID_PAIRS.iter()) {
+        let hi = HEX_VALUE[b[p] as usize];
+        let lo = HEX_VALUE[b[p + 1] as usize];
+        bad |= hi | lo;
+        *o = hi << 4 | (lo & 0x0F);
     }
-    Some(out)
+    (bad & 0xF0 == 0).then_some(out)
 }
 
 fn uuid_string(b: &[u8]) -> String {
@@ -197,22 +214,27 @@ fn uuid_string(b: &[u8]) -> String {
 
 struct Sets<'a> {
     by_ptr: HashMap<usize, u32, FxBuildHasher>,
-    by_bytes: HashMap<Vec<u8>, u32, FxBuildHasher>,
+    /// xxh3 of a set's bytes -> its index; `spans` locates the bytes in `out`
+    /// so that a hit is confirmed byte for byte (no key allocation per set).
+    by_hash: HashMap<u64, u32, FxBuildHasher>,
+    spans: Vec<(u32, u32)>,
     out: Vec<u8>,
     n: u32,
     scratch: Vec<u8>,
-    _p: std::marker::PhantomData<&'a ()>,
+    sorted: Vec<&'a crate::facets::Facet>,
 }
 
 impl<'a> Sets<'a> {
-    fn new() -> Self {
+    fn for_events(events: usize) -> Self {
+        let cap = 8 + events / 2;
         Sets {
-            by_ptr: HashMap::default(),
-            by_bytes: HashMap::default(),
-            out: Vec::new(),
+            by_ptr: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            by_hash: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            spans: Vec::with_capacity(cap),
+            out: Vec::with_capacity(events * 8),
             n: 0,
             scratch: Vec::new(),
-            _p: Default::default(),
+            sorted: Vec::new(),
         }
     }
 
@@ -225,9 +247,10 @@ impl<'a> Sets<'a> {
         put_varint(&mut self.scratch, f.len() as u64);
         // Facets are written sorted by name (bytewise), so the bytes do not
         // depend on the order a host happened to set them in.
-        let mut sorted: Vec<&crate::facets::Facet> = f.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
-        for facet in sorted {
+        self.sorted.clear();
+        self.sorted.extend(f.iter());
+        self.sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
+        for facet in &self.sorted {
             let k = strings.text(facet.key());
             put_varint(&mut self.scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
             match facet.value() {
@@ -240,13 +263,22 @@ impl<'a> Sets<'a> {
                 FacetValue::Bool(_) => {}
             }
         }
-        let i = match self.by_bytes.get(&self.scratch) {
-            Some(i) => *i,
+        let h = xxhash_rust::xxh3::xxh3_64(&self.scratch);
+        let found = self.by_hash.get(&h).copied().filter(|&i| {
+            let (a, b) = self.spans[i as usize];
+            self.out[a as usize..b as usize] == self.scratch[..]
+        });
+        let i = match found {
+            Some(i) => i,
             None => {
                 let i = self.n;
                 self.n += 1;
+                let a = self.out.len() as u32;
                 self.out.extend_from_slice(&self.scratch);
-                self.by_bytes.insert(self.scratch.clone(), i);
+                self.spans.push((a, self.out.len() as u32));
+                // On a hash collision the first set keeps the slot and this
+                // one is written again: the bytes are still deterministic.
+                self.by_hash.entry(h).or_insert(i);
                 i
             }
         };
@@ -282,8 +314,8 @@ fn source_of(bits: u8) -> Source {
 
 /// Encodes a batch. The same header and events give the same bytes on every platform.
 pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
-    let mut strings = Strings::new();
-    let mut sets = Sets::new();
+    let mut strings = Strings::for_events(events.len());
+    let mut sets = Sets::for_events(events.len());
     let mut body = Vec::with_capacity(16 + events.len() * 12);
     for s in [&header.client_id, &header.sdk, &header.sdk_version, &header.platform] {
         let i = strings.text(s);
@@ -496,7 +528,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let mut budget = bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024);
     for _ in 0..n {
         let k = r.count(1)?;
-        let mut items: Vec<(String, FacetValue)> = Vec::with_capacity(k);
+        let mut items: Vec<(std::borrow::Cow<'static, str>, FacetValue)> = Vec::with_capacity(k);
         for _ in 0..k {
             let h = r.varint()?;
             let key = match usize::try_from(h >> 3).ok().and_then(|i| strings.get(i)) {
@@ -516,11 +548,22 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                 Some(b) => b,
                 None => return r.err("facet sets expand beyond the decoder's limit"),
             };
-            items.push((key.to_string(), value));
+            let key = match crate::facets::names::well_known(&key) {
+                Some(k) => std::borrow::Cow::Borrowed(k),
+                None => std::borrow::Cow::Owned(key.to_string()),
+            };
+            items.push((key, value));
         }
-        let mut keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-        keys.sort_unstable();
-        if keys.windows(2).any(|w| w[0] == w[1]) {
+        // Small sets (all real ones) are checked pairwise without allocating;
+        // large ones by sorting, so a hostile set stays O(k log k).
+        let repeats = if items.len() <= 16 {
+            (1..items.len()).any(|i| items[..i].iter().any(|(k, _)| *k == items[i].0))
+        } else {
+            let mut keys: Vec<&str> = items.iter().map(|(k, _)| &**k).collect();
+            keys.sort_unstable();
+            keys.windows(2).any(|w| w[0] == w[1])
+        };
+        if repeats {
             return r.err("facet set repeats a key");
         }
         sets.push(Arc::new(Facets::from_distinct(items)));
