@@ -3,15 +3,37 @@
 //! Every problem is collected with its document and field path. Problems in
 //! one document do not stop the others from loading: see [`compile`] for the
 //! isolation rule.
+//!
+//! Loading is on the update path of every host, so it is built to be cheap
+//! for large bundles (`load/10k_variables` in `benches/engine.rs`):
+//!
+//! - The bytes are parsed once into a flat [`Tape`] of tokens whose strings
+//!   borrow from the input, instead of a `serde_json::Value` tree (which
+//!   allocates every key, string, array and object). The tape is filled by
+//!   the same `serde_json` parser calls that build a `Value` (every value
+//!   through `deserialize_any`, with its depth limit), so exactly the same
+//!   inputs are accepted, with exactly the same error messages.
+//! - Documents are compiled straight from the tape. A value is turned into a
+//!   `serde_json::Value` only where the compiled model keeps one ([`CValue`])
+//!   or where an error message prints it.
+//! - Field paths and document labels are only formatted when a problem is
+//!   reported.
+//! - Value texts, constraint texts and names are shared ([`Strings`]): a big
+//!   bundle repeats the same few many times.
+//! - A document's fingerprint is hashed from its tokens ([`fingerprint`]), not
+//!   from a re-serialised `Value`.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-use xxhash_rust::xxh3::xxh3_64;
+use rustc_hash::FxHashSet;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::error::{ConfigError, Problem};
-use crate::facets::json_kind;
 use crate::model::*;
 use crate::value::{FacetValue, Num};
 
@@ -53,82 +75,611 @@ pub(crate) struct Outcome {
     pub warnings: Vec<Problem>,
 }
 
-struct Sink {
+// ---- the token tape ---------------------------------------------------------
+
+/// One token of a [`Tape`].
+#[derive(Debug)]
+enum Tok<'a> {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Cow<'a, str>),
+    /// An array; its elements follow. `end` is the index just past its last
+    /// token, `len` its number of elements.
+    Arr {
+        end: usize,
+        len: usize,
+    },
+    /// An object; its entries follow as a key (`Str`) then the value's tokens,
+    /// and the payload is the index just past its last token.
+    Obj(usize),
+}
+
+/// A JSON text parsed into a flat sequence of tokens (one allocation for the
+/// whole text; strings without escapes borrow from the input).
+#[derive(Debug)]
+pub(crate) struct Tape<'a> {
+    toks: Vec<Tok<'a>>,
+}
+
+impl<'a> Tape<'a> {
+    /// Parses a whole JSON text: the same parser calls, the same checks and
+    /// the same errors as `serde_json::from_slice::<Value>` (the tape is filled
+    /// through `deserialize_any` exactly like a `Value` is).
+    fn parse(bytes: &'a [u8]) -> serde_json::Result<Tape<'a>> {
+        // Sized for a typical config (a token per 6 or 7 bytes), so that the
+        // tape of a bundle of up to about 6 MB never grows; bigger inputs
+        // grow it as they go rather than reserve memory before they are
+        // known to be JSON at all.
+        let mut toks = Vec::with_capacity((bytes.len() / 6).min(1 << 20) + 4);
+        // Valid UTF-8 (the common case) is checked once here, so the parser
+        // need not check every string again; anything else goes through the
+        // byte parser, which reports the error exactly as before.
+        match std::str::from_utf8(bytes) {
+            Ok(s) => fill(&mut serde_json::Deserializer::from_str(s), &mut toks)?,
+            Err(_) => fill(&mut serde_json::Deserializer::from_slice(bytes), &mut toks)?,
+        }
+        Ok(Tape { toks })
+    }
+
+    /// Parses JSON held in a string (e.g. a constraint value `"[302, 11]"`),
+    /// accepting exactly what `serde_json::from_str::<Value>` accepts.
+    fn parse_str(s: &'a str) -> Option<Tape<'a>> {
+        let mut toks = Vec::with_capacity((s.len() / 2).min(64) + 2);
+        fill(&mut serde_json::Deserializer::from_str(s), &mut toks).ok()?;
+        Some(Tape { toks })
+    }
+
+    fn root(&self) -> J<'_, 'a> {
+        J { toks: &self.toks, at: 0 }
+    }
+}
+
+fn fill<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    toks: &mut Vec<Tok<'de>>,
+) -> serde_json::Result<()> {
+    Fill(toks).deserialize(&mut *de)?;
+    de.end()
+}
+
+/// Appends one value to the tape. Mirrors `serde_json::Value`'s own visitor.
+struct Fill<'v, 'a>(&'v mut Vec<Tok<'a>>);
+
+impl<'de> DeserializeSeed<'de> for Fill<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Fill<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.0.push(Tok::Bool(v));
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(Tok::Num(v.into()));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(Tok::Num(v.into()));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(Number::from_f64(v).map_or(Tok::Null, Tok::Num));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.push(Tok::Str(Cow::Owned(v.to_string())));
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.0.push(Tok::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.0.push(Tok::Str(Cow::Owned(v)));
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.push(Tok::Null);
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        self.0.push(Tok::Null);
+        Ok(())
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let at = self.0.len();
+        self.0.push(Tok::Arr { end: 0, len: 0 });
+        let mut len = 0;
+        while seq.next_element_seed(Fill(self.0))?.is_some() {
+            len += 1;
+        }
+        let end = self.0.len();
+        self.0[at] = Tok::Arr { end, len };
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let at = self.0.len();
+        self.0.push(Tok::Obj(0));
+        while map.next_key_seed(Fill(self.0))?.is_some() {
+            map.next_value_seed(Fill(self.0))?;
+        }
+        let end = self.0.len();
+        self.0[at] = Tok::Obj(end);
+        Ok(())
+    }
+}
+
+/// A value on a tape: the read-only view the compiler works with, shaped like
+/// `serde_json::Value`'s accessors. Duplicate object keys resolve like a
+/// `Value` built from the same text: the last one wins.
+#[derive(Clone, Copy)]
+struct J<'t, 'a> {
+    toks: &'t [Tok<'a>],
+    at: usize,
+}
+
+impl<'t, 'a> J<'t, 'a> {
+    fn tok(self) -> &'t Tok<'a> {
+        &self.toks[self.at]
+    }
+    /// The index just past this value.
+    fn end(self) -> usize {
+        match self.tok() {
+            Tok::Arr { end, .. } | Tok::Obj(end) => *end,
+            _ => self.at + 1,
+        }
+    }
+    fn is_null(self) -> bool {
+        matches!(self.tok(), Tok::Null)
+    }
+    fn is_object(self) -> bool {
+        matches!(self.tok(), Tok::Obj(_))
+    }
+    fn as_str(self) -> Option<&'t str> {
+        match self.tok() {
+            Tok::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_bool(self) -> Option<bool> {
+        match self.tok() {
+            Tok::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn as_number(self) -> Option<&'t Number> {
+        match self.tok() {
+            Tok::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn as_f64(self) -> Option<f64> {
+        self.as_number().and_then(Number::as_f64)
+    }
+    fn as_u64(self) -> Option<u64> {
+        self.as_number().and_then(Number::as_u64)
+    }
+    /// The elements, if this is an array.
+    fn elems(self) -> Option<Elems<'t, 'a>> {
+        match self.tok() {
+            Tok::Arr { end, len } => Some(Elems { toks: self.toks, at: self.at + 1, end: *end, len: *len }),
+            _ => None,
+        }
+    }
+    /// This value alone, as if it were the one element of an array.
+    fn alone(self) -> Elems<'t, 'a> {
+        Elems { toks: self.toks, at: self.at, end: self.end(), len: 1 }
+    }
+    /// The entries in text order (duplicates included); none if not an object.
+    fn entries(self) -> Entries<'t, 'a> {
+        match self.tok() {
+            Tok::Obj(end) => Entries { toks: self.toks, at: self.at + 1, end: *end },
+            _ => Entries { toks: self.toks, at: 0, end: 0 },
+        }
+    }
+    /// `Value::get` for a string key: the last entry with that key.
+    fn get(self, key: &str) -> Option<J<'t, 'a>> {
+        let mut found = None;
+        for (k, v) in self.entries() {
+            if k == key {
+                found = Some(v);
+            }
+        }
+        found
+    }
+    /// `get` for several keys in one pass over the entries.
+    fn fields<const N: usize>(self, keys: [&str; N]) -> [Option<J<'t, 'a>>; N] {
+        let mut out = [None; N];
+        for (k, v) in self.entries() {
+            if let Some(i) = keys.iter().position(|key| *key == k) {
+                out[i] = Some(v);
+            }
+        }
+        out
+    }
+    fn contains_key(self, key: &str) -> bool {
+        self.entries().any(|(k, _)| k == key)
+    }
+    /// The entries as a `Value::Object` iterates them: sorted by key, the
+    /// last of duplicate keys.
+    fn sorted_entries(self) -> Vec<(&'t str, J<'t, 'a>)> {
+        let mut out: Vec<_> = self.entries().collect();
+        // Stable: among equal keys the text order stays, and the last is kept.
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        let mut dedup: Vec<(&'t str, J<'t, 'a>)> = Vec::with_capacity(out.len());
+        for e in out {
+            match dedup.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => dedup.push(e),
+            }
+        }
+        dedup
+    }
+    /// The JSON type, for messages (as `facets::json_kind`).
+    fn kind(self) -> &'static str {
+        match self.tok() {
+            Tok::Null => "null",
+            Tok::Bool(_) => "boolean",
+            Tok::Num(_) => "number",
+            Tok::Str(_) => "string",
+            Tok::Arr { .. } => "array",
+            Tok::Obj(_) => "object",
+        }
+    }
+    /// The `serde_json::Value` that parsing the same text gives.
+    fn to_value(self) -> Value {
+        match self.tok() {
+            Tok::Null => Value::Null,
+            Tok::Bool(b) => Value::Bool(*b),
+            Tok::Num(n) => Value::Number(n.clone()),
+            Tok::Str(s) => Value::String(s.to_string()),
+            Tok::Arr { .. } => Value::Array(self.elems().into_iter().flatten().map(J::to_value).collect()),
+            Tok::Obj(_) => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in self.entries() {
+                    m.insert(k.to_string(), v.to_value());
+                }
+                Value::Object(m)
+            }
+        }
+    }
+    /// A scalar's `Value` without building containers (`None` for arrays and objects).
+    fn scalar(self) -> Option<Value> {
+        match self.tok() {
+            Tok::Arr { .. } | Tok::Obj(_) => None,
+            _ => Some(self.to_value()),
+        }
+    }
+}
+
+/// Prints the value as `serde_json::Value` prints (compact JSON, sorted keys).
+impl fmt::Display for J<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_value(), f)
+    }
+}
+
+/// The elements of an array.
+struct Elems<'t, 'a> {
+    toks: &'t [Tok<'a>],
+    at: usize,
+    end: usize,
+    /// Elements left.
+    len: usize,
+}
+
+impl<'t, 'a> Iterator for Elems<'t, 'a> {
+    type Item = J<'t, 'a>;
+    fn next(&mut self) -> Option<J<'t, 'a>> {
+        if self.at >= self.end {
+            return None;
+        }
+        let j = J { toks: self.toks, at: self.at };
+        self.at = j.end();
+        self.len = self.len.saturating_sub(1);
+        Some(j)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl ExactSizeIterator for Elems<'_, '_> {}
+
+impl Elems<'_, '_> {
+    fn none() -> Self {
+        Elems { toks: &[], at: 0, end: 0, len: 0 }
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+struct Entries<'t, 'a> {
+    toks: &'t [Tok<'a>],
+    at: usize,
+    end: usize,
+}
+
+impl<'t, 'a> Iterator for Entries<'t, 'a> {
+    type Item = (&'t str, J<'t, 'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.end {
+            return None;
+        }
+        let key = match &self.toks[self.at] {
+            Tok::Str(k) => &**k,
+            _ => "",
+        };
+        let v = J { toks: self.toks, at: self.at + 1 };
+        self.at = v.end();
+        Some((key, v))
+    }
+}
+
+/// A document's fingerprint, which decides whether its variables are
+/// reported as changed by an update ([`Compiled::signature`]): a 64-bit hash
+/// of the document's parsed content, computed from the tape (no text is
+/// re-serialised).
+///
+/// Like the previous fingerprint (the `Value` re-serialised with sorted
+/// keys), it ignores whitespace, the spelling of escapes and number
+/// formatting that parses to the same number, and the order of object keys;
+/// unknown fields count. One difference: an object with a duplicated key
+/// hashes both entries (the previous one saw only the last), so adding or
+/// removing a shadowed duplicate reports the document as changed. Only ever
+/// compared with fingerprints computed by this same code.
+fn fingerprint(v: J<'_, '_>) -> u64 {
+    content_hash(v.toks, v.at).0
+}
+
+/// The hash of the value at `at`, and the index just past it.
+fn content_hash(toks: &[Tok<'_>], at: usize) -> (u64, usize) {
+    // Distinct seeds per kind, so that e.g. `1`, `"1"` and `[1]` differ.
+    const NULL: u64 = 0x6a09_e667_f3bc_c908;
+    const BOOL: u64 = 0xbb67_ae85_84ca_a73b;
+    const UINT: u64 = 0x3c6e_f372_fe94_f82b;
+    const INT: u64 = 0xa54f_f53a_5f1d_36f1;
+    const FLOAT: u64 = 0x510e_527f_ade6_82d1;
+    const STR: u64 = 0x9b05_688c_2b3e_6c1f;
+    const ARR: u64 = 0x1f83_d9ab_fb41_bd6b;
+    const OBJ: u64 = 0x5be0_cd19_137e_2179;
+    let h = match &toks[at] {
+        Tok::Null => mix(NULL, 0),
+        Tok::Bool(b) => mix(BOOL, u64::from(*b)),
+        Tok::Num(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => mix(UINT, u),
+            (None, Some(i)) => mix(INT, i as u64),
+            _ => mix(FLOAT, n.as_f64().unwrap_or(f64::NAN).to_bits()),
+        },
+        Tok::Str(s) => xxh3_64_with_seed(s.as_bytes(), STR),
+        Tok::Arr { end, len } => {
+            // In order.
+            let mut h = mix(ARR, *len as u64);
+            let mut i = at + 1;
+            while i < *end {
+                let (e, next) = content_hash(toks, i);
+                h = mix(h, e);
+                i = next;
+            }
+            return (h, *end);
+        }
+        Tok::Obj(end) => {
+            // In any order: the entries' hashes are added up.
+            let mut sum = 0u64;
+            let mut i = at + 1;
+            while i < *end {
+                let key = match &toks[i] {
+                    Tok::Str(k) => xxh3_64_with_seed(k.as_bytes(), STR),
+                    _ => 0,
+                };
+                let (value, next) = content_hash(toks, i + 1);
+                sum = sum.wrapping_add(mix(key, value));
+                i = next;
+            }
+            return (mix(OBJ, sum), *end);
+        }
+    };
+    (h, at + 1)
+}
+
+/// Mixes two 64-bit values into one (a folded 128-bit multiply, then the
+/// MurmurHash3 finaliser).
+fn mix(a: u64, b: u64) -> u64 {
+    let m = u128::from(a ^ 0x2d35_8dcc_aa6c_78a5) * u128::from(b ^ 0x8bb8_4b93_962e_acc9);
+    let mut z = (m as u64) ^ ((m >> 64) as u64);
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
+}
+
+/// The strings of one load that the compiled config keeps and that
+/// evaluation does not read on its hot path (value texts and strings,
+/// constraint texts), each distinct one stored once.
+#[derive(Default)]
+struct Strings {
+    set: FxHashSet<Arc<str>>,
+    /// Where texts are put together before they are looked up.
+    scratch: String,
+}
+
+impl Strings {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.set.insert(Arc::clone(&a));
+        a
+    }
+    fn value(&mut self, json: Value) -> CValue {
+        CValue::new(json, |s| self.get(s))
+    }
+}
+
+// ---- problems ---------------------------------------------------------------
+
+/// A field path inside a document, formatted only when a problem is reported
+/// (`rollouts[0].constraints[1].value`).
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root,
+    /// `parent.key` (just `key` at the root).
+    Key(&'p Path<'p>, &'p str),
+    /// `parent[i]`.
+    Index(&'p Path<'p>, usize),
+}
+
+impl<'p> Path<'p> {
+    fn key(&'p self, key: &'p str) -> Path<'p> {
+        Path::Key(self, key)
+    }
+    fn index(&'p self, i: usize) -> Path<'p> {
+        Path::Index(self, i)
+    }
+    fn write(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Key(parent, key) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Path::Index(parent, i) => {
+                parent.write(out);
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+}
+
+/// Something that names a field in a [`Problem`].
+trait Field {
+    fn render(self) -> String;
+}
+
+impl Field for &Path<'_> {
+    fn render(self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+}
+
+impl Field for Path<'_> {
+    fn render(self) -> String {
+        (&self).render()
+    }
+}
+
+impl Field for &str {
+    fn render(self) -> String {
+        self.to_string()
+    }
+}
+
+/// A document's name in problems, formatted only when one is reported.
+#[derive(Clone, Copy)]
+enum Label<'a> {
+    /// `bundle`.
+    Bundle,
+    /// `rollout "name"`, `experiment "name"`, `segment "name"`.
+    Named(&'static str, &'a str),
+    /// `rollouts[3]`, `experiments[0]`.
+    Indexed(&'static str, usize),
+}
+
+impl Label<'_> {
+    fn render(self) -> String {
+        match self {
+            Label::Bundle => "bundle".to_string(),
+            Label::Named(kind, name) => format!("{kind} \"{name}\""),
+            Label::Indexed(list, i) => format!("{list}[{i}]"),
+        }
+    }
+}
+
+struct Sink<'a> {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
-    document: String,
+    label: Label<'a>,
 }
 
-impl Sink {
-    fn new(document: String) -> Sink {
-        Sink { problems: Vec::new(), warnings: Vec::new(), document }
+impl<'a> Sink<'a> {
+    fn new(label: Label<'a>) -> Sink<'a> {
+        Sink { problems: Vec::new(), warnings: Vec::new(), label }
     }
     /// Something that loads but is almost certainly a mistake.
-    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem { document: self.document.clone(), field: field.into(), message: message.into() });
+    fn warn(&mut self, field: impl Field, message: impl Into<String>) {
+        self.warnings.push(Problem { document: self.label.render(), field: field.render(), message: message.into() });
     }
-    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { document: self.document.clone(), field: field.into(), message: message.into() });
+    fn err(&mut self, field: impl Field, message: impl Into<String>) {
+        self.problems.push(Problem { document: self.label.render(), field: field.render(), message: message.into() });
     }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn fingerprint(v: &Value) -> u64 {
-    xxh3_64(serde_json::to_string(v).unwrap_or_default().as_bytes())
 }
 
 fn bundle_problem(message: impl Into<String>) -> Problem {
     Problem { document: "bundle".into(), field: String::new(), message: message.into() }
 }
 
-fn get_int(v: &Value) -> Option<i64> {
-    json_int(v)
+/// `model::json_int` of the value (integers, and integral floats with |x| < 2^63).
+fn get_int(v: J<'_, '_>) -> Option<i64> {
+    v.as_number().and_then(|n| json_int(&Value::Number(n.clone())))
 }
 
-fn check_schema(obj: &Map<String, Value>, key: &str, path: &str, sink: &mut Sink) {
-    if let Some(s) = obj.get(key) {
+fn check_schema(field: Option<J<'_, '_>>, key: &str, sink: &mut Sink<'_>) {
+    if let Some(s) = field {
         match get_int(s) {
             Some(SCHEMA_VERSION) => {}
-            _ => {
-                sink.err(join(path, key), format!("unsupported schema {s}; this engine reads schema {SCHEMA_VERSION}"))
-            }
+            _ => sink.err(key, format!("unsupported schema {s}; this engine reads schema {SCHEMA_VERSION}")),
         }
     }
 }
 
+// ---- the bundle -------------------------------------------------------------
+
 /// The raw documents of a bundle, before compilation.
-struct RawBundle<'a> {
+struct RawBundle<'t, 'a> {
     version: Option<i64>,
-    segments: Option<&'a Map<String, Value>>,
-    rollouts: Vec<&'a Value>,
-    experiments: Vec<&'a Value>,
+    segments: Option<J<'t, 'a>>,
+    /// Iterated in place (not collected): documents sit far apart on the tape.
+    rollouts: Elems<'t, 'a>,
+    experiments: Elems<'t, 'a>,
 }
 
-fn split_bundle(root: &Value) -> Result<RawBundle<'_>, Vec<Problem>> {
-    let Some(obj) = root.as_object() else {
+fn split_bundle<'t, 'a>(root: J<'t, 'a>) -> Result<RawBundle<'t, 'a>, Vec<Problem>> {
+    if !root.is_object() {
         return Err(vec![bundle_problem(format!(
             "expected a JSON object (a bundle, a rollout document or an experiment document), found {}",
-            json_kind(root)
+            root.kind()
         ))]);
-    };
+    }
     // A single seed document loads as a bundle of one.
-    if obj.contains_key("variable") {
-        return Ok(RawBundle { version: None, segments: None, rollouts: vec![root], experiments: vec![] });
+    if root.contains_key("variable") {
+        return Ok(RawBundle { version: None, segments: None, rollouts: root.alone(), experiments: Elems::none() });
     }
-    if obj.contains_key("variables") && obj.contains_key("name") {
-        return Ok(RawBundle { version: None, segments: None, rollouts: vec![], experiments: vec![root] });
+    if root.contains_key("variables") && root.contains_key("name") {
+        return Ok(RawBundle { version: None, segments: None, rollouts: Elems::none(), experiments: root.alone() });
     }
-    let mut sink = Sink::new("bundle".into());
-    check_schema(obj, "schema", "", &mut sink);
-    let version = match obj.get("version") {
-        None | Some(Value::Null) => None,
+    let mut sink = Sink::new(Label::Bundle);
+    check_schema(root.get("schema"), "schema", &mut sink);
+    let version = match root.get("version") {
+        None => None,
+        Some(v) if v.is_null() => None,
         Some(v) => match get_int(v) {
             Some(i) => Some(i),
             None => {
@@ -137,27 +688,31 @@ fn split_bundle(root: &Value) -> Result<RawBundle<'_>, Vec<Problem>> {
             }
         },
     };
-    let mut list = |key: &str| -> Vec<&Value> {
-        match obj.get(key) {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(other) => {
-                sink.err(key, format!("must be an array of documents, found {}", json_kind(other)));
-                vec![]
-            }
+    let mut list = |key: &str| -> Elems<'t, 'a> {
+        match root.get(key) {
+            None => Elems::none(),
+            Some(v) if v.is_null() => Elems::none(),
+            Some(v) => match v.elems() {
+                Some(elems) => elems,
+                None => {
+                    sink.err(key, format!("must be an array of documents, found {}", v.kind()));
+                    Elems::none()
+                }
+            },
         }
     };
     let rollouts = list("rollouts");
     let experiments = list("experiments");
-    let segments = match obj.get("segments") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(m),
+    let segments = match root.get("segments") {
+        None => None,
+        Some(v) if v.is_null() => None,
+        Some(v) if v.is_object() => Some(v),
         Some(other) => {
-            sink.err("segments", format!("must be an object of name -> segment, found {}", json_kind(other)));
+            sink.err("segments", format!("must be an object of name -> segment, found {}", other.kind()));
             None
         }
     };
-    if !obj.contains_key("rollouts") && !obj.contains_key("experiments") {
+    if !root.contains_key("rollouts") && !root.contains_key("experiments") {
         sink.err("", "no `rollouts` or `experiments`: this is not a turnout bundle or document");
     }
     if sink.problems.is_empty() {
@@ -184,133 +739,168 @@ pub(crate) fn parse_semver(s: &str) -> Option<semver::Version> {
     semver::Version::parse(&padded).ok()
 }
 
-fn operand(v: &Value) -> Option<Operand> {
-    let fv = FacetValue::from_json(v)?;
-    Some(Operand { canon: fv.canonical().into_boxed_str(), num: fv.num() })
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn num_value(v: &Value) -> Option<Num> {
-    match v {
-        Value::Number(n) => n.as_i64().map(Num::Int).or_else(|| n.as_f64().and_then(Num::from_f64)),
-        Value::String(s) => Num::parse(s),
+/// A constraint operand: strings, numbers and booleans (as `FacetValue::from_json`).
+///
+/// What evaluation reads (operands, targets, salts) gets its own allocation,
+/// as before, rather than a shared string: measured, sharing them saves no
+/// load time and made rollout decisions slower.
+fn operand(v: J<'_, '_>) -> Option<Operand> {
+    match v.tok() {
+        // A string is its own canonical form.
+        Tok::Str(s) => Some(Operand { canon: Box::from(&**s), num: Num::parse(s) }),
+        Tok::Num(n) => match n.as_i64() {
+            // An integer is `FacetValue::Int`: its decimal text, exactly.
+            Some(i) => Some(Operand { canon: Box::from(int_text(i, &mut [0; 20])), num: Some(Num::Int(i)) }),
+            None => {
+                let fv = FacetValue::from_json(&v.scalar()?)?;
+                Some(Operand { canon: fv.canonical().into_boxed_str(), num: fv.num() })
+            }
+        },
+        Tok::Bool(_) => {
+            let fv = FacetValue::from_json(&v.scalar()?)?;
+            Some(Operand { canon: fv.canonical().into_boxed_str(), num: fv.num() })
+        }
         _ => None,
     }
 }
 
+fn num_value(v: J<'_, '_>) -> Option<Num> {
+    match v.tok() {
+        Tok::Num(n) => n.as_i64().map(Num::Int).or_else(|| n.as_f64().and_then(Num::from_f64)),
+        Tok::Str(s) => Num::parse(s),
+        _ => None,
+    }
+}
+
+/// The text of a constraint for `--explain`: `target op value`, a string
+/// value as is, any other value as compact JSON (as `Value` prints it).
+/// Shared, like the other strings: most texts repeat across a big bundle.
+fn constraint_text(target: &str, op_name: &str, value: J<'_, '_>, strings: &mut Strings) -> Arc<str> {
+    let mut text = std::mem::take(&mut strings.scratch);
+    text.clear();
+    text.push_str(target);
+    text.push(' ');
+    text.push_str(op_name);
+    text.push(' ');
+    match value.tok() {
+        Tok::Str(s) => text.push_str(s),
+        _ => write_json(value, &mut text),
+    }
+    let shared = strings.get(&text);
+    strings.scratch = text;
+    shared
+}
+
+/// Writes a value exactly as `Value`'s `Display` does (compact JSON, object
+/// keys sorted); scalars and arrays without building a `Value`.
+fn write_json(v: J<'_, '_>, out: &mut String) {
+    match v.tok() {
+        Tok::Null => out.push_str("null"),
+        Tok::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // `Number`'s `Display` writes what the serialiser writes (itoa / zmij).
+        Tok::Num(n) => match n.as_i64() {
+            Some(i) => out.push_str(int_text(i, &mut [0; 20])),
+            None => {
+                let _ = write!(out, "{n}");
+            }
+        },
+        Tok::Arr { .. } => {
+            out.push('[');
+            for (i, e) in v.elems().into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(e, out);
+            }
+            out.push(']');
+        }
+        Tok::Str(_) | Tok::Obj(_) => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// The decimal text of an integer (what `FacetValue::Int(i).canonical()` gives).
+fn int_text(i: i64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut u = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 /// Compiles one constraint. `default_salt` is the variable's name (rollout)
 /// or the experiment's name (experiment).
-fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Option<Constraint> {
-    let Some(obj) = v.as_object() else {
-        sink.err(path, format!("a constraint must be an object {{target, op, value}}, found {}", json_kind(v)));
+fn constraint(
+    v: J<'_, '_>,
+    path: &Path<'_>,
+    default_salt: &str,
+    strings: &mut Strings,
+    sink: &mut Sink<'_>,
+) -> Option<Constraint> {
+    if !v.is_object() {
+        sink.err(path, format!("a constraint must be an object {{target, op, value}}, found {}", v.kind()));
         return None;
-    };
-    let target = match obj.get("target") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    }
+    let [target, op, value, salt] = v.fields(["target", "op", "value", "salt"]);
+    let target = match target.and_then(J::as_str) {
+        Some(s) if !s.is_empty() => s,
         _ => {
-            sink.err(join(path, "target"), "must be a non-empty string naming a facet");
+            sink.err(path.key("target"), "must be a non-empty string naming a facet");
             return None;
         }
     };
-    let op_name = match obj.get("op") {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            sink.err(join(path, "op"), "must be a string");
-            return None;
-        }
-    };
-    let Some(value) = obj.get("value").filter(|v| !v.is_null()) else {
-        sink.err(join(path, "value"), "is required");
+    let Some(op_name) = op.and_then(J::as_str) else {
+        sink.err(path.key("op"), "must be a string");
         return None;
     };
-    let vpath = join(path, "value");
-    let scalar = |sink: &mut Sink| -> Option<Operand> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        sink.err(path.key("value"), "is required");
+        return None;
+    };
+    let vpath = path.key("value");
+    // `None`: the default salt.
+    let salt = match salt {
+        None => None,
+        Some(s) if s.is_null() => None,
+        Some(s) => match s.as_str() {
+            Some(s) => Some(s),
+            None => {
+                sink.err(path.key("salt"), format!("must be a string, found {}", s.kind()));
+                return None;
+            }
+        },
+    };
+    let scalar = |sink: &mut Sink<'_>| -> Option<Operand> {
         let o = operand(value);
         if o.is_none() {
-            sink.err(
-                vpath.clone(),
-                format!("must be a string, number or boolean for `{op_name}`, found {}", json_kind(value)),
-            );
+            sink.err(vpath, format!("must be a string, number or boolean for `{op_name}`, found {}", value.kind()));
         }
         o
     };
-    let text_of = |sink: &mut Sink| -> Option<Box<str>> { scalar(sink).map(|o| o.canon) };
-    let number = |sink: &mut Sink| -> Option<Num> {
-        let n = num_value(value);
-        if n.is_none() {
-            sink.err(vpath.clone(), format!("`{op_name}` needs a number (or a string holding one), found {value}"));
-        }
-        n
-    };
-    let semver_of = |sink: &mut Sink| -> Option<semver::Version> {
+    let text_of = |sink: &mut Sink<'_>| -> Option<Box<str>> { scalar(sink).map(|o| o.canon) };
+    let semver_of = |sink: &mut Sink<'_>| -> Option<semver::Version> {
         let v = value.as_str().and_then(parse_semver);
         if v.is_none() {
-            sink.err(
-                vpath.clone(),
-                format!("`{op_name}` needs a semantic version string like \"1.2.3\", found {value}"),
-            );
+            sink.err(vpath, format!("`{op_name}` needs a semantic version string like \"1.2.3\", found {value}"));
         }
         v
     };
-    let list = |sink: &mut Sink| -> Option<Vec<Operand>> {
-        let parsed;
-        let arr = match value {
-            Value::Array(a) => a,
-            Value::String(s) => match serde_json::from_str::<Value>(s) {
-                Ok(Value::Array(a)) => {
-                    parsed = a;
-                    &parsed
-                }
-                _ => {
-                    sink.err(
-                        vpath.clone(),
-                        format!("`{op_name}` needs an array (or a string holding one), found {value}"),
-                    );
-                    return None;
-                }
-            },
-            other => {
-                sink.err(
-                    vpath.clone(),
-                    format!("`{op_name}` needs an array (or a string holding one), found {}", json_kind(other)),
-                );
-                return None;
-            }
-        };
-        let mut out = Vec::with_capacity(arr.len());
-        for (i, e) in arr.iter().enumerate() {
-            match operand(e) {
-                Some(o) => out.push(o),
-                None => {
-                    sink.err(
-                        format!("{vpath}[{i}]"),
-                        format!("list elements must be strings, numbers or booleans, found {}", json_kind(e)),
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(out)
-    };
-    let salt = match obj.get("salt") {
-        None | Some(Value::Null) => default_salt.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            sink.err(join(path, "salt"), format!("must be a string, found {}", json_kind(other)));
-            return None;
-        }
-    };
-    let op = match op_name.as_str() {
+    let op = match op_name {
         "=" | "==" => Op::Eq(scalar(sink)?),
         "!=" => Op::Ne(scalar(sink)?),
-        "in" => Op::In(list(sink)?),
-        "nin" | "!in" => Op::Nin(list(sink)?),
+        "in" => Op::In(operand_list(value, &vpath, op_name, sink)?),
+        "nin" | "!in" => Op::Nin(operand_list(value, &vpath, op_name, sink)?),
         // Spec rule 3: false when either side is not numeric (a non-numeric
         // value makes the constraint always false; it is not a load error).
         ">" | ">=" | "<" | "<=" => {
@@ -318,7 +908,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
             if n.is_none() {
                 sink.warn(vpath, format!("`{op_name}` with the non-numeric value {value} is always false"));
             }
-            match op_name.as_str() {
+            match op_name {
                 ">" => Op::Gt(n),
                 ">=" => Op::Ge(n),
                 "<" => Op::Lt(n),
@@ -326,12 +916,16 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
             }
         }
         "/" => {
-            let p = number(sink)?.as_f64();
+            let Some(n) = num_value(value) else {
+                sink.err(vpath, format!("`{op_name}` needs a number (or a string holding one), found {value}"));
+                return None;
+            };
+            let p = n.as_f64();
             if !(0.0..=1.0).contains(&p) {
                 sink.err(vpath, format!("`/` takes a fraction between 0 and 1, found {p}"));
                 return None;
             }
-            Op::Fraction { p, salt: salt.into_boxed_str() }
+            Op::Fraction { p, salt: Box::from(salt.unwrap_or(default_salt)) }
         }
         "semver=" | "semver==" => Op::Semver(SemverOp::Eq, semver_of(sink)?),
         "semver!=" => Op::Semver(SemverOp::Ne, semver_of(sink)?),
@@ -357,7 +951,7 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
         }
         other => {
             sink.err(
-                join(path, "op"),
+                path.key("op"),
                 format!(
                     "unknown op `{other}` (known: = != in nin > >= < <= / semver= semver!= semver> semver>= semver< semver<= prefix suffix contains regex)"
                 ),
@@ -365,95 +959,150 @@ fn constraint(v: &Value, path: &str, default_salt: &str, sink: &mut Sink) -> Opt
             return None;
         }
     };
-    let text = format!("{target} {op_name} {}", value_text(value)).into_boxed_str();
-    Some(Constraint { target: target.into_boxed_str(), op, text })
+    Some(Constraint { target: Box::from(target), op, text: constraint_text(target, op_name, value, strings) })
+}
+
+/// The operands of `in` / `nin`: a JSON array, or a string holding one.
+fn operand_list(value: J<'_, '_>, vpath: &Path<'_>, op_name: &str, sink: &mut Sink<'_>) -> Option<Vec<Operand>> {
+    let parsed;
+    let arr = match value.tok() {
+        Tok::Arr { .. } => value,
+        Tok::Str(s) => match Tape::parse_str(s) {
+            Some(t) if matches!(t.toks.first(), Some(Tok::Arr { .. })) => {
+                parsed = t;
+                parsed.root()
+            }
+            _ => {
+                sink.err(vpath, format!("`{op_name}` needs an array (or a string holding one), found {value}"));
+                return None;
+            }
+        },
+        _ => {
+            sink.err(vpath, format!("`{op_name}` needs an array (or a string holding one), found {}", value.kind()));
+            return None;
+        }
+    };
+    let elems = arr.elems()?;
+    let mut out = Vec::with_capacity(elems.len());
+    for (i, e) in elems.enumerate() {
+        match operand(e) {
+            Some(o) => out.push(o),
+            None => {
+                sink.err(
+                    vpath.index(i),
+                    format!("list elements must be strings, numbers or booleans, found {}", e.kind()),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Compiles a constraint list plus its segment references.
 fn constraints(
-    obj: &Map<String, Value>,
-    path: &str,
+    refs: Option<J<'_, '_>>,
+    list: Option<J<'_, '_>>,
+    path: &Path<'_>,
     default_salt: &str,
-    segments: &Segments<'_>,
-    sink: &mut Sink,
+    segments: &Segments<'_, '_>,
+    strings: &mut Strings,
+    sink: &mut Sink<'_>,
 ) -> Vec<Constraint> {
     let mut out = Vec::new();
-    match obj.get("segments") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(names)) => {
-            for (i, n) in names.iter().enumerate() {
-                let field = format!("{}[{i}]", join(path, "segments"));
-                let Some(name) = n.as_str() else {
-                    sink.err(field, "segment references must be strings");
-                    continue;
-                };
-                match segments.get(name) {
-                    Some(Ok(list)) => {
-                        for (j, c) in list.iter().enumerate() {
-                            let cpath = format!("segments.{name}.constraints[{j}]");
-                            if let Some(c) = constraint(c, &cpath, default_salt, sink) {
-                                out.push(c);
+    match refs {
+        None => {}
+        Some(names) if names.is_null() => {}
+        Some(names) => match names.elems() {
+            Some(names) => {
+                let spath = path.key("segments");
+                for (i, n) in names.enumerate() {
+                    let field = spath.index(i);
+                    let Some(name) = n.as_str() else {
+                        sink.err(field, "segment references must be strings");
+                        continue;
+                    };
+                    match segments.get(name) {
+                        Some(Ok(list)) => {
+                            let root = Path::Root;
+                            let segs = root.key("segments");
+                            let seg = segs.key(name);
+                            let cpath = seg.key("constraints");
+                            for (j, c) in list.elems().into_iter().flatten().enumerate() {
+                                if let Some(c) = constraint(c, &cpath.index(j), default_salt, strings, sink) {
+                                    out.push(c);
+                                }
                             }
                         }
+                        Some(Err(())) => sink.err(field, format!("segment `{name}` is invalid (see its own problems)")),
+                        None => sink.err(field, format!("unknown segment `{name}`")),
                     }
-                    Some(Err(())) => sink.err(field, format!("segment `{name}` is invalid (see its own problems)")),
-                    None => sink.err(field, format!("unknown segment `{name}`")),
                 }
             }
-        }
-        Some(other) => {
-            sink.err(join(path, "segments"), format!("must be an array of segment names, found {}", json_kind(other)))
-        }
+            None => {
+                sink.err(path.key("segments"), format!("must be an array of segment names, found {}", names.kind()))
+            }
+        },
     }
-    match obj.get("constraints") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for (i, c) in list.iter().enumerate() {
-                if let Some(c) = constraint(c, &format!("{}[{i}]", join(path, "constraints")), default_salt, sink) {
-                    out.push(c);
+    match list {
+        None => {}
+        Some(list) if list.is_null() => {}
+        Some(list) => match list.elems() {
+            Some(elems) => {
+                let cpath = path.key("constraints");
+                out.reserve_exact(elems.len());
+                for (i, c) in elems.enumerate() {
+                    if let Some(c) = constraint(c, &cpath.index(i), default_salt, strings, sink) {
+                        out.push(c);
+                    }
                 }
             }
-        }
-        Some(other) => sink.err(join(path, "constraints"), format!("must be an array, found {}", json_kind(other))),
+            None => sink.err(path.key("constraints"), format!("must be an array, found {}", list.kind())),
+        },
     }
     out
 }
 
 /// Segment name -> its raw constraint list, or `Err` when it is invalid.
-type Segments<'a> = HashMap<&'a str, Result<&'a Vec<Value>, ()>>;
+type Segments<'t, 'a> = HashMap<&'t str, Result<J<'t, 'a>, ()>>;
 
-fn compile_segments<'a>(raw: Option<&'a Map<String, Value>>, problems: &mut Vec<Problem>) -> Segments<'a> {
+fn compile_segments<'t, 'a>(
+    raw: Option<J<'t, 'a>>,
+    strings: &mut Strings,
+    problems: &mut Vec<Problem>,
+) -> Segments<'t, 'a> {
     let mut out = HashMap::new();
     let Some(raw) = raw else { return out };
-    for (name, seg) in raw {
-        let mut sink = Sink::new(format!("segment \"{name}\""));
-        let list = match seg {
-            Value::Object(o) => match o.get("constraints") {
-                Some(Value::Array(a)) => Some(a),
+    let root = Path::Root;
+    let segs = root.key("segments");
+    for (name, seg) in raw.sorted_entries() {
+        let mut sink = Sink::new(Label::Named("segment", name));
+        let spath = segs.key(name);
+        let cpath = spath.key("constraints");
+        let list = match seg.tok() {
+            Tok::Obj(_) => match seg.get("constraints") {
+                Some(a) if a.elems().is_some() => Some(a),
                 _ => {
-                    sink.err(format!("segments.{name}.constraints"), "must be an array of constraints");
+                    sink.err(cpath, "must be an array of constraints");
                     None
                 }
             },
-            Value::Array(a) => Some(a),
-            other => {
-                sink.err(
-                    format!("segments.{name}"),
-                    format!("must be an object {{constraints: [...]}}, found {}", json_kind(other)),
-                );
+            Tok::Arr { .. } => Some(seg),
+            _ => {
+                sink.err(spath, format!("must be an object {{constraints: [...]}}, found {}", seg.kind()));
                 None
             }
         };
         if let Some(list) = list {
             // Validate once with a placeholder salt; references recompile with their own.
-            for (i, c) in list.iter().enumerate() {
-                constraint(c, &format!("segments.{name}.constraints[{i}]"), "", &mut sink);
+            for (i, c) in list.elems().into_iter().flatten().enumerate() {
+                constraint(c, &cpath.index(i), "", strings, &mut sink);
             }
         }
         let ok = sink.problems.is_empty();
         problems.append(&mut sink.problems);
         out.insert(
-            name.as_str(),
+            name,
             match (ok, list) {
                 (true, Some(l)) => Ok(l),
                 _ => Err(()),
@@ -463,27 +1112,31 @@ fn compile_segments<'a>(raw: Option<&'a Map<String, Value>>, problems: &mut Vec<
     out
 }
 
-fn rule_value(v: Option<&Value>, path: &str, sink: &mut Sink) -> Option<CValue> {
+// ---- documents --------------------------------------------------------------
+
+fn rule_value(v: Option<J<'_, '_>>, path: &Path<'_>, strings: &mut Strings, sink: &mut Sink<'_>) -> Option<CValue> {
     match v {
         None => {
             sink.err(path, "is required");
             None
         }
-        Some(Value::Null) => {
+        Some(v) if v.is_null() => {
             sink.err(path, "must not be null (omit the rule, or leave the variable without a value)");
             None
         }
-        Some(v) => Some(CValue::new(v.clone())),
+        Some(v) => Some(strings.value(v.to_value())),
     }
 }
 
-fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, sink: &mut Sink) -> Option<&'a str> {
-    match obj.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s),
-        Some(other) => {
-            sink.err(key, format!("must be a non-empty string, found {}", json_kind(other)));
-            None
-        }
+fn str_field<'t>(field: Option<J<'t, '_>>, key: &str, sink: &mut Sink<'_>) -> Option<&'t str> {
+    match field {
+        Some(v) => match v.as_str() {
+            Some(s) if !s.is_empty() => Some(s),
+            _ => {
+                sink.err(key, format!("must be a non-empty string, found {}", v.kind()));
+                None
+            }
+        },
         None => {
             sink.err(key, "is required");
             None
@@ -492,148 +1145,184 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, sink: &mut Sink) -> Opt
 }
 
 /// Document name for messages and the key used to keep its last good version.
-fn rollout_key(v: &Value) -> Option<&str> {
-    v.get("variable").and_then(Value::as_str).filter(|s| !s.is_empty())
+fn rollout_key<'t>(v: J<'t, '_>) -> Option<&'t str> {
+    v.get("variable").and_then(J::as_str).filter(|s| !s.is_empty())
 }
-fn experiment_key(v: &Value) -> Option<&str> {
-    v.get("name").and_then(Value::as_str).filter(|s| !s.is_empty())
+fn experiment_key<'t>(v: J<'t, '_>) -> Option<&'t str> {
+    v.get("name").and_then(J::as_str).filter(|s| !s.is_empty())
 }
 
-fn compile_rollout(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Option<Rollout> {
-    let Some(obj) = v.as_object() else {
-        sink.err("", format!("a rollout document must be an object, found {}", json_kind(v)));
+fn compile_rollout(
+    v: J<'_, '_>,
+    segments: &Segments<'_, '_>,
+    strings: &mut Strings,
+    sink: &mut Sink<'_>,
+) -> Option<Rollout> {
+    if !v.is_object() {
+        sink.err("", format!("a rollout document must be an object, found {}", v.kind()));
         return None;
-    };
-    let variable = str_field(obj, "variable", sink)?.to_string();
-    check_schema(obj, "schema", "", sink);
-    if let Some(ver) = obj.get("version") {
+    }
+    let [variable, schema, version, enabled, rollouts, default] =
+        v.fields(["variable", "schema", "version", "enabled", "rollouts", "default"]);
+    let variable: Arc<str> = Arc::from(str_field(variable, "variable", sink)?);
+    check_schema(schema, "schema", sink);
+    if let Some(ver) = version {
         if !ver.is_null() && get_int(ver).is_none() {
             sink.err("version", "must be an integer");
         }
     }
-    let enabled = match obj.get("enabled") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            sink.err("enabled", format!("must be a boolean, found {}", json_kind(other)));
-            true
-        }
+    let enabled = match enabled {
+        None => true,
+        Some(e) if e.is_null() => true,
+        Some(e) => match e.as_bool() {
+            Some(b) => b,
+            None => {
+                sink.err("enabled", format!("must be a boolean, found {}", e.kind()));
+                true
+            }
+        },
     };
     let mut rules = Vec::new();
-    match obj.get("rollouts") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for (i, r) in list.iter().enumerate() {
-                let path = format!("rollouts[{i}]");
-                let Some(robj) = r.as_object() else {
-                    sink.err(path, format!("a rule must be an object {{value, constraints}}, found {}", json_kind(r)));
-                    continue;
-                };
-                let value = rule_value(robj.get("value"), &join(&path, "value"), sink);
-                let label = match robj.get("string") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(s)) => Some(s.clone().into_boxed_str()),
-                    Some(other) => {
-                        sink.err(join(&path, "string"), format!("must be a string label, found {}", json_kind(other)));
-                        None
+    match rollouts {
+        None => {}
+        Some(list) if list.is_null() => {}
+        Some(list) => match list.elems() {
+            Some(elems) => {
+                let root = Path::Root;
+                let rpath = root.key("rollouts");
+                rules.reserve_exact(elems.len());
+                for (i, r) in elems.enumerate() {
+                    let path = rpath.index(i);
+                    if !r.is_object() {
+                        sink.err(path, format!("a rule must be an object {{value, constraints}}, found {}", r.kind()));
+                        continue;
                     }
-                };
-                let cs = constraints(robj, &path, &variable, segments, sink);
-                if let Some(value) = value {
-                    rules.push(Rule { value, label, constraints: cs });
+                    let [value, label, refs, list] = r.fields(["value", "string", "segments", "constraints"]);
+                    let value = rule_value(value, &path.key("value"), strings, sink);
+                    let label = match label {
+                        None => None,
+                        Some(l) if l.is_null() => None,
+                        Some(l) => match l.as_str() {
+                            Some(s) => Some(Box::from(s)),
+                            None => {
+                                sink.err(path.key("string"), format!("must be a string label, found {}", l.kind()));
+                                None
+                            }
+                        },
+                    };
+                    let cs = constraints(refs, list, &path, &variable, segments, strings, sink);
+                    if let Some(value) = value {
+                        rules.push(Rule { value, label, constraints: cs });
+                    }
                 }
             }
-        }
-        Some(other) => sink.err("rollouts", format!("must be an array of rules, found {}", json_kind(other))),
+            None => sink.err("rollouts", format!("must be an array of rules, found {}", list.kind())),
+        },
     }
-    let default = match obj.get("default") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(CValue::new(v.clone())),
+    let default = match default {
+        None => None,
+        Some(d) if d.is_null() => None,
+        Some(d) => Some(strings.value(d.to_value())),
     };
     if !sink.problems.is_empty() {
         return None;
     }
-    Some(Rollout { variable: variable.into_boxed_str(), rules, default, enabled, fingerprint: fingerprint(v) })
+    Some(Rollout { variable, rules, default, enabled, fingerprint: fingerprint(v) })
 }
 
-fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> Option<ExpVariable> {
-    let Some(obj) = v.as_object() else {
-        sink.err(path, format!("an experiment variable must be an object, found {}", json_kind(v)));
+fn compile_variable(
+    v: J<'_, '_>,
+    path: &Path<'_>,
+    exp_name: &str,
+    strings: &mut Strings,
+    sink: &mut Sink<'_>,
+) -> Option<ExpVariable> {
+    if !v.is_object() {
+        sink.err(path, format!("an experiment variable must be an object, found {}", v.kind()));
         return None;
-    };
+    }
     let before = sink.problems.len();
-    let name = match obj.get("name") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let name = match v.get("name").and_then(J::as_str) {
+        Some(s) if !s.is_empty() => s,
         _ => {
-            sink.err(join(path, "name"), "must be a non-empty string");
-            String::new()
+            sink.err(path.key("name"), "must be a non-empty string");
+            ""
         }
     };
-    let salt = match obj.get("salt") {
-        None | Some(Value::Null) => exp_name.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            sink.err(join(path, "salt"), format!("must be a string, found {}", json_kind(other)));
-            String::new()
-        }
+    let salt = match v.get("salt") {
+        None => exp_name,
+        Some(s) if s.is_null() => exp_name,
+        Some(s) => match s.as_str() {
+            Some(s) => s,
+            None => {
+                sink.err(path.key("salt"), format!("must be a string, found {}", s.kind()));
+                ""
+            }
+        },
     };
     let mut facets: Vec<Box<str>> = Vec::new();
-    match obj.get("facets") {
-        Some(Value::Array(list)) if !list.is_empty() => {
-            for (i, f) in list.iter().enumerate() {
+    let fpath = path.key("facets");
+    match v.get("facets").and_then(J::elems) {
+        Some(list) if !list.is_empty() => {
+            for (i, f) in list.enumerate() {
                 match f.as_str() {
                     Some(s) if !s.is_empty() => {
                         if facets.iter().any(|x| &**x == s) {
-                            sink.err(format!("{path}.facets[{i}]"), format!("facet `{s}` is listed twice"));
+                            sink.err(fpath.index(i), format!("facet `{s}` is listed twice"));
                         }
                         facets.push(s.into());
                     }
-                    _ => sink.err(format!("{path}.facets[{i}]"), "must be a non-empty facet name"),
+                    _ => sink.err(fpath.index(i), "must be a non-empty facet name"),
                 }
             }
         }
-        _ => sink.err(join(path, "facets"), "must be a non-empty array of facet names (the unit of assignment)"),
+        _ => sink.err(fpath, "must be a non-empty array of facet names (the unit of assignment)"),
     }
-    let strategy_name = match obj.get("strategy") {
-        None | Some(Value::Null) => "weighted",
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            sink.err(join(path, "strategy"), format!("must be a string, found {}", json_kind(other)));
-            "weighted"
-        }
+    let strategy_name = match v.get("strategy") {
+        None => "weighted",
+        Some(s) if s.is_null() => "weighted",
+        Some(s) => match s.as_str() {
+            Some(s) => s,
+            None => {
+                sink.err(path.key("strategy"), format!("must be a string, found {}", s.kind()));
+                "weighted"
+            }
+        },
     };
-    let empty = Vec::new();
-    let choices_raw = match obj.get("choices") {
-        Some(Value::Array(list)) if !list.is_empty() => list,
+    let cspath = path.key("choices");
+    let choices_raw: Vec<J<'_, '_>> = match v.get("choices").and_then(J::elems) {
+        Some(list) if !list.is_empty() => list.collect(),
         _ => {
-            sink.err(join(path, "choices"), "must be a non-empty array of choices");
-            &empty
+            sink.err(cspath, "must be a non-empty array of choices");
+            Vec::new()
         }
     };
     let mut choices = Vec::with_capacity(choices_raw.len());
     let mut weights = Vec::with_capacity(choices_raw.len());
     let mut spans = Vec::with_capacity(choices_raw.len());
     for (i, c) in choices_raw.iter().enumerate() {
-        let cpath = format!("{path}.choices[{i}]");
-        let Some(cobj) = c.as_object() else {
+        let cpath = cspath.index(i);
+        if !c.is_object() {
             sink.err(cpath, "a choice must be an object {value, weight?, span?}");
             continue;
-        };
-        if let Some(val) = rule_value(cobj.get("value"), &join(&cpath, "value"), sink) {
+        }
+        if let Some(val) = rule_value(c.get("value"), &cpath.key("value"), strings, sink) {
             choices.push(val);
         }
-        match cobj.get("weight") {
-            None | Some(Value::Null) => weights.push(1.0),
+        match c.get("weight") {
+            None => weights.push(1.0),
+            Some(w) if w.is_null() => weights.push(1.0),
             Some(w) => match w.as_f64() {
                 Some(x) if x.is_finite() && x >= 0.0 => weights.push(x),
-                _ => sink.err(join(&cpath, "weight"), format!("must be a finite number >= 0, found {w}")),
+                _ => sink.err(cpath.key("weight"), format!("must be a finite number >= 0, found {w}")),
             },
         }
-        match cobj.get("span") {
-            None | Some(Value::Null) => spans.push(None),
+        match c.get("span") {
+            None => spans.push(None),
+            Some(s) if s.is_null() => spans.push(None),
             Some(s) => match s.as_u64() {
                 Some(x) if x >= 1 => spans.push(Some(x)),
-                _ => sink.err(join(&cpath, "span"), format!("must be a whole number of seconds >= 1, found {s}")),
+                _ => sink.err(cpath.key("span"), format!("must be a whole number of seconds >= 1, found {s}")),
             },
         }
     }
@@ -641,7 +1330,7 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
         "weighted" => {
             let total: f64 = weights.iter().sum();
             if !choices_raw.is_empty() && total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                sink.err(join(path, "choices"), "the weights must add up to more than 0");
+                sink.err(cspath, "the weights must add up to more than 0");
             }
             let mut acc = 0.0;
             let thresholds = weights
@@ -655,13 +1344,10 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
         }
         "timeSliceShuffle" => {
             if !facets.iter().any(|f| &**f == "ts") {
-                sink.err(join(path, "facets"), "a timeSliceShuffle variable must list the `ts` facet");
+                sink.err(fpath, "a timeSliceShuffle variable must list the `ts` facet");
             }
             if choices_raw.len() > MAX_TIMESLICE_CHOICES {
-                sink.err(
-                    join(path, "choices"),
-                    format!("a timeSliceShuffle variable takes at most {MAX_TIMESLICE_CHOICES} choices"),
-                );
+                sink.err(cspath, format!("a timeSliceShuffle variable takes at most {MAX_TIMESLICE_CHOICES} choices"));
             }
             let mut period: u64 = 0;
             let mut out = Vec::with_capacity(spans.len());
@@ -671,52 +1357,59 @@ fn compile_variable(v: &Value, path: &str, exp_name: &str, sink: &mut Sink) -> O
                         period = period.saturating_add(*s);
                         out.push(*s);
                     }
-                    None => sink.err(format!("{path}.choices[{i}].span"), "is required for timeSliceShuffle"),
+                    None => sink.err(cspath.index(i).key("span"), "is required for timeSliceShuffle"),
                 }
             }
             if period > MAX_TIMESLICE_PERIOD {
-                sink.err(
-                    join(path, "choices"),
-                    format!("the spans add up to {period} s, over the limit of {MAX_TIMESLICE_PERIOD}"),
-                );
+                sink.err(cspath, format!("the spans add up to {period} s, over the limit of {MAX_TIMESLICE_PERIOD}"));
             }
             Strategy::TimeSlice { spans: out, period }
         }
         other => {
-            sink.err(join(path, "strategy"), format!("unknown strategy `{other}` (known: weighted, timeSliceShuffle)"));
+            sink.err(path.key("strategy"), format!("unknown strategy `{other}` (known: weighted, timeSliceShuffle)"));
             return None;
         }
     };
     if sink.problems.len() != before {
         return None;
     }
-    Some(ExpVariable { name: name.into_boxed_str(), salt: salt.into_boxed_str(), facets, strategy, choices })
+    Some(ExpVariable { name: name.into(), salt: salt.into(), facets, strategy, choices })
 }
 
-fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Option<Experiment> {
-    let Some(obj) = v.as_object() else {
-        sink.err("", format!("an experiment document must be an object, found {}", json_kind(v)));
+fn compile_experiment(
+    v: J<'_, '_>,
+    segments: &Segments<'_, '_>,
+    strings: &mut Strings,
+    sink: &mut Sink<'_>,
+) -> Option<Experiment> {
+    if !v.is_object() {
+        sink.err("", format!("an experiment document must be an object, found {}", v.kind()));
         return None;
+    }
+    let name: Arc<str> = Arc::from(str_field(v.get("name"), "name", sink)?);
+    check_schema(v.get("schemaVersion"), "schemaVersion", sink);
+    let domain = match v.get("domain") {
+        None => None,
+        Some(d) if d.is_null() => None,
+        Some(d) => match d.as_str() {
+            Some(s) if !s.is_empty() => Some(Box::<str>::from(s)),
+            _ => {
+                sink.err("domain", format!("must be a non-empty string, found {}", d.kind()));
+                None
+            }
+        },
     };
-    let name = str_field(obj, "name", sink)?.to_string();
-    check_schema(obj, "schemaVersion", "", sink);
-    let domain = match obj.get("domain") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone().into_boxed_str()),
-        Some(other) => {
-            sink.err("domain", format!("must be a non-empty string, found {}", json_kind(other)));
-            None
-        }
-    };
-    let state = str_field(obj, "state", sink).unwrap_or_default().to_string();
+    let state = str_field(v.get("state"), "state", sink).unwrap_or_default();
     let mut variables = Vec::new();
-    match obj.get("variables") {
-        Some(Value::Array(list)) if !list.is_empty() => {
-            for (i, var) in list.iter().enumerate() {
-                if let Some(cv) = compile_variable(var, &format!("variables[{i}]"), &name, sink) {
+    match v.get("variables").and_then(J::elems) {
+        Some(list) if !list.is_empty() => {
+            let root = Path::Root;
+            let vpath = root.key("variables");
+            for (i, var) in list.enumerate() {
+                if let Some(cv) = compile_variable(var, &vpath.index(i), &name, strings, sink) {
                     if variables.iter().any(|x: &ExpVariable| x.name == cv.name) {
                         sink.err(
-                            format!("variables[{i}].name"),
+                            vpath.index(i).key("name"),
                             format!("variable `{}` is defined twice in this experiment", cv.name),
                         );
                     }
@@ -726,20 +1419,28 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         }
         _ => sink.err("variables", "must be a non-empty array of variables"),
     }
-    let cs = constraints(obj, "", &name, segments, sink);
-    let slotting = match obj.get("slotting") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(s)) => {
-            let w = s.get("byPercentage").and_then(Value::as_f64);
+    let cs = constraints(v.get("segments"), v.get("constraints"), &Path::Root, &name, segments, strings, sink);
+    let slotting = match v.get("slotting") {
+        None => None,
+        Some(s) if s.is_null() => None,
+        Some(s) if s.is_object() => {
+            let w = s.get("byPercentage").and_then(J::as_f64);
             let o = match s.get("offset") {
-                None | Some(Value::Null) => Some(0.0),
+                None => Some(0.0),
+                Some(x) if x.is_null() => Some(0.0),
                 Some(x) => x.as_f64(),
             };
             match (w, o) {
                 (Some(w), Some(o)) if (0.0..=1.0).contains(&w) && o >= 0.0 && o + w <= 1.0 + 1e-9 => {
                     let unit = match s.get("facet") {
-                        Some(Value::String(f)) if !f.is_empty() => Some(SlotUnit::Facet(f.clone().into_boxed_str())),
-                        None | Some(Value::Null) => {
+                        Some(f) if f.as_str().is_some_and(|f| !f.is_empty()) => {
+                            Some(SlotUnit::Facet(f.as_str().unwrap_or_default().into()))
+                        }
+                        Some(f) if !f.is_null() => {
+                            sink.err("slotting.facet", format!("must be a facet name, found {}", f.kind()));
+                            None
+                        }
+                        _ => {
                             let first = variables.first();
                             match first.and_then(|v| v.facets.iter().find(|f| &***f != "ts")) {
                                 Some(f) => Some(SlotUnit::Facet(f.clone())),
@@ -753,12 +1454,8 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
                                 },
                             }
                         }
-                        Some(other) => {
-                            sink.err("slotting.facet", format!("must be a facet name, found {}", json_kind(other)));
-                            None
-                        }
                     };
-                    let salt = domain.clone().unwrap_or_else(|| name.clone().into_boxed_str());
+                    let salt = domain.clone().unwrap_or_else(|| Box::from(&*name));
                     // Boundaries are rounded to 12 decimals so that adjacent
                     // slots written as offset/byPercentage pairs (0.2 + 0.1)
                     // meet exactly (0.3) instead of overlapping by an ulp.
@@ -776,7 +1473,7 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         Some(other) => {
             sink.err(
                 "slotting",
-                format!("must be an object {{byPercentage, offset?, facet?}}, found {}", json_kind(other)),
+                format!("must be an object {{byPercentage, offset?, facet?}}, found {}", other.kind()),
             );
             None
         }
@@ -785,9 +1482,9 @@ fn compile_experiment(v: &Value, segments: &Segments<'_>, sink: &mut Sink) -> Op
         return None;
     }
     Some(Experiment {
-        name: Arc::from(name),
+        name,
         domain,
-        state: state.into_boxed_str(),
+        state: state.into(),
         variables,
         constraints: cs,
         slotting,
@@ -800,42 +1497,46 @@ pub(crate) fn round12(x: f64) -> f64 {
     (x * 1e12).round() / 1e12
 }
 
-/// Parses bundle bytes into JSON, with a clear error for non-UTF-8 or bad JSON.
-pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ConfigError> {
-    serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))
+/// Parses bundle bytes, with a clear error for non-UTF-8 or bad JSON (the
+/// same error, word for word, as `serde_json::from_slice::<Value>` gives).
+/// The result borrows its strings from `bytes`.
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Tape<'_>, ConfigError> {
+    Tape::parse(bytes).map_err(|e| ConfigError::Json(e.to_string()))
 }
 
 /// Compiles a bundle. With [`Isolation::PerDocument`], a rejected document
 /// keeps its last good version from `prev` when there is one. Bundle-level
 /// problems (not a bundle, duplicate names, overlapping slots), or every
 /// document rejected, reject the whole update.
-pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Result<Outcome, ConfigError> {
-    let raw = split_bundle(root).map_err(ConfigError::Invalid)?;
+pub(crate) fn compile(root: &Tape<'_>, prev: &Compiled, isolation: Isolation) -> Result<Outcome, ConfigError> {
+    let raw = split_bundle(root.root()).map_err(ConfigError::Invalid)?;
     let mut all_problems = Vec::new();
-    let segments = compile_segments(raw.segments, &mut all_problems);
+    let mut strings = Strings::default();
+    let segments = compile_segments(raw.segments, &mut strings, &mut all_problems);
     let mut rejected = Vec::new();
     let mut bundle_problems = Vec::new();
 
-    // Last good versions, by key.
-    let prev_rollouts: HashMap<&str, &Arc<Rollout>> = prev.rollouts.iter().map(|r| (&*r.variable, r)).collect();
-    let prev_experiments: HashMap<&str, &Arc<Experiment>> = prev.experiments.iter().map(|e| (&*e.name, e)).collect();
+    // Last good versions, by key (only looked up for rejected documents).
+    let mut prev_rollouts: Option<HashMap<&str, &Arc<Rollout>>> = None;
+    let mut prev_experiments: Option<HashMap<&str, &Arc<Experiment>>> = None;
 
     let total_docs = raw.rollouts.len() + raw.experiments.len();
     let mut compiled_docs = 0usize;
     let mut warnings = Vec::new();
     let mut rollouts: Vec<Arc<Rollout>> = Vec::with_capacity(raw.rollouts.len());
-    let mut broken_vars: Vec<String> = Vec::new();
-    let mut seen_vars: HashSet<String> = HashSet::with_capacity(raw.rollouts.len());
-    for (i, doc) in raw.rollouts.iter().enumerate() {
+    let mut broken_vars: Vec<&str> = Vec::new();
+    let mut seen_vars: FxHashSet<&str> = FxHashSet::default();
+    seen_vars.reserve(raw.rollouts.len());
+    for (i, doc) in raw.rollouts.enumerate() {
         let key = rollout_key(doc);
         let label = match key {
-            Some(k) => format!("rollout \"{k}\""),
-            None => format!("rollouts[{i}]"),
+            Some(k) => Label::Named("rollout", k),
+            None => Label::Indexed("rollouts", i),
         };
         if let Some(k) = key {
-            if !seen_vars.insert(k.to_string()) {
+            if !seen_vars.insert(k) {
                 bundle_problems.push(Problem {
-                    document: label,
+                    document: label.render(),
                     field: "variable".into(),
                     message: format!("a second rollout document for `{k}`"),
                 });
@@ -843,7 +1544,7 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
             }
         }
         let mut sink = Sink::new(label);
-        let result = compile_rollout(doc, &segments, &mut sink);
+        let result = compile_rollout(doc, &segments, &mut strings, &mut sink);
         warnings.append(&mut sink.warnings);
         match result {
             Some(r) => {
@@ -851,8 +1552,10 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
                 rollouts.push(Arc::new(r));
             }
             None => {
+                let prev_rollouts =
+                    prev_rollouts.get_or_insert_with(|| prev.rollouts.iter().map(|r| (&*r.variable, r)).collect());
                 let last = key.and_then(|k| prev_rollouts.get(k));
-                let killed = doc.get("enabled") == Some(&Value::Bool(false));
+                let killed = doc.get("enabled").and_then(J::as_bool) == Some(false);
                 match (key, last) {
                     // A kill switch is honoured even when the rest of its document is broken.
                     (Some(k), _) if killed => {
@@ -866,7 +1569,7 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
                         }))
                     }
                     (_, Some(last)) => rollouts.push(Arc::clone(last)),
-                    (Some(k), None) => broken_vars.push(k.to_string()),
+                    (Some(k), None) => broken_vars.push(k),
                     (None, None) => {}
                 }
                 rejected.push(Rejected {
@@ -879,17 +1582,17 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
         }
     }
     let mut experiments: Vec<Arc<Experiment>> = Vec::with_capacity(raw.experiments.len());
-    let mut seen_exps: HashSet<String> = HashSet::new();
-    for (i, doc) in raw.experiments.iter().enumerate() {
+    let mut seen_exps: FxHashSet<&str> = FxHashSet::default();
+    for (i, doc) in raw.experiments.enumerate() {
         let key = experiment_key(doc);
         let label = match key {
-            Some(k) => format!("experiment \"{k}\""),
-            None => format!("experiments[{i}]"),
+            Some(k) => Label::Named("experiment", k),
+            None => Label::Indexed("experiments", i),
         };
         if let Some(k) = key {
-            if !seen_exps.insert(k.to_string()) {
+            if !seen_exps.insert(k) {
                 bundle_problems.push(Problem {
-                    document: label,
+                    document: label.render(),
                     field: "name".into(),
                     message: format!("a second experiment named `{k}`"),
                 });
@@ -897,7 +1600,7 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
             }
         }
         let mut sink = Sink::new(label);
-        let result = compile_experiment(doc, &segments, &mut sink);
+        let result = compile_experiment(doc, &segments, &mut strings, &mut sink);
         warnings.append(&mut sink.warnings);
         match result {
             Some(e) => {
@@ -905,17 +1608,18 @@ pub(crate) fn compile(root: &Value, prev: &Compiled, isolation: Isolation) -> Re
                 experiments.push(Arc::new(e));
             }
             None => {
+                let prev_experiments =
+                    prev_experiments.get_or_insert_with(|| prev.experiments.iter().map(|e| (&*e.name, e)).collect());
                 let last = key.and_then(|k| prev_experiments.get(k));
                 match last {
                     Some(last) => experiments.push(Arc::clone(last)),
                     // Its variables resolve with PARSE_ERROR unless something else defines them.
                     None => broken_vars.extend(
                         doc.get("variables")
-                            .and_then(Value::as_array)
+                            .and_then(J::elems)
                             .into_iter()
                             .flatten()
-                            .filter_map(|v| v.get("name").and_then(Value::as_str))
-                            .map(str::to_string),
+                            .filter_map(|v| v.get("name").and_then(J::as_str)),
                     ),
                 }
                 rejected.push(Rejected {
@@ -1005,14 +1709,16 @@ fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Probl
     }
 }
 
-fn index_variables(c: &mut Compiled, broken: &[String]) {
+fn index_variables(c: &mut Compiled, broken: &[&str]) {
     let mut plans: Vec<VarPlan> = Vec::with_capacity(c.rollouts.len());
-    let mut index = HashMap::with_capacity_and_hasher(c.rollouts.len(), Default::default());
-    let mut plan_for = |name: &str, plans: &mut Vec<VarPlan>| -> usize {
-        *index.entry(Box::<str>::from(name)).or_insert_with(|| {
-            plans.push(VarPlan { name: name.into(), experiments: vec![], rollout: None, broken: false });
-            (plans.len() - 1) as u32
-        }) as usize
+    let mut index: HashMap<Arc<str>, u32, _> = HashMap::with_capacity_and_hasher(c.rollouts.len(), Default::default());
+    let mut plan_for = |name: &Arc<str>, plans: &mut Vec<VarPlan>| -> usize {
+        if let Some(&p) = index.get(&**name) {
+            return p as usize;
+        }
+        plans.push(VarPlan { name: Arc::clone(name), experiments: vec![], rollout: None, broken: false });
+        index.insert(Arc::clone(name), (plans.len() - 1) as u32);
+        plans.len() - 1
     };
     for (ei, e) in c.experiments.iter().enumerate() {
         for (vi, v) in e.variables.iter().enumerate() {
@@ -1025,7 +1731,7 @@ fn index_variables(c: &mut Compiled, broken: &[String]) {
         plans[p].rollout = Some(ri as u32);
     }
     for b in broken {
-        let p = plan_for(b, &mut plans);
+        let p = plan_for(&Arc::from(*b), &mut plans);
         if plans[p].rollout.is_none() && plans[p].experiments.is_empty() {
             plans[p].broken = true;
         }

@@ -1,5 +1,6 @@
 //! The compiled, immutable form of a config. Built by `config`, read by `eval`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -53,28 +54,49 @@ pub(crate) enum Op {
 pub(crate) struct Constraint {
     pub target: Box<str>,
     pub op: Op,
-    pub text: Box<str>,
+    /// Shared between equal constraints of one config.
+    pub text: Arc<str>,
 }
 
 /// A variable value with its typed views computed once.
 #[derive(Debug, Clone)]
 pub(crate) struct CValue {
     pub json: serde_json::Value,
-    /// The value's compact JSON text, shared by every event that records it.
+    /// The value's compact JSON text, shared by every event that records it:
+    /// exactly `json.to_string()` (object keys sorted), so that event bytes
+    /// are the same on every platform.
     pub text: Arc<str>,
     pub int: Option<i64>,
     pub float: Option<f64>,
     pub boolean: Option<bool>,
-    pub string: Option<Box<str>>,
+    pub string: Option<Arc<str>>,
 }
 
 impl CValue {
-    pub(crate) fn new(json: serde_json::Value) -> CValue {
+    /// A value; `intern` may share its text and string with equal ones
+    /// (loading passes an interner, so that repeated values are stored once).
+    pub(crate) fn new(json: serde_json::Value, mut intern: impl FnMut(&str) -> Arc<str>) -> CValue {
+        thread_local! {
+            /// Reused for every value's text, so that a load allocates each text once.
+            static TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
         let int = json_int(&json);
         let float = json.as_f64();
         let boolean = json.as_bool();
-        let string = json.as_str().map(Box::from);
-        let text = Arc::from(json.to_string());
+        let string = json.as_str().map(&mut intern);
+        // `serde_json::to_writer` is what `Value`'s `Display` (and so
+        // `to_string`) writes: compact, object keys sorted.
+        let text = TEXT.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                match serde_json::to_writer(&mut *buf, &json) {
+                    Ok(()) => std::str::from_utf8(&buf).ok().map(&mut intern),
+                    Err(_) => None,
+                }
+            }
+            Err(_) => None,
+        });
+        let text = text.unwrap_or_else(|| intern(&json.to_string()));
         CValue { json, text, int, float, boolean, string }
     }
 }
@@ -101,7 +123,8 @@ pub(crate) struct Rule {
 /// A compiled rollout document.
 #[derive(Debug)]
 pub(crate) struct Rollout {
-    pub variable: Box<str>,
+    /// Shared with the variable's [`VarPlan`] and the name index.
+    pub variable: Arc<str>,
     pub rules: Vec<Rule>,
     pub default: Option<CValue>,
     pub enabled: bool,
@@ -120,7 +143,8 @@ pub(crate) enum Strategy {
 /// One variable of an experiment.
 #[derive(Debug, Clone)]
 pub(crate) struct ExpVariable {
-    pub name: Box<str>,
+    /// Shared with the variable's [`VarPlan`] and the name index.
+    pub name: Arc<str>,
     pub salt: Box<str>,
     pub facets: Vec<Box<str>>,
     pub strategy: Strategy,
@@ -180,7 +204,7 @@ pub(crate) struct Compiled {
     pub rollouts: Vec<Arc<Rollout>>,
     pub experiments: Vec<Arc<Experiment>>,
     pub vars: Vec<VarPlan>,
-    pub index: HashMap<Box<str>, u32, FxBuildHasher>,
+    pub index: HashMap<Arc<str>, u32, FxBuildHasher>,
 }
 
 impl Compiled {
