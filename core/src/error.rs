@@ -95,3 +95,17 @@ pub enum Error {
     #[error(transparent)]
     Facets(#[from] FacetError),
 }
+
+/// An error of the binding glue in [`crate::host`] (options, batch JSON).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum HostError {
+    /// Client options were not valid.
+    #[error("invalid client options: {0}")]
+    Options(String),
+    /// The JSON form of a batch was not valid.
+    #[error("invalid batch JSON: {0}")]
+    Batch(String),
+    /// Batch bytes could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] crate::tracking::DecodeError),
+}

@@ -32,6 +32,7 @@ mod error;
 mod eval;
 pub mod facets;
 mod hash;
+pub mod host;
 mod model;
 pub mod tracking;
 mod value;
@@ -40,7 +41,7 @@ pub use client::{Client, ClientOptions, Context, Explanation, UpdateReport, Vari
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{Isolation, Rejected, SCHEMA_VERSION};
 pub use decision::{Decision, ErrorCode, Reason, Source, ValueType};
-pub use error::{ConfigError, Error, FacetError, Problem};
+pub use error::{ConfigError, Error, FacetError, HostError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
 pub use tracking::{

@@ -5,8 +5,15 @@
 //! - `vectors [--check]`: regenerate (or check) the conformance vectors.
 //! - `bench`: run the criterion benchmarks.
 //! - `fuzz [SECONDS]`: run each cargo-fuzz target for SECONDS (default 30).
+//! - `wasm`, `kotlin`, `python`, `swift`, `go`: build and test one binding
+//!   (one module each; `test` runs them all).
 
+mod go;
+mod kotlin;
+mod python;
+mod swift;
 mod vectors;
+mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -25,7 +32,13 @@ fn main() -> ExitCode {
         Some("vectors") => vectors::run(&root(), rest.iter().any(|a| a == "--check")),
         Some("bench") => bench(rest),
         Some("fuzz") => fuzz(rest.first().and_then(|s| s.parse().ok()).unwrap_or(30)),
-        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS]>"
+        Some("wasm") => wasm::run(rest),
+        Some("kotlin") => kotlin::run(rest),
+        Some("python") => python::run(rest),
+        Some("swift") => swift::run(rest),
+        Some("go") => go::run(rest),
+        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS] \
+                  | wasm | kotlin | python | swift | go>"
             .to_string()),
     };
     match result {

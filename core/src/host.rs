@@ -1,0 +1,240 @@
+//! Glue every language binding shares, so that none of them re-implements it.
+//!
+//! These are the *cold* entry points: called once per client, per config or
+//! per batch vector, never per decision. They speak JSON so that a binding
+//! can hand them whatever its host language has (a JS object stringified, a
+//! Kotlin data class, a Go struct) without a type per language:
+//!
+//! - [`HostOptions`]: client options as JSON (`{"service": "booking",
+//!   "decisionEvents": "experiments", "fixedTimeMs": 1700000000000, ...}`),
+//!   turned into [`ClientOptions`] plus the fixed clock, if one was asked for.
+//! - [`encode_batch_json`] / [`decode_batch_json`]: the event batch codec over
+//!   the JSON form of the conformance batch vectors and `turnout decode`.
+//!
+//! The hot path (prepared [`Context`](crate::Context) x
+//! [`Variable`](crate::Variable) -> number) never goes through here.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::client::ClientOptions;
+use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::config::Isolation;
+use crate::error::HostError;
+use crate::tracking::{decode_batch, encode_batch, BatchHeader, DecisionEvents, DecodedBatch, Event, TrackingOptions};
+
+/// Client options in the JSON form every binding accepts. Every field is
+/// optional; absent fields keep [`ClientOptions::default`]'s values.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostOptions {
+    /// The service this client runs in (prefixes tracked event names).
+    pub service: Option<String>,
+    /// `"perDocument"` (default: a broken document keeps its last good version) or
+    /// `"strict"` (any problem rejects the whole update).
+    pub isolation: Option<IsolationName>,
+    /// `"all"` (default), `"experiments"` or `"off"`.
+    pub decision_events: Option<DecisionEventsName>,
+    /// Facet names never recorded in events (PII).
+    pub exclude_facets: Option<Vec<String>>,
+    /// Queue limit in events (default 10,000).
+    pub max_queue: Option<u64>,
+    /// Fold table limit in keys (default 10,000).
+    pub max_fold_keys: Option<u64>,
+    /// Batches taken and not yet acked that are kept for retry (default 64).
+    pub max_unacked_batches: Option<u64>,
+    /// Client instance id written in batch headers (de-duplication key with `seq`).
+    pub client_id: Option<String>,
+    /// SDK name written in batch headers (the binding sets its own).
+    pub sdk: Option<String>,
+    /// SDK version written in batch headers.
+    pub sdk_version: Option<String>,
+    /// Platform written in batch headers (e.g. `wasm`, `android`, `jvm`, `go`).
+    pub platform: Option<String>,
+    /// Pin the clock at this unix time in ms (tests, conformance runs); it can
+    /// then be moved with [`FixedClock::set`]. Absent: the system clock.
+    pub fixed_time_ms: Option<i64>,
+}
+
+/// Names of [`Isolation`] values in [`HostOptions`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum IsolationName {
+    /// [`Isolation::PerDocument`].
+    PerDocument,
+    /// [`Isolation::Strict`].
+    Strict,
+}
+
+/// Names of [`DecisionEvents`] values in [`HostOptions`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum DecisionEventsName {
+    /// [`DecisionEvents::All`].
+    All,
+    /// [`DecisionEvents::ExperimentsOnly`].
+    Experiments,
+    /// [`DecisionEvents::Off`].
+    Off,
+}
+
+/// Client options built from [`HostOptions`].
+#[derive(Debug, Clone)]
+pub struct BuiltOptions {
+    /// The options to create the client with.
+    pub options: ClientOptions,
+    /// The fixed clock, when `fixedTimeMs` was given (the binding keeps it to
+    /// move time in tests).
+    pub fixed_clock: Option<Arc<FixedClock>>,
+}
+
+impl HostOptions {
+    /// Parses options from JSON text; an empty text or `null` gives the defaults.
+    pub fn from_json(text: &str) -> Result<HostOptions, HostError> {
+        if text.trim().is_empty() {
+            return Ok(HostOptions::default());
+        }
+        let v: Option<HostOptions> = serde_json::from_str(text).map_err(|e| HostError::Options(e.to_string()))?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// The client options; `clock` replaces the system clock when no
+    /// `fixedTimeMs` is given (WASM has no system clock and passes its own).
+    pub fn build(self, clock: Option<Arc<dyn Clock>>) -> Result<BuiltOptions, HostError> {
+        let d = TrackingOptions::default();
+        let limit = |name: &str, v: Option<u64>, default: usize| -> Result<usize, HostError> {
+            match v {
+                None => Ok(default),
+                Some(0) => Err(HostError::Options(format!("{name} must be at least 1"))),
+                Some(n) => usize::try_from(n).map_err(|_| HostError::Options(format!("{name} is too large"))),
+            }
+        };
+        let tracking = TrackingOptions {
+            decisions: match self.decision_events {
+                None | Some(DecisionEventsName::All) => DecisionEvents::All,
+                Some(DecisionEventsName::Experiments) => DecisionEvents::ExperimentsOnly,
+                Some(DecisionEventsName::Off) => DecisionEvents::Off,
+            },
+            exclude_facets: self.exclude_facets.unwrap_or_default(),
+            max_queue: limit("maxQueue", self.max_queue, d.max_queue)?,
+            max_fold_keys: limit("maxFoldKeys", self.max_fold_keys, d.max_fold_keys)?,
+            max_unacked_batches: limit("maxUnackedBatches", self.max_unacked_batches, d.max_unacked_batches)?,
+            client_id: self.client_id.unwrap_or(d.client_id),
+            sdk: self.sdk.unwrap_or(d.sdk),
+            sdk_version: self.sdk_version.unwrap_or(d.sdk_version),
+            platform: self.platform.unwrap_or(d.platform),
+        };
+        let fixed_clock = self.fixed_time_ms.map(|ms| Arc::new(FixedClock::new(ms)));
+        let clock: Arc<dyn Clock> = match (&fixed_clock, clock) {
+            (Some(f), _) => f.clone(),
+            (None, Some(c)) => c,
+            (None, None) => Arc::new(SystemClock),
+        };
+        let options = ClientOptions {
+            service: self.service.unwrap_or_default(),
+            isolation: match self.isolation {
+                None | Some(IsolationName::PerDocument) => Isolation::PerDocument,
+                Some(IsolationName::Strict) => Isolation::Strict,
+            },
+            clock,
+            tracking,
+        };
+        Ok(BuiltOptions { options, fixed_clock })
+    }
+}
+
+/// Encodes `{"header": {...}, "events": [...]}` (the JSON form of a batch
+/// vector case and of `turnout decode`) into wire bytes.
+pub fn encode_batch_json(text: &str) -> Result<Vec<u8>, HostError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| HostError::Batch(format!("not valid JSON: {e}")))?;
+    let header: BatchHeader = serde_json::from_value(v.get("header").cloned().unwrap_or(Value::Null))
+        .map_err(|e| HostError::Batch(format!("header: {e}")))?;
+    let events = v
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| HostError::Batch("`events` must be an array".into()))?
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Event::from_json(e).map_err(|m| HostError::Batch(format!("events[{i}]: {m}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(encode_batch(&header, &events))
+}
+
+/// The JSON form of a decoded batch: `{"header": {...}, "events": [...]}`.
+pub fn batch_to_json(batch: &DecodedBatch) -> Value {
+    serde_json::json!({
+        "header": serde_json::to_value(&batch.header).unwrap_or(Value::Null),
+        "events": batch.events.iter().map(Event::to_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Decodes wire bytes into the JSON text of [`batch_to_json`]. A corrupted
+/// batch is rejected whole ([`crate::DecodeError`]), never mis-decoded.
+pub fn decode_batch_json(bytes: &[u8]) -> Result<String, HostError> {
+    let batch = decode_batch(bytes)?;
+    Ok(batch_to_json(&batch).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DecodeError;
+
+    #[test]
+    fn options_defaults_and_fields() {
+        let b = HostOptions::from_json("").unwrap().build(None).unwrap();
+        assert!(b.fixed_clock.is_none());
+        assert_eq!(b.options.tracking.max_queue, 10_000);
+        let b = HostOptions::from_json(
+            r#"{"service":"booking","decisionEvents":"experiments","maxQueue":5,"fixedTimeMs":42,
+                "isolation":"strict","excludeFacets":["pax"],"platform":"go"}"#,
+        )
+        .unwrap()
+        .build(None)
+        .unwrap();
+        assert_eq!(b.options.service, "booking");
+        assert_eq!(b.options.tracking.decisions, DecisionEvents::ExperimentsOnly);
+        assert_eq!(b.options.tracking.max_queue, 5);
+        assert_eq!(b.options.tracking.exclude_facets, vec!["pax".to_string()]);
+        assert_eq!(b.options.tracking.platform, "go");
+        assert_eq!(b.options.isolation, Isolation::Strict);
+        assert_eq!(b.options.clock.now_ms(), 42);
+        b.fixed_clock.as_ref().unwrap().set(7);
+        assert_eq!(b.options.clock.now_ms(), 7);
+    }
+
+    #[test]
+    fn options_errors_are_clear() {
+        let e = HostOptions::from_json(r#"{"servce":"x"}"#).unwrap_err().to_string();
+        assert!(e.contains("servce"), "{e}");
+        let e = HostOptions::from_json(r#"{"maxQueue":0}"#).unwrap().build(None).unwrap_err().to_string();
+        assert!(e.contains("maxQueue"), "{e}");
+        let e = HostOptions::from_json(r#"{"decisionEvents":"some"}"#).unwrap_err().to_string();
+        assert!(e.contains("some"), "{e}");
+    }
+
+    #[test]
+    fn batch_json_round_trip_and_errors() {
+        let text = r#"{"header":{"clientId":"c1","seq":3,"createdAtMs":1700000000000,"sdk":"t","sdkVersion":"1",
+            "platform":"p","dropped":2,"foldOverflow":0},
+            "events":[{"kind":"track","time":1700000000001,"count":1,"service":"s","name":"s.fare",
+            "value":12.5,"facets":{"pax":7}}]}"#;
+        let bytes = encode_batch_json(text).unwrap();
+        let back: Value = serde_json::from_str(&decode_batch_json(&bytes).unwrap()).unwrap();
+        assert_eq!(back["header"]["seq"], 3);
+        assert_eq!(back["header"]["dropped"], 2);
+        assert_eq!(back["events"][0]["name"], "s.fare");
+        assert_eq!(back["events"][0]["facets"]["pax"], 7);
+        // Re-encoding the decoded JSON gives the same bytes.
+        assert_eq!(encode_batch_json(&back.to_string()).unwrap(), bytes);
+        let mut bad = bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(decode_batch_json(&bad).unwrap_err(), HostError::Decode(DecodeError::Checksum));
+        let no_events = serde_json::json!({"header": back["header"]}).to_string();
+        assert!(encode_batch_json(&no_events).unwrap_err().to_string().contains("events"));
+        assert!(encode_batch_json(r#"{"header":{}}"#).unwrap_err().to_string().contains("header"));
+    }
+}

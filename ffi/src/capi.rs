@@ -1,0 +1,1 @@
+//! The C ABI for Go and other C hosts (issue 6).

@@ -1,0 +1,17 @@
+//! # turnout-ffi
+//!
+//! The native library every non-Rust, non-WASM host links: thin shells over
+//! [`turnout_core`], with no logic of their own.
+//!
+//! - [`uniffi_api`]: the UniFFI exports (proc-macros, library mode) from which
+//!   the Kotlin, Swift and Python bindings are generated (`bindings/`).
+//! - [`capi`]: the C ABI (`turnout_*` symbols, `include/turnout.h` generated
+//!   by cbindgen) that the Go package wraps with cgo.
+//!
+//! Both are built into one `cdylib`/`staticlib` by
+//! `cargo build --release -p turnout-ffi`.
+
+uniffi::setup_scaffolding!();
+
+pub mod capi;
+pub mod uniffi_api;

@@ -1,0 +1,1 @@
+//! UniFFI exports for Kotlin, Swift and Python (issue 5).

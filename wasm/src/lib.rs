@@ -1,0 +1,1 @@
+//! turnout compiled to WebAssembly (issue 4).
