@@ -941,7 +941,7 @@ fn constraint(
                 sink.err(vpath, "`regex` needs a string pattern");
                 return None;
             };
-            match regex::RegexBuilder::new(pat).size_limit(REGEX_SIZE_LIMIT).build() {
+            match regex_lite::RegexBuilder::new(pat).size_limit(REGEX_SIZE_LIMIT).build() {
                 Ok(r) => Op::Regex(r),
                 Err(e) => {
                     sink.err(vpath, format!("invalid regex: {e}"));

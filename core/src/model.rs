@@ -46,7 +46,7 @@ pub(crate) enum Op {
     Prefix(Box<str>),
     Suffix(Box<str>),
     Contains(Box<str>),
-    Regex(regex::Regex),
+    Regex(regex_lite::Regex),
 }
 
 /// A compiled constraint; `text` is a human-readable form for `--explain`.
