@@ -7,11 +7,14 @@
 //!   the Kotlin, Swift and Python bindings are generated (`bindings/`).
 //! - [`capi`]: the C ABI (`turnout_*` symbols, `include/turnout.h` generated
 //!   by cbindgen) that the Go package wraps with cgo.
+//! - [`fast`]: the hot typed getters over UniFFI handles as plain C functions,
+//!   for facades whose generated call path costs more than the decision.
 //!
-//! Both are built into one `cdylib`/`staticlib` by
+//! All are built into one `cdylib`/`staticlib` by
 //! `cargo build --release -p turnout-ffi`.
 
 uniffi::setup_scaffolding!();
 
 pub mod capi;
+pub mod fast;
 pub mod uniffi_api;
