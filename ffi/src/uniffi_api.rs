@@ -344,7 +344,11 @@ impl Client {
 
     /// The next batch of at most `max_events` events, or `None` when nothing waits.
     pub fn take_batch(&self, max_events: u32) -> Option<Batch> {
-        self.inner.take_batch(max_events as usize).map(|b| Batch { seq: b.seq, bytes: b.bytes, events: b.events as u64 })
+        self.inner.take_batch(max_events as usize).map(|b| Batch {
+            seq: b.seq,
+            bytes: b.bytes,
+            events: b.events as u64,
+        })
     }
 
     /// The batch `seq` was delivered: forget it. `false` if it is unknown.
