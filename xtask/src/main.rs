@@ -12,6 +12,7 @@ mod go;
 mod kotlin;
 mod python;
 mod swift;
+mod uniffi;
 mod vectors;
 mod wasm;
 

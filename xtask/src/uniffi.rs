@@ -1,0 +1,39 @@
+//! Shared by `cargo xtask kotlin | python | swift`: builds the native library
+//! once (`cargo build --release -p turnout-ffi`) and runs the in-workspace,
+//! version-pinned `uniffi-bindgen` in library mode.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, root, run, step};
+
+/// The native library built by [`build_library`] (`.so` on Linux, `.dylib` on macOS).
+pub(crate) fn library_path() -> PathBuf {
+    let name = if cfg!(target_os = "macos") { "libturnout_ffi.dylib" } else { "libturnout_ffi.so" };
+    root().join("target/release").join(name)
+}
+
+/// Builds `turnout-ffi` (cdylib + staticlib) and `uniffi-bindgen`, release.
+/// Cargo makes the second call of a session a no-op.
+pub(crate) fn build_library() -> Result<PathBuf, String> {
+    step("cargo build --release -p turnout-ffi -p uniffi-bindgen");
+    run(cargo().args(["build", "--release", "--quiet", "-p", "turnout-ffi", "-p", "uniffi-bindgen"]))?;
+    Ok(library_path())
+}
+
+/// Generates the bindings for `language` (`kotlin`, `python` or `swift`) into
+/// `out_dir` (emptied first: generated code is never committed) and returns
+/// the library they load.
+pub(crate) fn generate(language: &str, out_dir: &Path) -> Result<PathBuf, String> {
+    let lib = build_library()?;
+    if out_dir.exists() {
+        std::fs::remove_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    }
+    step(&format!("uniffi-bindgen generate --language {language} -> {}", crate::rel(out_dir)));
+    run(Command::new(root().join("target/release/uniffi-bindgen"))
+        .args(["generate", "--library"])
+        .arg(&lib)
+        .args(["--language", language, "--no-format", "--out-dir"])
+        .arg(out_dir))?;
+    Ok(lib)
+}
