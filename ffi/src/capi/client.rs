@@ -1,0 +1,446 @@
+//! The client handle: creation from config bytes and options JSON, config
+//! updates, the one-shot calls (name + facets per call), `track`, the clock.
+
+use std::ptr;
+use std::sync::Arc;
+
+use turnout_core::host::HostOptions;
+use turnout_core::{Client, Decision, Facets, FixedClock, UpdateReport};
+
+use super::error::{call, guard, Fail, TurnoutError, TurnoutStatus};
+use super::{bytes_arg, clear, facets, handle, put, put_opt, str_arg, TurnoutBytes};
+
+/// A feature-flag client (opaque). Thread-safe.
+pub struct TurnoutClient {
+    pub(crate) client: Client,
+    /// Present when the options asked for `fixedTimeMs`.
+    clock: Option<Arc<FixedClock>>,
+}
+
+/// The JSON text of an [`UpdateReport`]:
+/// `{"version", "added", "removed", "changed", "rejected", "warnings"}`.
+fn report_json(r: &UpdateReport) -> TurnoutBytes {
+    TurnoutBytes::text(serde_json::to_string(r).unwrap_or_default())
+}
+
+/// The JSON object of a decision: the keys of `turnout eval` plus `label`.
+pub(crate) fn decision_value(d: &Decision) -> serde_json::Value {
+    let mut v = d.to_json();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("label".into(), d.label.clone().into());
+    }
+    v
+}
+
+pub(crate) fn decision_json(d: &Decision) -> TurnoutBytes {
+    TurnoutBytes::text(decision_value(d).to_string())
+}
+
+/// The arguments of every one-shot call.
+///
+/// # Safety
+/// As every export: NULL or valid pointers.
+unsafe fn one_shot<'a>(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets_ptr: *const u8,
+    facets_len: usize,
+) -> Result<(&'a Client, &'a str, Facets), Fail> {
+    let c = handle(client, "client")?;
+    let name = str_arg(name, name_len, "name")?;
+    let f = facets::parse(bytes_arg(facets_ptr, facets_len, "facets")?)?;
+    Ok((&c.client, name, f))
+}
+
+/// Creates a client from a config bundle (or a single document) and options.
+///
+/// - `config`: JSON bytes; `(NULL, 0)` starts with an empty config (every
+///   variable falls back to the caller's default until `turnout_client_update_config`).
+/// - `options`: JSON text such as `{"service": "booking", "decisionEvents":
+///   "experiments", "fixedTimeMs": 1700000000000}` (every field optional;
+///   see core's `HostOptions`); `(NULL, 0)` gives the defaults.
+/// - `*out_client`: the new client, to free with `turnout_client_free`.
+/// - `out_report` (may be NULL): the update report JSON, as for
+///   `turnout_client_update_config`; free with `turnout_bytes_free`.
+///
+/// Errors: `CONFIG` (rejected config, every problem in the message),
+/// `OPTIONS`, `INVALID_UTF8`, `NULL_ARGUMENT`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_new(
+    config: *const u8,
+    config_len: usize,
+    options: *const u8,
+    options_len: usize,
+    out_client: *mut *mut TurnoutClient,
+    out_report: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_client, ptr::null_mut());
+        clear(out_report, TurnoutBytes::EMPTY);
+        if out_client.is_null() {
+            return Err(Fail::null("out_client"));
+        }
+        let config = bytes_arg(config, config_len, "config")?;
+        let built = HostOptions::from_json(str_arg(options, options_len, "options")?)?.build(None)?;
+        let client = Client::new(built.options);
+        if !config.is_empty() {
+            let report = client.update_config(config)?;
+            put_opt(out_report, || report_json(&report));
+        } else {
+            put_opt(out_report, || report_json(&UpdateReport::default()));
+        }
+        put(out_client, super::boxed(TurnoutClient { client, clock: built.fixed_clock }), "out_client")
+    })
+}
+
+/// Frees a client; NULL does nothing. Contexts and variables made from it stay valid.
+///
+/// Not thread-safe with other calls on the same client: call it last.
+///
+/// # Safety
+/// `client` must be NULL or a live client, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_free(client: *mut TurnoutClient) {
+    guard((), || super::unbox(client));
+}
+
+/// Validates, compiles and atomically installs a new config. On error the
+/// previous config stays in force, untouched. `out_report` (may be NULL)
+/// receives the JSON report `{"version": 7 | null, "added": [...],
+/// "removed": [...], "changed": [...], "rejected": [{"problems": [{"document",
+/// "field", "message"}], "kept_last_good", "kill_switch"}], "warnings":
+/// [{"document", "field", "message"}]}` (variable names sorted).
+///
+/// Errors: `CONFIG`, `NULL_ARGUMENT`.
+///
+/// Thread-safe: concurrent decisions see the old or the new config, never a mix.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_update_config(
+    client: *const TurnoutClient,
+    config: *const u8,
+    config_len: usize,
+    out_report: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_report, TurnoutBytes::EMPTY);
+        let c = handle(client, "client")?;
+        let report = c.client.update_config(bytes_arg(config, config_len, "config")?)?;
+        put_opt(out_report, || report_json(&report));
+        Ok(())
+    })
+}
+
+/// Checks a config without installing it (strictly: any problem is an
+/// error); `out_report` (may be NULL) receives the report an update would give.
+///
+/// Errors: `CONFIG`, `NULL_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_validate(
+    client: *const TurnoutClient,
+    config: *const u8,
+    config_len: usize,
+    out_report: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_report, TurnoutBytes::EMPTY);
+        let c = handle(client, "client")?;
+        let report = c.client.validate(bytes_arg(config, config_len, "config")?)?;
+        put_opt(out_report, || report_json(&report));
+        Ok(())
+    })
+}
+
+/// The `version` of the config in force: returns `true` and writes it to
+/// `*out_version`, or `false` (no version, NULL client or NULL out-parameter).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `client` must be NULL or live; `out_version` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_config_version(client: *const TurnoutClient, out_version: *mut i64) -> bool {
+    guard(false, || match (client.as_ref().and_then(|c| c.client.config_version()), out_version.is_null()) {
+        (Some(v), false) => {
+            out_version.write(v);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// The names of every variable the config defines, as a sorted JSON array of
+/// strings in `*out_json` (free with `turnout_bytes_free`).
+///
+/// Errors: `NULL_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// `client` must be NULL or live; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_variable_names(
+    client: *const TurnoutClient,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let names = handle(client, "client")?.client.variable_names();
+        put(out_json, TurnoutBytes::text(serde_json::Value::from(names).to_string()), "out_json")
+    })
+}
+
+/// One-shot decision as `int64_t`: evaluates `name` for `facets` (see
+/// "Facets" above) and records the decision event. Returns `default_value`
+/// when the value is not an integer, nothing decided (fallback), or an
+/// argument is invalid (NULL client, bad UTF-8, bad facets).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_int64(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    default_value: i64,
+) -> i64 {
+    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
+        Ok((c, name, f)) => c.get_variable(name, &f).int64(default_value),
+        Err(_) => default_value,
+    })
+}
+
+/// One-shot decision as `double` (any number); see `turnout_client_get_int64`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_float64(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    default_value: f64,
+) -> f64 {
+    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
+        Ok((c, name, f)) => c.get_variable(name, &f).float64(default_value),
+        Err(_) => default_value,
+    })
+}
+
+/// One-shot decision as `bool`; see `turnout_client_get_int64`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_bool(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    default_value: bool,
+) -> bool {
+    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
+        Ok((c, name, f)) => c.get_variable(name, &f).bool(default_value),
+        Err(_) => default_value,
+    })
+}
+
+/// One-shot decision as a string: `*out` receives the value, or a copy of
+/// `default_value` when the value is not a string (free with `turnout_bytes_free`).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_string(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    default_value: *const u8,
+    default_len: usize,
+    out: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out, TurnoutBytes::EMPTY);
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        let default_value = str_arg(default_value, default_len, "default_value")?;
+        put(out, TurnoutBytes::text(c.get_variable(name, &f).string(default_value)), "out")
+    })
+}
+
+/// One-shot decision as JSON: `*out_json` receives the value's JSON text, or
+/// stays empty (`{NULL, 0}`) when nothing decided (fallback).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_json(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        let v = c.get_variable(name, &f).value.map(|v| TurnoutBytes::text(v.to_string()));
+        put(out_json, v.unwrap_or(TurnoutBytes::EMPTY), "out_json")
+    })
+}
+
+/// One-shot full decision: `*out_json` receives `{"variable", "value",
+/// "source", "experiment", "rule", "choice", "reason", "errorCode", "label"}`
+/// (`value` is null for source `fallback`).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_decision(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        put(out_json, decision_json(&c.get_variable(name, &f)), "out_json")
+    })
+}
+
+/// Every variable assigned by the experiments named `name`, or of domain
+/// `name`, that apply to `facets`: a JSON array of decisions (as
+/// `turnout_client_get_decision`) in `*out_json`. Records their decision events.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_get_variables(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        let all: Vec<serde_json::Value> = c.get_variables(name, &f).iter().map(decision_value).collect();
+        put(out_json, TurnoutBytes::text(serde_json::Value::from(all).to_string()), "out_json")
+    })
+}
+
+/// The decision for `name` and `facets` with the steps that led to it:
+/// `{"decision": {...}, "steps": ["...", ...]}` in `*out_json`. Records nothing.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_explain(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        let e = c.explain(name, &f);
+        let v = serde_json::json!({"decision": decision_value(&e.decision), "steps": e.steps});
+        put(out_json, TurnoutBytes::text(v.to_string()), "out_json")
+    })
+}
+
+/// Records a metric `name` (prefixed with the service as `service.name`)
+/// with `value` and `facets`; identical repeats fold into one event.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+///
+/// # Safety
+/// Pointers must be NULL or valid for the lengths given; `error` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_track(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    value: f64,
+    facets: *const u8,
+    facets_len: usize,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+        c.track(name, value, &f);
+        Ok(())
+    })
+}
+
+/// Moves the client's fixed clock to `ms` (unix milliseconds): the time used
+/// when facets have no `ts`, and for event times. For tests and conformance runs.
+///
+/// Errors: `NO_FIXED_CLOCK` (the options had no `fixedTimeMs`), `NULL_ARGUMENT`.
+/// Thread-safe.
+///
+/// # Safety
+/// `client` must be NULL or live; `error` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_client_set_time_ms(
+    client: *const TurnoutClient,
+    ms: i64,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        let clock = handle(client, "client")?.clock.as_ref().ok_or_else(|| {
+            Fail::new(TurnoutStatus::NoFixedClock, "the client has no fixed clock (create it with \"fixedTimeMs\")")
+        })?;
+        clock.set(ms);
+        Ok(())
+    })
+}

@@ -1,0 +1,189 @@
+//! Status codes, the error object, and the one place where core errors and
+//! panics become C ABI errors ([`Fail`], [`call`], [`guard`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use turnout_core::{ConfigError, DecodeError, FacetError, HostError};
+
+use super::TurnoutStr;
+
+/// The result of every fallible call. Stable numbers: new codes are only ever added.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnoutStatus {
+    /// Success.
+    Ok = 0,
+    /// A required handle, pointer or out-parameter was NULL (or a NULL pointer with a non-zero length).
+    NullArgument = 1,
+    /// A string argument was not valid UTF-8.
+    InvalidUtf8 = 2,
+    /// A config was rejected (not JSON, or invalid); the previous config stays in force.
+    Config = 3,
+    /// Facets could not be read (bad JSON, a value of the wrong type, a malformed binary buffer).
+    Facets = 4,
+    /// Client options were invalid.
+    Options = 5,
+    /// The JSON given to `turnout_encode_batch_json` was not a valid batch.
+    BatchJson = 6,
+    /// Batch bytes: not a turnout batch (bad magic or too short).
+    NotABatch = 7,
+    /// Batch bytes: a wire version this library does not read.
+    BatchVersion = 8,
+    /// Batch bytes: the CRC-32C trailer does not match (corrupted).
+    BatchChecksum = 9,
+    /// Batch bytes: structurally inconsistent.
+    BatchMalformed = 10,
+    /// The call needs a fixed clock (`"fixedTimeMs"` in the client options).
+    NoFixedClock = 11,
+    /// The library panicked; the call had no effect that can be relied on. Please report it.
+    Panic = 12,
+}
+
+/// Details of a failed call: a status and a message. Read with
+/// `turnout_error_status` / `turnout_error_message`; free with `turnout_error_free`.
+#[derive(Debug)]
+pub struct TurnoutError {
+    status: TurnoutStatus,
+    message: String,
+}
+
+/// A failed call inside the library (becomes a status and a [`TurnoutError`]).
+#[derive(Debug)]
+pub(crate) struct Fail {
+    status: TurnoutStatus,
+    message: String,
+}
+
+impl Fail {
+    pub(crate) fn new(status: TurnoutStatus, message: impl Into<String>) -> Fail {
+        Fail { status, message: message.into() }
+    }
+    pub(crate) fn null(what: &str) -> Fail {
+        Fail::new(TurnoutStatus::NullArgument, format!("`{what}` is NULL"))
+    }
+    pub(crate) fn utf8(what: &str, e: &std::str::Utf8Error) -> Fail {
+        Fail::new(TurnoutStatus::InvalidUtf8, format!("`{what}` is not valid UTF-8: {e}"))
+    }
+    pub(crate) fn facets(message: impl Into<String>) -> Fail {
+        Fail::new(TurnoutStatus::Facets, message)
+    }
+    fn panic(payload: &(dyn std::any::Any + Send)) -> Fail {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Fail::new(TurnoutStatus::Panic, format!("internal error (panic) in turnout: {what}"))
+    }
+}
+
+impl From<ConfigError> for Fail {
+    fn from(e: ConfigError) -> Fail {
+        Fail::new(TurnoutStatus::Config, e.to_string())
+    }
+}
+
+impl From<FacetError> for Fail {
+    fn from(e: FacetError) -> Fail {
+        Fail::facets(e.to_string())
+    }
+}
+
+impl From<HostError> for Fail {
+    fn from(e: HostError) -> Fail {
+        let status = match &e {
+            HostError::Options(_) => TurnoutStatus::Options,
+            HostError::Batch(_) => TurnoutStatus::BatchJson,
+            HostError::Decode(DecodeError::NotABatch) => TurnoutStatus::NotABatch,
+            HostError::Decode(DecodeError::Version(_)) => TurnoutStatus::BatchVersion,
+            HostError::Decode(DecodeError::Checksum) => TurnoutStatus::BatchChecksum,
+            HostError::Decode(DecodeError::Malformed { .. }) => TurnoutStatus::BatchMalformed,
+        };
+        Fail::new(status, e.to_string())
+    }
+}
+
+/// Runs a fallible export: clears `*error`, catches panics, and turns a
+/// failure into its status (and a new error object when `error` is not NULL).
+pub(crate) fn call(error: *mut *mut TurnoutError, f: impl FnOnce() -> Result<(), Fail>) -> TurnoutStatus {
+    // SAFETY: the caller passes NULL or a writable `TurnoutError *` (the contract of every export).
+    unsafe { super::clear(error, ptr::null_mut()) };
+    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(Fail::panic(&*payload)));
+    match result {
+        Ok(()) => TurnoutStatus::Ok,
+        Err(fail) => {
+            let status = fail.status;
+            if !error.is_null() {
+                let e = super::boxed(TurnoutError { status, message: fail.message });
+                // SAFETY: checked non-NULL above; writable by contract.
+                unsafe { error.write(e) };
+            }
+            status
+        }
+    }
+}
+
+/// Runs an infallible export: a panic gives `fallback`.
+pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// The status of a failed call (`TURNOUT_STATUS_NULL_ARGUMENT` for a NULL error).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `error` must be NULL or an error object not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_error_status(error: *const TurnoutError) -> TurnoutStatus {
+    guard(TurnoutStatus::Panic, || error.as_ref().map_or(TurnoutStatus::NullArgument, |e| e.status))
+}
+
+/// The message of a failed call: a view valid until `turnout_error_free`
+/// (empty for a NULL error). For a rejected config it lists every problem
+/// (`document: field: message`, separated by `; `).
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `error` must be NULL or an error object not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_error_message(error: *const TurnoutError) -> TurnoutStr {
+    guard(TurnoutStr::of(""), || error.as_ref().map_or(TurnoutStr::of(""), |e| TurnoutStr::of(&e.message)))
+}
+
+/// Frees an error object; NULL does nothing.
+///
+/// Thread-safe (each error is freed once, by its owner).
+///
+/// # Safety
+/// `error` must be NULL or an error object not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_error_free(error: *mut TurnoutError) {
+    guard((), || super::unbox(error));
+}
+
+/// Panics inside the library and returns `TURNOUT_STATUS_PANIC`: lets a
+/// binding's test suite prove that a panic never unwinds into the host.
+/// (Rust's panic hook prints one line to stderr.)
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `error` must be NULL or writable.
+#[no_mangle]
+#[allow(clippy::panic)] // the point of this function
+pub unsafe extern "C" fn turnout_selftest_panic(error: *mut *mut TurnoutError) -> TurnoutStatus {
+    call(error, || panic!("turnout_selftest_panic was called"))
+}
+
+#[cfg(test)]
+impl Fail {
+    pub(crate) fn status_for_tests(&self) -> TurnoutStatus {
+        self.status
+    }
+    pub(crate) fn message_for_tests(&self) -> &str {
+        &self.message
+    }
+}

@@ -1,0 +1,219 @@
+//! Facet arguments: JSON text, or the compact binary form the Go package
+//! builds without any JSON (layout in the module docs of [`super`]).
+
+use turnout_core::facets::names;
+use turnout_core::Facets;
+
+use super::error::Fail;
+
+/// First byte of a binary facets buffer (never the first byte of JSON text).
+pub const TURNOUT_FACETS_BINARY: u8 = 0xF1;
+/// Binary facets entry: name, then a little-endian `int64_t`.
+pub const TURNOUT_FACET_INT64: u8 = 1;
+/// Binary facets entry: name, then a little-endian IEEE 754 `double`.
+pub const TURNOUT_FACET_FLOAT64: u8 = 2;
+/// Binary facets entry: name, then one byte, 0 or 1.
+pub const TURNOUT_FACET_BOOL: u8 = 3;
+/// Binary facets entry: name, then a string.
+pub const TURNOUT_FACET_STRING: u8 = 4;
+/// Binary facets entry: a string holding a JSON object of facets, set in order.
+pub const TURNOUT_FACET_JSON: u8 = 5;
+
+/// Reads a facets argument (empty, JSON text or binary).
+pub(crate) fn parse(bytes: &[u8]) -> Result<Facets, Fail> {
+    match bytes.split_first() {
+        None => Ok(Facets::new()),
+        Some((&TURNOUT_FACETS_BINARY, rest)) => decode_binary(rest),
+        Some(_) => {
+            let text = std::str::from_utf8(bytes).map_err(|e| Fail::utf8("facets", &e))?;
+            Ok(Facets::from_json_str(text)?)
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail(&self, what: &str) -> Fail {
+        // Offsets are 0-based in the whole buffer (+1: the leading TURNOUT_FACETS_BINARY byte).
+        Fail::facets(format!("binary facets: {what} at byte {}", self.pos + 1))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| self.fail("truncated"))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, Fail> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn eight(&mut self) -> Result<[u8; 8], Fail> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<usize, Fail> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7F) << shift;
+            if b & 0x80 == 0 {
+                return usize::try_from(v).map_err(|_| self.fail("length too large"));
+            }
+        }
+        Err(self.fail("varint too long"))
+    }
+
+    fn string(&mut self) -> Result<&'a str, Fail> {
+        let n = self.varint()?;
+        let start = self.pos;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map_err(|e| Fail::facets(format!("binary facets: invalid UTF-8 at byte {}: {e}", start + 1)))
+    }
+}
+
+fn decode_binary(bytes: &[u8]) -> Result<Facets, Fail> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut f = Facets::new();
+    while r.pos < bytes.len() {
+        let tag = r.byte()?;
+        f = match tag {
+            TURNOUT_FACET_INT64 => {
+                let name = r.string()?;
+                set_int(f, name, i64::from_le_bytes(r.eight()?))
+            }
+            TURNOUT_FACET_FLOAT64 => {
+                let name = r.string()?;
+                f.with(name, f64::from_le_bytes(r.eight()?))
+            }
+            TURNOUT_FACET_BOOL => {
+                let name = r.string()?;
+                match r.byte()? {
+                    0 => f.with(name, false),
+                    1 => f.with(name, true),
+                    _ => return Err(r.fail("boolean not 0 or 1")),
+                }
+            }
+            TURNOUT_FACET_STRING => {
+                let name = r.string()?;
+                set_str(f, name, r.string()?)
+            }
+            TURNOUT_FACET_JSON => {
+                let more = Facets::from_json_str(r.string()?)?;
+                more.iter().fold(f, |f, x| f.with(x.key(), x.value().clone()))
+            }
+            _ => {
+                r.pos -= 1;
+                return Err(r.fail(&format!("unknown entry tag {tag}")));
+            }
+        };
+    }
+    Ok(f)
+}
+
+/// Well-known names go through core's typed setters (no copy of the name).
+fn set_int(f: Facets, name: &str, v: i64) -> Facets {
+    match name {
+        names::PASSENGER => f.passenger(v),
+        names::DRIVER => f.driver(v),
+        names::SERVICE => f.service(v),
+        names::CITY => f.city(v),
+        names::TS => f.ts(v),
+        _ => f.with(name, v),
+    }
+}
+
+fn set_str(f: Facets, name: &str, v: &str) -> Facets {
+    match name {
+        names::COUNTRY => f.country(v),
+        names::BOOKING => f.booking(v),
+        names::LOCATION => f.location(v),
+        names::SESSION => f.session(v),
+        names::REQUEST => f.request(v),
+        names::DEVICE => f.device(v),
+        names::TAG => f.tag(v),
+        _ => f.with(name, v),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use turnout_core::FacetValue;
+
+    fn entry(out: &mut Vec<u8>, tag: u8, name: &str) {
+        out.push(tag);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+    }
+
+    #[test]
+    fn binary_matches_json() {
+        let mut b = vec![TURNOUT_FACETS_BINARY];
+        entry(&mut b, TURNOUT_FACET_INT64, "pax");
+        b.extend_from_slice(&9_007_199_254_740_993i64.to_le_bytes());
+        entry(&mut b, TURNOUT_FACET_STRING, "country");
+        b.push(2);
+        b.extend_from_slice(b"SG");
+        entry(&mut b, TURNOUT_FACET_FLOAT64, "score");
+        b.extend_from_slice(&0.25f64.to_le_bytes());
+        entry(&mut b, TURNOUT_FACET_BOOL, "vip");
+        b.push(1);
+        let json = r#"{"city": 6, "pax": 1}"#;
+        b.push(TURNOUT_FACET_JSON);
+        b.push(json.len() as u8);
+        b.extend_from_slice(json.as_bytes());
+        let f = parse(&b).unwrap();
+        // The JSON entry comes last, so its pax replaces the first one.
+        let want = Facets::from_json_str(r#"{"pax": 1, "country": "SG", "score": 0.25, "vip": true, "city": 6}"#);
+        assert_eq!(f, want.unwrap());
+        assert_eq!(f.get("pax").unwrap().value(), &FacetValue::Int(1));
+        assert_eq!(parse(b"").unwrap(), Facets::new());
+        assert_eq!(
+            parse(br#"{"pax": {"$int64": "9007199254740993"}}"#).unwrap().get("pax").unwrap().canonical(),
+            "9007199254740993"
+        );
+    }
+
+    #[test]
+    fn malformed_binary_is_an_error_with_offset() {
+        let mut b = vec![TURNOUT_FACETS_BINARY];
+        entry(&mut b, TURNOUT_FACET_INT64, "pax");
+        b.extend_from_slice(&[1, 2, 3]); // 3 of 8 bytes
+        let e = parse(&b).unwrap_err();
+        assert_eq!(e.status_for_tests(), super::super::TurnoutStatus::Facets);
+        assert!(e.message_for_tests().contains("truncated at byte 6"), "{e:?}");
+        let e = parse(&[TURNOUT_FACETS_BINARY, 9]).unwrap_err();
+        assert!(e.message_for_tests().contains("unknown entry tag 9 at byte 1"), "{e:?}");
+        let e = parse(&[TURNOUT_FACETS_BINARY, TURNOUT_FACET_STRING, 1, 0xFF]).unwrap_err();
+        assert!(e.message_for_tests().contains("invalid UTF-8"), "{e:?}");
+        let e = parse(&[TURNOUT_FACETS_BINARY, TURNOUT_FACET_BOOL, 1, b'x', 2]).unwrap_err();
+        assert!(e.message_for_tests().contains("boolean"), "{e:?}");
+        let e = parse(&[
+            TURNOUT_FACETS_BINARY,
+            TURNOUT_FACET_INT64,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+        ]);
+        assert!(e.unwrap_err().message_for_tests().contains("varint"));
+        assert!(parse(b"[1]").is_err());
+        assert!(parse(&[0xFF]).unwrap_err().message_for_tests().contains("UTF-8"));
+    }
+}
