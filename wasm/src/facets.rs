@@ -1,0 +1,108 @@
+//! Facets cross the boundary one value at a time, as numbers.
+//!
+//! The facade registers each facet name once ([`facet_key`], cached on the
+//! JavaScript side) and then fills a scratch set with calls that carry only
+//! a key id and a value: `facetsNumber(id, 7)`, `facetsBigInt(id, 9007199254740993n)`,
+//! `facetsString(id, "ADR-1")`, `facetsBool(id, true)`. The next call that
+//! takes facets (`context`, `decide`, `track`, `explain`, ...) consumes the
+//! scratch set. No JSON and no objects are built on the way.
+
+use std::cell::RefCell;
+
+use turnout_core::{FacetValue, Facets};
+use wasm_bindgen::prelude::*;
+
+use crate::error::{JsResult, WasmError};
+
+thread_local! {
+    static KEYS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Facets> = RefCell::new(Facets::new());
+}
+
+/// Registers a facet name and returns its id (the same id for the same name).
+#[wasm_bindgen(js_name = facetKey)]
+pub fn facet_key(name: &str) -> u32 {
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        match k.iter().position(|x| x == name) {
+            Some(i) => i as u32,
+            None => {
+                k.push(name.to_string());
+                (k.len() - 1) as u32
+            }
+        }
+    })
+}
+
+fn set(id: u32, value: FacetValue) -> JsResult<()> {
+    let name = KEYS.with(|k| k.borrow().get(id as usize).cloned());
+    let name = name.ok_or_else(|| WasmError::usage(format!("unknown facet key id {id}")))?;
+    SCRATCH.with(|s| {
+        s.borrow_mut().set(name, value);
+    });
+    Ok(())
+}
+
+/// Empties the scratch set.
+#[wasm_bindgen(js_name = facetsClear)]
+pub fn facets_clear() {
+    SCRATCH.with(|s| *s.borrow_mut() = Facets::new());
+}
+
+/// Sets a number: integral values below 2^63 in magnitude are integers
+/// (exactly as Rust's `Num::from_f64` treats them), others are floats.
+/// NaN and infinities are rejected.
+#[wasm_bindgen(js_name = facetsNumber)]
+pub fn facets_number(id: u32, x: f64) -> JsResult<()> {
+    if !x.is_finite() {
+        return Err(WasmError::facets(format!("facet `{}` must be a finite number, got {x}", key_name(id))).into());
+    }
+    let v = if x.fract() == 0.0 && x.abs() < 9_223_372_036_854_775_808.0 {
+        FacetValue::Int(x as i64)
+    } else {
+        FacetValue::Float(x)
+    };
+    set(id, v)
+}
+
+/// Sets an exact 64-bit integer (a JavaScript `BigInt` in the i64 range).
+#[wasm_bindgen(js_name = facetsBigInt)]
+pub fn facets_bigint(id: u32, x: i64) -> JsResult<()> {
+    set(id, FacetValue::Int(x))
+}
+
+/// Sets an integer given as decimal text (the `{"$int64": "..."}` form).
+#[wasm_bindgen(js_name = facetsInt64Text)]
+pub fn facets_int64_text(id: u32, text: &str) -> JsResult<()> {
+    let i = text.parse::<i64>().map_err(|_| {
+        WasmError::facets(format!("facet `{}`: `{text}` is not a 64-bit integer ($int64)", key_name(id)))
+    })?;
+    set(id, FacetValue::Int(i))
+}
+
+/// Sets a string.
+#[wasm_bindgen(js_name = facetsString)]
+pub fn facets_string(id: u32, s: String) -> JsResult<()> {
+    set(id, FacetValue::Str(s))
+}
+
+/// Sets a boolean.
+#[wasm_bindgen(js_name = facetsBool)]
+pub fn facets_bool(id: u32, b: bool) -> JsResult<()> {
+    set(id, FacetValue::Bool(b))
+}
+
+fn key_name(id: u32) -> String {
+    KEYS.with(|k| k.borrow().get(id as usize).cloned()).unwrap_or_default()
+}
+
+/// Takes the scratch set (leaving it empty).
+pub(crate) fn take() -> Facets {
+    SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+/// Runs `f` on the scratch set and empties it.
+pub(crate) fn with<R>(f: impl FnOnce(&Facets) -> R) -> R {
+    let facets = take();
+    f(&facets)
+}
