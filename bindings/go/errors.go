@@ -1,0 +1,122 @@
+package turnout
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Status is the library's status code for a failed call (TurnoutStatus in
+// ffi/include/turnout.h). The numbers are stable.
+type Status int32
+
+// The status codes of the C ABI.
+const (
+	StatusOK             Status = 0
+	StatusNullArgument   Status = 1
+	StatusInvalidUTF8    Status = 2
+	StatusConfig         Status = 3
+	StatusFacets         Status = 4
+	StatusOptions        Status = 5
+	StatusBatchJSON      Status = 6
+	StatusNotABatch      Status = 7
+	StatusBatchVersion   Status = 8
+	StatusBatchChecksum  Status = 9
+	StatusBatchMalformed Status = 10
+	StatusNoFixedClock   Status = 11
+	StatusPanic          Status = 12
+)
+
+var statusNames = map[Status]string{
+	StatusOK:             "ok",
+	StatusNullArgument:   "null argument",
+	StatusInvalidUTF8:    "invalid UTF-8",
+	StatusConfig:         "config rejected",
+	StatusFacets:         "invalid facets",
+	StatusOptions:        "invalid options",
+	StatusBatchJSON:      "invalid batch JSON",
+	StatusNotABatch:      "not a batch",
+	StatusBatchVersion:   "unsupported batch version",
+	StatusBatchChecksum:  "batch checksum mismatch",
+	StatusBatchMalformed: "malformed batch",
+	StatusNoFixedClock:   "no fixed clock",
+	StatusPanic:          "internal error",
+}
+
+// String names the status.
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("status %d", int32(s))
+}
+
+// Error is the error of every failed library call: its status and the
+// library's message. Match a kind with errors.Is(err, turnout.ErrConfig) (and
+// the other Err* values), or read the status with errors.As.
+type Error struct {
+	// Status says what kind of failure it was.
+	Status Status
+	// Message is the library's explanation (for a rejected config: every problem).
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "turnout: " + e.Status.String()
+	}
+	return "turnout: " + e.Message
+}
+
+// Is reports whether target is an *Error of the same status (the Err* values).
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Status == e.Status
+}
+
+// Errors to match with errors.Is.
+var (
+	// ErrConfig: a config was rejected (not JSON, or invalid); the previous config stays in force.
+	ErrConfig error = &Error{Status: StatusConfig}
+	// ErrFacets: facets could not be read.
+	ErrFacets error = &Error{Status: StatusFacets}
+	// ErrOptions: client options were invalid.
+	ErrOptions error = &Error{Status: StatusOptions}
+	// ErrInvalidUTF8: a name or string was not valid UTF-8.
+	ErrInvalidUTF8 error = &Error{Status: StatusInvalidUTF8}
+	// ErrBatchJSON: EncodeBatchJSON was given JSON that is not a batch.
+	ErrBatchJSON error = &Error{Status: StatusBatchJSON}
+	// ErrNotABatch: bytes that are not a turnout batch.
+	ErrNotABatch error = &Error{Status: StatusNotABatch}
+	// ErrBatchVersion: a batch of a wire version this library does not read.
+	ErrBatchVersion error = &Error{Status: StatusBatchVersion}
+	// ErrBatchChecksum: a corrupted batch (CRC-32C mismatch).
+	ErrBatchChecksum error = &Error{Status: StatusBatchChecksum}
+	// ErrBatchMalformed: a structurally inconsistent batch.
+	ErrBatchMalformed error = &Error{Status: StatusBatchMalformed}
+	// ErrNoFixedClock: SetTime on a client created without WithFixedTime.
+	ErrNoFixedClock error = &Error{Status: StatusNoFixedClock}
+	// ErrPanic: the library caught an internal panic (please report it).
+	ErrPanic error = &Error{Status: StatusPanic}
+
+	// ErrClosed: the client (or handle) was closed.
+	ErrClosed = errors.New("turnout: closed")
+	// ErrNoEventsURL: Flush needs WithEventsURL.
+	ErrNoEventsURL = errors.New("turnout: no events URL (use WithEventsURL)")
+	// ErrStarted: Start was called twice.
+	ErrStarted = errors.New("turnout: poller already started")
+)
+
+// HTTPError is a non-success answer of the config server or the events
+// collector, as seen by the poller and Flush.
+type HTTPError struct {
+	// Method and URL of the request.
+	Method, URL string
+	// StatusCode of the response.
+	StatusCode int
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("turnout: %s %s: HTTP %d", e.Method, e.URL, e.StatusCode)
+}

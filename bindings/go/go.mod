@@ -1,0 +1,3 @@
+module github.com/turnout-dev/turnout-go
+
+go 1.24
