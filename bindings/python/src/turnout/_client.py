@@ -1,0 +1,740 @@
+"""The Pythonic facade over the generated bindings: :class:`Client`,
+:class:`Context`, :class:`Variable`, :class:`Decision` and the records.
+
+Two paths, as in every turnout binding:
+
+- **prepared** (the hot path): ``var = client.variable(name)`` once,
+  ``ctx = client.context(facets)`` once per unit, then
+  ``ctx.int64(var, default)``: one C call carrying two handles and a number.
+- **one-shot**: ``client.get_variable(name, facets).int64(default)``. The
+  facets are turned into a cache key on every call; the native context for
+  them is built once and kept in a bounded per-client cache
+  (``context_cache_size``), and the decision record read once per distinct
+  answer (decisions are immutable and shared).
+
+Nothing is decided here: every answer comes from the engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import pathlib
+import threading
+import typing
+
+from . import _native as native
+from ._errors import ClosedError, TurnoutTypeError
+from ._facets import I64_MAX, I64_MIN, Facets, FacetsLike, facets_json, native_map
+from ._native import ffi
+
+__all__ = [
+    "Client",
+    "Context",
+    "Variable",
+    "Decision",
+    "UpdateReport",
+    "Batch",
+    "TrackingStats",
+    "Explanation",
+    "ConfigSource",
+]
+
+__version__ = "0.1.0"
+
+ConfigSource = typing.Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", typing.Mapping[str, typing.Any]]
+"""A config: JSON bytes or text, a path to a JSON file, or the parsed JSON (a mapping)."""
+
+_fast_int64 = native.fast_int64
+_fast_float64 = native.fast_float64
+_fast_bool = native.fast_bool
+_decision_bytes = native.decision_bytes
+_ArgumentError = ctypes.ArgumentError
+_I64_MIN = I64_MIN
+_I64_END = I64_MAX + 1
+
+
+def _config_bytes(config: ConfigSource) -> bytes:
+    if isinstance(config, bytes):
+        return config
+    if isinstance(config, (bytearray, memoryview)):
+        return bytes(config)
+    if isinstance(config, str):
+        return config.encode()
+    if isinstance(config, os.PathLike):
+        with open(config, "rb") as f:
+            return f.read()
+    if isinstance(config, typing.Mapping):
+        return json.dumps(config).encode()
+    raise TurnoutTypeError(
+        f"a config is JSON bytes or text, a path or a mapping, not {type(config).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateReport:
+    """What a config update (or a validation) changed."""
+
+    version: typing.Optional[int]
+    """The bundle's ``version``, if it has one."""
+    added: typing.List[str]
+    """Variables that did not exist before (sorted)."""
+    removed: typing.List[str]
+    """Variables that no longer exist (sorted)."""
+    changed: typing.List[str]
+    """Variables whose documents changed (sorted)."""
+    rejected: typing.List[str]
+    """Documents rejected inside the accepted bundle, one line each."""
+    warnings: typing.List[str]
+    """Things that load but are almost certainly mistakes."""
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any variable was added, removed or changed."""
+        return bool(self.added or self.removed or self.changed)
+
+    @classmethod
+    def _of(cls, r: typing.Any) -> "UpdateReport":
+        return cls(r.version, list(r.added), list(r.removed), list(r.changed), list(r.rejected), list(r.warnings))
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A batch of events to upload (``application/octet-stream``), then
+    :meth:`Client.ack` or :meth:`Client.nack` its ``seq``."""
+
+    seq: int
+    """Sequence number; with the client id, the collector's de-duplication key."""
+    bytes: bytes
+    """The encoded batch (docs/wire-format.md)."""
+    events: int
+    """How many events (folded records) it holds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingStats:
+    """Event queue counters; every loss is counted."""
+
+    recorded: int
+    folded: int
+    dropped: int
+    fold_overflow: int
+    queued: int
+    in_flight: int
+    retrying: int
+
+
+class Decision:
+    """One decision: the value and why. Immutable; equal answers share one
+    object. Typed getters take the caller's default, returned when the
+    source is ``fallback`` or the value has another type."""
+
+    __slots__ = (
+        "variable",
+        "value",
+        "value_json",
+        "label",
+        "source",
+        "experiment",
+        "rule",
+        "choice",
+        "reason",
+        "error_code",
+        "_int",
+        "_float",
+        "_bool",
+        "_str",
+    )
+
+    variable: str
+    """The variable's name."""
+    value: typing.Any
+    """The value as parsed JSON; ``None`` when the source is ``fallback``."""
+    value_json: typing.Optional[str]
+    """The value as compact JSON text, as the engine has it."""
+    label: typing.Optional[str]
+    """The matched rule's ``string`` label, if any."""
+    source: str
+    """``experiment``, ``rollout``, ``default`` or ``fallback``."""
+    experiment: typing.Optional[str]
+    """The experiment that assigned the value (source ``experiment``)."""
+    rule: typing.Optional[int]
+    """The matched rule's index (source ``rollout``)."""
+    choice: typing.Optional[int]
+    """The assigned choice's index (source ``experiment``)."""
+    reason: str
+    """``TARGETING_MATCH``, ``SPLIT``, ``DEFAULT``, ``DISABLED`` or ``ERROR``."""
+    error_code: typing.Optional[str]
+    """With reason ``ERROR``: ``FLAG_NOT_FOUND``, ``TYPE_MISMATCH`` or ``PARSE_ERROR``."""
+
+    def __init__(self, record: typing.Any) -> None:
+        s = object.__setattr__
+        s(self, "variable", record.variable)
+        s(self, "value_json", record.value_json)
+        v = None if record.value_json is None else json.loads(record.value_json)
+        s(self, "value", v)
+        for name in ("label", "source", "experiment", "rule", "choice", "reason", "error_code"):
+            s(self, name, getattr(record, name))
+        # The typed views, as the engine defines them (an integral float is an int64).
+        t = type(v)
+        as_int = None
+        if t is int and _I64_MIN <= v < _I64_END:
+            as_int = v
+        elif t is float and v.is_integer() and -(2.0**63) <= v < 2.0**63:
+            as_int = int(v)
+        s(self, "_int", as_int)
+        s(self, "_float", float(v) if t is int or t is float else None)
+        s(self, "_bool", v if t is bool else None)
+        s(self, "_str", v if t is str else None)
+
+    def __setattr__(self, name: str, value: typing.Any) -> None:
+        raise AttributeError("a Decision is immutable")
+
+    def int64(self, default: int) -> int:
+        """The value as an integer (integral numbers only), or ``default``."""
+        v = self._int
+        return default if v is None else v
+
+    def float64(self, default: float) -> float:
+        """The value as a float (any number), or ``default``."""
+        v = self._float
+        return default if v is None else v
+
+    def bool(self, default: bool) -> bool:
+        """The value as a boolean, or ``default``."""
+        v = self._bool
+        return default if v is None else v
+
+    def string(self, default: str) -> str:
+        """The value as a string, or ``default``."""
+        v = self._str
+        return default if v is None else v
+
+    @property
+    def is_fallback(self) -> bool:
+        """True when there is no value (unknown variable, broken document):
+        the caller's default applies."""
+        return self.source == "fallback"
+
+    def to_dict(self) -> typing.Dict[str, typing.Any]:
+        """The contract's JSON form (the keys of ``turnout eval``):
+        ``variable, value, source, experiment, rule, choice, reason, errorCode``."""
+        return {
+            "variable": self.variable,
+            "value": self.value,
+            "source": self.source,
+            "experiment": self.experiment,
+            "rule": self.rule,
+            "choice": self.choice,
+            "reason": self.reason,
+            "errorCode": self.error_code,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__[:10])
+
+    def __hash__(self) -> int:
+        return hash((self.variable, self.value_json, self.source, self.rule, self.choice, self.reason))
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {n}={getattr(self, n)!r}"
+            for n in ("label", "experiment", "rule", "choice", "error_code")
+            if getattr(self, n) is not None
+        )
+        return f"Decision({self.variable!r}, value={self.value!r}, source={self.source!r}, reason={self.reason!r}{extra})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """A decision with the steps that led to it (``turnout eval --explain``)."""
+
+    decision: Decision
+    steps: typing.List[str]
+
+    def __str__(self) -> str:
+        return "\n".join(self.steps)
+
+
+# Decisions by their serialised record: a distinct answer is read once.
+_DECISIONS: typing.Dict[bytes, Decision] = {}
+_DECISIONS_MAX = 8192
+
+
+def _decision_of(raw: bytes) -> Decision:
+    d = _DECISIONS.get(raw)
+    if d is None:
+        d = Decision(native.read_decision(raw))
+        if len(_DECISIONS) >= _DECISIONS_MAX:
+            _DECISIONS.clear()
+        _DECISIONS[raw] = d
+    return d
+
+
+# ---------------------------------------------------------------------------
+# Handles
+# ---------------------------------------------------------------------------
+
+
+class Variable:
+    """A variable handle: the name resolved once per config version (it
+    survives updates). Get one with :meth:`Client.variable`; handles are
+    cached per client and freed with their last reference."""
+
+    __slots__ = ("_gen", "_h", "name")
+
+    def __init__(self, gen: typing.Any, name: str) -> None:
+        self._gen = gen
+        self._h: typing.Optional[int] = gen._handle
+        self.name = name
+        """The variable's name."""
+
+    def __repr__(self) -> str:
+        return f"Variable({self.name!r})"
+
+
+class Context:
+    """The facets of one unit or request, prepared once. The typed getters
+    are the hot path. Close it (or use ``with``) to free the native context
+    at once; otherwise it is freed with its last reference. Closing a context
+    while another thread is using it is a programming error, as with a file."""
+
+    __slots__ = ("_gen", "_h", "_client")
+
+    def __init__(self, gen: typing.Any, client: "Client") -> None:
+        self._gen = gen
+        self._h: typing.Optional[int] = gen._handle
+        self._client = client
+
+    # -- hot typed getters -----------------------------------------------
+    def int64(self, variable: typing.Union[Variable, str], default: int = 0) -> int:
+        """The value as an integer, or ``default`` (fallback or another type)."""
+        try:
+            if _I64_MIN <= default < _I64_END:
+                return _fast_int64(self._h, variable._h, default)  # type: ignore[union-attr]
+        except (AttributeError, TypeError, _ArgumentError):
+            pass
+        return self._slow("int64", variable, default)
+
+    def float64(self, variable: typing.Union[Variable, str], default: float = 0.0) -> float:
+        """The value as a float (any number), or ``default``."""
+        try:
+            return _fast_float64(self._h, variable._h, default)  # type: ignore[union-attr]
+        except (AttributeError, TypeError, _ArgumentError):
+            return self._slow("float64", variable, default)
+
+    def bool(self, variable: typing.Union[Variable, str], default: bool = False) -> bool:
+        """The value as a boolean, or ``default``."""
+        try:
+            if default is True or default is False:
+                return _fast_bool(self._h, variable._h, default) != 0  # type: ignore[union-attr]
+        except (AttributeError, TypeError, _ArgumentError):
+            pass
+        return self._slow("bool", variable, default)
+
+    def _slow(self, kind: str, variable: typing.Any, default: typing.Any) -> typing.Any:
+        """The typed getters' error path: resolves a name given instead of a
+        :class:`Variable`, and turns every bad argument into a typed error."""
+        if self._h is None:
+            raise ClosedError("this context is closed")
+        var = self._client._variable_for(variable)
+        expected, fast = _TYPED[kind]
+        if not expected(default):
+            raise TurnoutTypeError(f"{kind}: the default must be {_TYPED_NAMES[kind]}, not {default!r}")
+        r = fast(self._h, var._h, default)
+        return r != 0 if kind == "bool" else r
+
+    # -- richer answers --------------------------------------------------
+    def decision(self, variable: typing.Union[Variable, str]) -> Decision:
+        """The full decision (value, source, reason, experiment, ...)."""
+        try:
+            return _decision_of(_decision_bytes(self._h, variable._h))  # type: ignore[union-attr]
+        except (AttributeError, _ArgumentError):
+            if self._h is None:
+                raise ClosedError("this context is closed") from None
+            return _decision_of(_decision_bytes(self._h, self._client._variable_for(variable)._h))
+
+    def string(self, variable: typing.Union[Variable, str], default: str = "") -> str:
+        """The value as a string, or ``default``."""
+        if type(default) is not str:
+            raise TurnoutTypeError(f"string: the default must be a str, not {default!r}")
+        return self.decision(variable).string(default)
+
+    def json(self, variable: typing.Union[Variable, str]) -> typing.Any:
+        """The value as parsed JSON, or ``None`` (fallback)."""
+        return self.decision(variable).value
+
+    def track(self, name: str, value: float) -> None:
+        """Records a metric ``service.name`` with this context's facets."""
+        _check_track(name, value)
+        self._live().track(name, float(value))
+
+    @property
+    def facets(self) -> typing.Dict[str, typing.Any]:
+        """The facets, as the engine holds them."""
+        return typing.cast(typing.Dict[str, typing.Any], json.loads(self._live().facets_json()))
+
+    def _live(self) -> typing.Any:
+        if self._h is None:
+            raise ClosedError("this context is closed")
+        return self._gen
+
+    # -- lifetime ----------------------------------------------------------
+    def close(self) -> None:
+        """Frees the native context (exactly once; later calls do nothing)."""
+        if self._h is not None:
+            self._h = None
+            native.release(self._gen)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._h is None
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "Context(closed)" if self._h is None else f"Context({self._gen.facets_json()})"
+
+
+_TYPED: typing.Dict[str, typing.Tuple[typing.Callable[[typing.Any], bool], typing.Any]] = {
+    "int64": (lambda d: type(d) is int and _I64_MIN <= d < _I64_END, _fast_int64),
+    "float64": (lambda d: type(d) in (int, float), _fast_float64),
+    "bool": (lambda d: d is True or d is False, _fast_bool),
+}
+_TYPED_NAMES = {"int64": "a signed 64-bit int", "float64": "a float", "bool": "a bool"}
+
+
+def _check_track(name: object, value: object) -> None:
+    if type(name) is not str or not name:
+        raise TurnoutTypeError(f"a metric name is a non-empty str, not {name!r}")
+    if type(value) not in (int, float):
+        raise TurnoutTypeError(f"a metric value is a number, not {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# Client
+# ---------------------------------------------------------------------------
+
+_ISOLATION = {"per_document": "perDocument", "perDocument": "perDocument", "strict": "strict"}
+
+
+class Client:
+    """A turnout client: the compiled config (swapped atomically on update)
+    and the event queue. Thread-safe; share one per process and service.
+
+    ``config`` bootstraps the client so that the first decision never waits
+    for the network (``None``: every variable resolves to ``fallback`` until
+    :meth:`update_config`). Options, all keyword-only and optional:
+
+    - ``service``: the service name (prefixes tracked metric names);
+    - ``isolation``: ``"per_document"`` (default: a broken document keeps its
+      last good version) or ``"strict"`` (any problem rejects the update);
+    - ``decision_events``: ``"all"`` (default), ``"experiments"`` or ``"off"``;
+    - ``exclude_facets``: facet names never recorded in events (PII);
+    - ``max_queue``, ``max_fold_keys``, ``max_unacked_batches``: queue limits;
+    - ``client_id``, ``sdk_version``, ``platform``: batch header fields;
+    - ``fixed_time_ms``: pin the clock (tests; move it with :meth:`set_time_ms`);
+    - ``context_cache_size``: native contexts kept for one-shot calls (0: none).
+
+    Raises :class:`~turnout.ConfigError` for a config that cannot be loaded
+    and :class:`~turnout.OptionsError` for invalid options.
+    """
+
+    def __init__(
+        self,
+        config: typing.Optional[ConfigSource] = None,
+        *,
+        service: typing.Optional[str] = None,
+        isolation: typing.Optional[str] = None,
+        decision_events: typing.Optional[str] = None,
+        exclude_facets: typing.Optional[typing.Iterable[str]] = None,
+        max_queue: typing.Optional[int] = None,
+        max_fold_keys: typing.Optional[int] = None,
+        max_unacked_batches: typing.Optional[int] = None,
+        client_id: typing.Optional[str] = None,
+        sdk_version: typing.Optional[str] = None,
+        platform: typing.Optional[str] = None,
+        fixed_time_ms: typing.Optional[int] = None,
+        context_cache_size: int = 4096,
+    ) -> None:
+        options: typing.Dict[str, typing.Any] = {"sdk": "turnout-python", "sdkVersion": __version__,
+                                                 "platform": "python"}
+        for key, value in (
+            ("service", service),
+            ("isolation", _ISOLATION.get(isolation, isolation) if isinstance(isolation, str) else isolation),
+            ("decisionEvents", decision_events),
+            ("excludeFacets", list(exclude_facets) if exclude_facets is not None else None),
+            ("maxQueue", max_queue),
+            ("maxFoldKeys", max_fold_keys),
+            ("maxUnackedBatches", max_unacked_batches),
+            ("clientId", client_id),
+            ("sdkVersion", sdk_version),
+            ("platform", platform),
+            ("fixedTimeMs", fixed_time_ms),
+        ):
+            if value is not None:
+                options[key] = value
+        if type(context_cache_size) is not int or context_cache_size < 0:
+            raise TurnoutTypeError(f"context_cache_size is an int >= 0, not {context_cache_size!r}")
+        try:
+            opts = json.dumps(options)
+        except (TypeError, ValueError) as e:
+            raise TurnoutTypeError(f"client options: {e}") from None
+        try:
+            if config is None:
+                gen = ffi.Client.empty(opts)
+            else:
+                gen = ffi.Client(_config_bytes(config), opts)
+        except native.NativeError as e:
+            native.raise_mapped(e)
+        self._gen: typing.Any = gen
+        self._h: typing.Optional[int] = gen._handle
+        self._vars: typing.Dict[str, Variable] = {}
+        self._contexts: typing.Dict[typing.Any, Context] = {}
+        self._cache_max = context_cache_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: typing.Union[str, "os.PathLike[str]"], **options: typing.Any) -> "Client":
+        """A client bootstrapped from a JSON config file (options as for :class:`Client`)."""
+        return cls(pathlib.Path(path), **options)
+
+    def _live(self) -> typing.Any:
+        gen = self._gen
+        if gen is None:
+            raise ClosedError("this client is closed")
+        return gen
+
+    # -- handles ---------------------------------------------------------
+    def variable(self, name: str) -> Variable:
+        """The handle for ``name`` (cached: the same object every time)."""
+        if type(name) is not str:
+            raise TurnoutTypeError(f"a variable name is a str, not {name!r}")
+        v = self._vars.get(name)
+        if v is None:
+            v = self._vars.setdefault(name, Variable(self._live().variable(name), name))
+        return v
+
+    def _variable_for(self, v: typing.Any) -> Variable:
+        if isinstance(v, Variable):
+            return v
+        if isinstance(v, str):
+            return self.variable(v)
+        raise TurnoutTypeError(f"a variable is a Variable or a name, not {v!r}")
+
+    def context(self, facets: FacetsLike = None) -> Context:
+        """A prepared context for one unit or request (yours to keep and close)."""
+        if self._h is None:
+            raise ClosedError("this client is closed")
+        return Context(native.context_from_json(self._h, facets_json(facets)), self)
+
+    def _context_for(self, facets: FacetsLike) -> Context:
+        """The cached context for these facets (one-shot calls)."""
+        t = type(facets)
+        if t is dict:
+            key: typing.Any = (*facets.items(), *map(type, facets.values()))  # type: ignore[union-attr]
+        elif t is Facets:
+            key = facets.json()  # type: ignore[union-attr]
+        elif facets is None:
+            key = ()
+        else:
+            key = None
+        try:
+            ctx = self._contexts.get(key)
+        except TypeError:  # an unhashable value: not cached; facets_json rejects it
+            key, ctx = None, None
+        if ctx is None:
+            ctx = self.context(facets)
+            if key is not None and self._cache_max:
+                with self._lock:
+                    cache = self._contexts
+                    if len(cache) >= self._cache_max:
+                        del cache[next(iter(cache))]
+                    cache[key] = ctx
+        return ctx
+
+    # -- one-shot --------------------------------------------------------
+    def get_variable(self, name: str, facets: FacetsLike = None) -> Decision:
+        """The decision for ``name`` and ``facets`` (records a decision event).
+        ``client.get_variable("delay", {"city": 10, "pax": 7}).int64(30)``."""
+        try:
+            var = self._vars[name]
+        except (KeyError, TypeError):
+            var = self.variable(name)
+        ctx = self._context_for(facets)
+        try:
+            return _decision_of(_decision_bytes(ctx._h, var._h))
+        except _ArgumentError:
+            raise ClosedError("this client is closed") from None
+
+    def get_variables(self, name: str, facets: FacetsLike = None) -> typing.List[Decision]:
+        """Every variable assigned by the experiment, or by the experiments of
+        the domain, called ``name``."""
+        return [Decision(d) for d in self._live().get_variables(name, native_map(facets))]
+
+    def explain(self, name: str, facets: FacetsLike = None) -> Explanation:
+        """The decision with the steps that led to it (records nothing)."""
+        e = self._live().explain(name, native_map(facets))
+        return Explanation(Decision(e.decision), list(e.steps))
+
+    # -- tracking --------------------------------------------------------
+    def track(self, name: str, value: float, facets: FacetsLike = None) -> None:
+        """Records a metric ``service.name`` with ``value`` and the facets."""
+        _check_track(name, value)
+        self._context_for(facets)._live().track(name, float(value))
+
+    def take_batch(self, max_events: int = 1000) -> typing.Optional[Batch]:
+        """The next batch of at most ``max_events`` events, or ``None``."""
+        if type(max_events) is not int or not 1 <= max_events < 2**32:
+            raise TurnoutTypeError(f"max_events is an int in [1, 2**32), not {max_events!r}")
+        b = self._live().take_batch(max_events)
+        return None if b is None else Batch(b.seq, bytes(b.bytes), b.events)
+
+    def ack(self, seq: int) -> bool:
+        """Batch ``seq`` was delivered: forget it. ``False`` if unknown."""
+        return bool(self._live().ack(_seq(seq)))
+
+    def nack(self, seq: int) -> bool:
+        """Batch ``seq`` failed: it is taken again, same bytes, by the next
+        :meth:`take_batch`. ``False`` if unknown."""
+        return bool(self._live().nack(_seq(seq)))
+
+    def tracking_stats(self) -> TrackingStats:
+        """The queue counters."""
+        s = self._live().tracking_stats()
+        return TrackingStats(s.recorded, s.folded, s.dropped, s.fold_overflow, s.queued, s.in_flight, s.retrying)
+
+    # -- config ------------------------------------------------------------
+    def update_config(self, config: ConfigSource) -> UpdateReport:
+        """Validates, compiles and atomically installs a config. On error
+        (:class:`~turnout.ConfigError`) the previous config stays in force."""
+        data = _config_bytes(config)
+        try:
+            return UpdateReport._of(self._live().update_config(data))
+        except native.NativeError as e:
+            native.raise_mapped(e)
+
+    def validate(self, config: ConfigSource) -> UpdateReport:
+        """Checks a config without installing it."""
+        data = _config_bytes(config)
+        try:
+            return UpdateReport._of(self._live().validate(data))
+        except native.NativeError as e:
+            native.raise_mapped(e)
+
+    @property
+    def config_version(self) -> typing.Optional[int]:
+        """The ``version`` of the bundle in force."""
+        return typing.cast(typing.Optional[int], self._live().config_version())
+
+    def variable_names(self) -> typing.List[str]:
+        """Every variable the config defines, sorted."""
+        return list(self._live().variable_names())
+
+    def set_time_ms(self, ms: int) -> None:
+        """Moves the fixed clock (clients built with ``fixed_time_ms`` only;
+        otherwise :class:`~turnout.StateError`)."""
+        if type(ms) is not int or not _I64_MIN <= ms < _I64_END:
+            raise TurnoutTypeError(f"ms is a 64-bit int, not {ms!r}")
+        try:
+            self._live().set_time_ms(ms)
+        except native.NativeError as e:
+            native.raise_mapped(e)
+
+    # -- networking --------------------------------------------------------
+    def poller(self, config_url: typing.Optional[str], **options: typing.Any) -> "Poller":
+        """A :class:`~turnout.Poller` for this client (not started); see there."""
+        from .poller import Poller
+
+        return Poller(self, config_url, **options)
+
+    # -- lifetime ----------------------------------------------------------
+    def close(self) -> None:
+        """Releases the client (exactly once; later calls do nothing). Every
+        later call raises :class:`~turnout.ClosedError`. Contexts you made
+        stay usable until you close them (they keep the engine alive)."""
+        with self._lock:
+            gen, self._gen, self._h = self._gen, None, None
+            # Cached contexts are dropped, not closed: another thread may be
+            # using one; each is freed with its last reference.
+            self._contexts.clear()
+            self._vars.clear()
+        if gen is not None:
+            native.release(gen)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._gen is None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._gen is None:
+            return "Client(closed)"
+        return f"Client(version={self._gen.config_version()}, variables={len(self._gen.variable_names())})"
+
+
+def _seq(seq: object) -> int:
+    if type(seq) is not int or not 0 <= seq < 2**64:
+        raise TurnoutTypeError(f"a batch seq is an unsigned 64-bit int, not {seq!r}")
+    return seq
+
+
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from .poller import Poller
+
+
+# ---------------------------------------------------------------------------
+# Batch codec and versions
+# ---------------------------------------------------------------------------
+
+
+def encode_batch(batch: typing.Union[str, typing.Mapping[str, typing.Any]]) -> bytes:
+    """Encodes ``{"header": {...}, "events": [...]}`` (the JSON form of
+    ``turnout decode`` and the batch vectors) into wire bytes."""
+    text = batch if isinstance(batch, str) else json.dumps(batch)
+    try:
+        return bytes(ffi.encode_batch_json(text))
+    except native.NativeError as e:
+        native.raise_mapped(e)
+
+
+def decode_batch(data: typing.Union[bytes, bytearray, memoryview]) -> typing.Dict[str, typing.Any]:
+    """Decodes wire bytes into ``{"header": {...}, "events": [...]}``.
+    Corrupted bytes raise :class:`~turnout.BatchError` (``.kind`` says why)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TurnoutTypeError(f"batch bytes are bytes, not {type(data).__name__}")
+    try:
+        return typing.cast(typing.Dict[str, typing.Any], json.loads(ffi.decode_batch_json(bytes(data))))
+    except native.NativeError as e:
+        native.raise_mapped(e)
+
+
+def spec_version() -> int:
+    """The evaluation contract version (docs/spec.md) the library implements."""
+    return int(ffi.spec_version())
+
+
+def library_version() -> str:
+    """The native library's version."""
+    return str(ffi.library_version())
+

@@ -1,0 +1,76 @@
+"""The public exceptions of the Python package. The native library's errors
+are mapped onto them in one place: ``_native.raise_mapped``."""
+
+from __future__ import annotations
+
+__all__ = [
+    "TurnoutError",
+    "ConfigError",
+    "FacetsError",
+    "OptionsError",
+    "BatchError",
+    "StateError",
+    "ClosedError",
+    "TurnoutTypeError",
+]
+
+
+class TurnoutError(Exception):
+    """Base class of every error turnout raises. ``message`` is the text
+    without the kind prefix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(TurnoutError, ValueError):
+    """A config was rejected; the previous config stays in force. The message
+    lists every problem, one per line (``document: field: message``)."""
+
+
+class FacetsError(TurnoutError, ValueError):
+    """Facets could not be used (not a mapping, a value of an unsupported type,
+    an integer outside the signed 64-bit range, a non-finite float)."""
+
+
+class OptionsError(TurnoutError, ValueError):
+    """Client options were invalid (an unknown option, a limit of 0, ...)."""
+
+
+class BatchError(TurnoutError, ValueError):
+    """A batch could not be encoded or decoded. Corrupted bytes are rejected
+    whole. ``kind`` is ``checksum``, ``not-a-batch``, ``version``,
+    ``malformed`` (decoding) or ``json`` (encoding from JSON)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.kind = _batch_kind(message)
+
+
+class StateError(TurnoutError, RuntimeError):
+    """The call is not possible in this state (e.g. moving a clock that is
+    not fixed)."""
+
+
+class ClosedError(StateError):
+    """The client, context or poller was closed."""
+
+
+class TurnoutTypeError(TurnoutError, TypeError):
+    """An argument of the wrong type (or an integer out of the 64-bit range)."""
+
+
+_BATCH_KINDS = (
+    ("checksum mismatch", "checksum"),
+    ("not a turnout batch", "not-a-batch"),
+    ("unsupported batch version", "version"),
+    ("malformed batch", "malformed"),
+)
+
+
+def _batch_kind(message: str) -> str:
+    for prefix, kind in _BATCH_KINDS:
+        if message.startswith(prefix):
+            return kind
+    return "json"

@@ -1,0 +1,153 @@
+"""The native library: the UniFFI-generated bindings plus direct ctypes calls
+for the paths where the generated call machinery costs more than the work.
+
+Three kinds of call go through here:
+
+- **Hot typed getters** (``turnout_fast_int64/float64/bool``): plain C
+  functions of ``ffi/src/fast.rs`` that *borrow* the handles of a generated
+  ``Context`` and ``Variable`` (a UniFFI object handle is the address of the
+  Rust ``Arc``). They are called through ``ctypes.PyDLL``: the GIL stays held
+  for the ~0.1 us the decision takes, which is cheaper than releasing and
+  re-taking it and keeps a handle from being freed by another Python thread
+  in the middle of the call.
+- **Decisions and contexts from JSON**: the generated scaffolding symbols
+  (``uniffi_turnout_ffi_fn_method_context_decision``, ``..._context_json``)
+  called directly, skipping the generated Python wrapper's per-call
+  converter objects; the results are read with the generated readers.
+- **Everything else** (config updates, batches, stats): the generated
+  Python API as it is (``ffi``).
+
+The ABI used here is UniFFI 0.32's (pinned in ``ffi/Cargo.toml``); the
+generated module checks the contract version and every checksum on import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import typing
+
+from . import _errors as errors
+
+try:
+    from ._generated import turnout_ffi as ffi
+except ImportError as e:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "turnout: the generated bindings or the native library are missing "
+        "(turnout/_generated/). Build the package with `cargo xtask python`."
+    ) from e
+
+__all__ = ["ffi", "raise_mapped", "fast_int64", "fast_float64", "fast_bool"]
+
+_u64 = ctypes.c_uint64
+_Status = ffi._UniffiRustCallStatus
+_StatusPtr = ctypes.POINTER(_Status)
+_RustBuffer = ffi._UniffiRustBuffer
+
+
+class _ForeignBytes(ctypes.Structure):
+    """UniFFI's ``ForeignBytes`` with a ``c_char_p`` data field, so that a
+    ``bytes`` object is passed without a cast (same layout)."""
+
+    _fields_ = [("len", ctypes.c_int32), ("data", ctypes.c_char_p)]
+
+
+_lib = ctypes.PyDLL(ffi._UniffiLib._name)
+
+
+def _fn(name: str, argtypes: typing.Sequence[typing.Any], restype: typing.Any) -> typing.Any:
+    f = getattr(_lib, name)
+    f.argtypes = tuple(argtypes)
+    f.restype = restype
+    return f
+
+
+fast_int64 = _fn("turnout_fast_int64", (_u64, _u64, ctypes.c_int64), ctypes.c_int64)
+fast_float64 = _fn("turnout_fast_float64", (_u64, _u64, ctypes.c_double), ctypes.c_double)
+fast_bool = _fn("turnout_fast_bool", (_u64, _u64, ctypes.c_int8), ctypes.c_int8)
+
+_clone_client = _fn("uniffi_turnout_ffi_fn_clone_client", (_u64, _StatusPtr), _u64)
+_clone_context = _fn("uniffi_turnout_ffi_fn_clone_context", (_u64, _StatusPtr), _u64)
+_clone_variable = _fn("uniffi_turnout_ffi_fn_clone_variable", (_u64, _StatusPtr), _u64)
+_context_decision = _fn("uniffi_turnout_ffi_fn_method_context_decision", (_u64, _u64, _StatusPtr), _RustBuffer)
+_client_context_json = _fn("uniffi_turnout_ffi_fn_method_client_context_json", (_u64, _RustBuffer, _StatusPtr), _u64)
+_buffer_from_bytes = _fn("ffi_turnout_ffi_rustbuffer_from_bytes", (_ForeignBytes, _StatusPtr), _RustBuffer)
+_buffer_free = _fn("ffi_turnout_ffi_rustbuffer_free", (_RustBuffer, _StatusPtr), None)
+_string_at = ctypes.string_at
+
+_NATIVE_ERRORS: typing.Tuple[typing.Tuple[type, typing.Type[errors.TurnoutError]], ...] = (
+    (ffi.TurnoutError.Config, errors.ConfigError),
+    (ffi.TurnoutError.Facets, errors.FacetsError),
+    (ffi.TurnoutError.Options, errors.OptionsError),
+    (ffi.TurnoutError.Batch, errors.BatchError),
+    (ffi.TurnoutError.State, errors.StateError),
+)
+
+NativeError = ffi.TurnoutError
+"""The generated bindings' error base class (what :func:`raise_mapped` maps)."""
+
+
+def raise_mapped(e: BaseException) -> typing.NoReturn:
+    """Raises the public exception for a native error: the one mapping from
+    the generated ``TurnoutError`` variants (and UniFFI's ``InternalError``,
+    which only a bug in the library can cause) onto :mod:`turnout`'s."""
+    message = str(getattr(e, "message", e))
+    for native, public in _NATIVE_ERRORS:
+        if isinstance(e, native):
+            raise public(message) from None
+    raise errors.TurnoutError(f"internal error in the native library: {message}") from e
+
+
+def _check(status: typing.Any) -> None:
+    try:
+        ffi._uniffi_check_call_status(ffi._UniffiFfiConverterTypeTurnoutError, status)
+    except (ffi.TurnoutError, ffi.InternalError) as e:
+        raise_mapped(e)
+
+
+def decision_bytes(ctx: int, var: int) -> bytes:
+    """The full decision of ``var`` for ``ctx`` (one evaluation, recorded like
+    any other), as UniFFI's serialised ``Decision`` record. The handles are
+    cloned for the call (a UniFFI method consumes one reference of each)."""
+    st = _Status()
+    buf = _context_decision(_clone_context(ctx, st), _clone_variable(var, st), st)
+    if st.code:
+        _check(st)
+    raw: bytes = _string_at(buf.data, buf.len)
+    _buffer_free(buf, st)
+    return raw
+
+
+def read_decision(raw: bytes) -> typing.Any:
+    """Reads the bytes of :func:`decision_bytes` with the generated reader."""
+    return ffi._UniffiFfiConverterTypeDecision.read(ffi._UniffiRustBufferStream(raw, len(raw)))
+
+
+def context_from_json(client: int, facets_json: bytes) -> typing.Any:
+    """A generated ``Context`` from facets as JSON text (``Client.context_json``
+    without the generated wrapper's string machinery)."""
+    st = _Status()
+    h = _client_context_json(
+        _clone_client(client, st), _buffer_from_bytes(_ForeignBytes(len(facets_json), facets_json), st), st
+    )
+    if st.code:
+        _check(st)
+    return ffi.Context._uniffi_make_instance(h)
+
+
+def release(obj: typing.Any) -> None:
+    """Frees the native object behind a generated ``Client`` or ``Context``
+    now, exactly once: the handle is taken off the object first, so its
+    ``__del__`` (and a second call) will not free it again."""
+    h = getattr(obj, "_handle", None)
+    if h is None:
+        return
+    obj._handle = None
+    free = _FREE[type(obj)]
+    ffi._uniffi_rust_call(free, h)
+
+
+_FREE = {
+    ffi.Client: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_client,
+    ffi.Context: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_context,
+    ffi.Variable: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_variable,
+}
