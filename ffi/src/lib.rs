@@ -17,4 +17,5 @@ uniffi::setup_scaffolding!();
 
 pub mod capi;
 pub mod fast;
+pub mod jni;
 pub mod uniffi_api;

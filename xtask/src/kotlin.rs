@@ -1,6 +1,127 @@
-//! `cargo xtask kotlin`: build the Kotlin/JVM package and run its tests (issue 5).
+//! `cargo xtask kotlin`: build the Kotlin/JVM package (`bindings/kotlin`) and run its tests (issue 5).
+//!
+//! Steps:
+//!
+//! 1. `crate::uniffi::generate("kotlin", bindings/kotlin/target/generated-sources/uniffi)`: the one
+//!    release build of `turnout-ffi` (UniFFI exports + the JNI fast path, `ffi/src/jni.rs`), then
+//!    the generated Kotlin (package `dev.turnout.ffi`, settings in `ffi/uniffi.toml`).
+//! 2. `mvn -B -q test` in `bindings/kotlin` (Maven and a JDK are installed with apt-get when
+//!    missing; the first run downloads the Kotlin compiler and plugins from Maven Central):
+//!    compiles the generated code with the facade (`src/main/kotlin`), the tests, the demo runner
+//!    (`src/tools/kotlin`) and the example (`examples/kotlin`), and runs the JUnit tests with the
+//!    native library on `jna.library.path`: every conformance vector through `index.json` (writes
+//!    `target/conformance/kotlin.json`), the batch vectors, threads, bad input, the poller
+//!    against local HTTP servers, the example. It also writes `bindings/kotlin/target/classpath.txt`.
+//!
+//! `cargo xtask kotlin --bench [JMH args]` builds the same way with the `bench` profile (JMH,
+//! `src/bench/java`), skips the tests, and runs the JMH benchmarks of the shared scenario
+//! (generated UniFFI path, JNA direct mapping, the facade's JNI path; prepared and one-shot).
+//! Not part of `cargo xtask test`. Default JMH arguments: `-f 1 -wi 3 -i 5 -w 1 -r 1`.
+//!
+//! The demo runner (tests/bench/README.md) after a build, from the repository root:
+//!
+//! ```text
+//! java -Djna.library.path=target/release \
+//!     -cp bindings/kotlin/target/classes:bindings/kotlin/target/test-classes:$(cat bindings/kotlin/target/classpath.txt) \
+//!     dev.turnout.tools.Runner --config CONFIG.json --contexts CONTEXTS.jsonl --now-ms MS \
+//!     --out DECISIONS.jsonl --timing TIMING.json
+//! ```
+//!
+//! ([`runner_command`] returns that command for `cargo xtask demo`.)
 
-/// Runs `cargo xtask kotlin [args]`.
-pub(crate) fn run(_args: &[String]) -> Result<(), String> {
-    Err("cargo xtask kotlin: not built yet (issue 5)".into())
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::run as exec;
+use crate::{root, step, succeeds};
+
+/// The Maven project.
+fn project_dir() -> PathBuf {
+    root().join("bindings/kotlin")
+}
+
+/// Runs `cargo xtask kotlin [--bench [JMH args]]`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let bench = args.first().map(String::as_str) == Some("--bench");
+    if !bench {
+        if let Some(other) = args.first() {
+            return Err(format!("cargo xtask kotlin: unknown argument {other} (use --bench [JMH args])"));
+        }
+    }
+    let dir = project_dir();
+    let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
+    ensure_maven()?;
+    let native_dir = lib.parent().ok_or("library path has no parent")?;
+    if bench {
+        step("mvn -Pbench test-compile (JMH benchmarks, tests skipped)");
+        exec(mvn(&dir, native_dir).args(["-Pbench", "-DskipTests", "test"]))?;
+        return run_bench(&dir, native_dir, &args[1..]);
+    }
+    step("mvn test (bindings/kotlin: facade, conformance vectors, threads, poller, example)");
+    exec(mvn(&dir, native_dir).arg("test"))
+}
+
+/// `mvn -B -q` in `dir`, with the native library directory passed to the tests.
+fn mvn(dir: &Path, native_dir: &Path) -> Command {
+    let mut c = Command::new("mvn");
+    c.current_dir(dir)
+        .args(["-B", "-q", "-Dstyle.color=never"])
+        .arg(format!("-Dturnout.native.dir={}", native_dir.display()));
+    c
+}
+
+/// Maven and a JDK (17 or newer): preinstalled on the project's machines; apt-get otherwise.
+fn ensure_maven() -> Result<(), String> {
+    if succeeds(Command::new("mvn").arg("--version")) && succeeds(Command::new("javac").arg("--version")) {
+        return Ok(());
+    }
+    step("installing Maven and a JDK (apt-get)");
+    exec(Command::new("apt-get").arg("update").arg("-qq"))?;
+    exec(Command::new("apt-get").args(["install", "-y", "-qq", "maven", "openjdk-17-jdk-headless"]))
+}
+
+/// The classpath of the compiled project (classes, test classes, every dependency jar).
+fn classpath(dir: &Path) -> Result<String, String> {
+    let deps = dir.join("target/classpath.txt");
+    let deps = std::fs::read_to_string(&deps)
+        .map_err(|e| format!("{}: {e} (run cargo xtask kotlin first)", deps.display()))?;
+    Ok(format!(
+        "{}:{}:{}",
+        dir.join("target/classes").display(),
+        dir.join("target/test-classes").display(),
+        deps.trim()
+    ))
+}
+
+/// `java` with the native library and the project's classpath, running `main_class`.
+fn java(dir: &Path, native_dir: &Path, main_class: &str) -> Result<Command, String> {
+    let mut c = Command::new("java");
+    c.arg(format!("-Djna.library.path={}", native_dir.display()))
+        .arg(format!("-Dturnout.repo.root={}", root().display()))
+        .arg("-cp")
+        .arg(classpath(dir)?)
+        .arg(main_class)
+        .current_dir(root());
+    Ok(c)
+}
+
+fn run_bench(dir: &Path, native_dir: &Path, jmh_args: &[String]) -> Result<(), String> {
+    step("JMH: the shared scenario (tests/bench/scenario.json) through every Kotlin path");
+    let mut c = java(dir, native_dir, "org.openjdk.jmh.Main")?;
+    if jmh_args.is_empty() {
+        c.args(["-f", "1", "-wi", "3", "-i", "5", "-w", "1", "-r", "1"]);
+    } else {
+        c.args(jmh_args);
+    }
+    exec(&mut c)
+}
+
+/// The demo runner (tests/bench/README.md); append its arguments. Needs a prior `cargo xtask kotlin`.
+#[allow(dead_code)] // for `cargo xtask demo` (the cross-language identity check)
+pub(crate) fn runner_command() -> Result<Command, String> {
+    java(
+        &project_dir(),
+        &crate::uniffi::library_path().parent().map(Path::to_path_buf).unwrap_or_default(),
+        "dev.turnout.tools.Runner",
+    )
 }

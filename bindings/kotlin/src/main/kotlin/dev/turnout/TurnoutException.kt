@@ -1,0 +1,60 @@
+package dev.turnout
+
+import dev.turnout.ffi.InternalException
+import dev.turnout.ffi.TurnoutException as FfiException
+
+/**
+ * Every error the turnout facade throws. A sealed hierarchy, so a `when`
+ * over it is exhaustive:
+ *
+ * ```kotlin
+ * try { client.updateConfig(bytes) } catch (e: TurnoutException.Config) { log(e.message) }
+ * ```
+ *
+ * Unchecked ([RuntimeException]) so Java callers are not forced to catch.
+ * Mapped from the generated UniFFI error in one place ([mapErrors]).
+ */
+sealed class TurnoutException(message: String, cause: Throwable? = null) : RuntimeException(message, cause) {
+    /** A config was rejected; the previous config stays in force. [message] lists every problem, one per line. */
+    class Config(message: String) : TurnoutException(message)
+
+    /** Facets could not be used (a name or value of the wrong type, a non-finite number). */
+    class Facets(message: String) : TurnoutException(message)
+
+    /** Client options were invalid. */
+    class Options(message: String) : TurnoutException(message)
+
+    /** An event batch could not be encoded or decoded (corrupted bytes are rejected whole). */
+    class Batch(message: String) : TurnoutException(message)
+
+    /** The call is not possible in this state (e.g. moving the clock of a client without `fixedTimeMs`). */
+    class State(message: String) : TurnoutException(message)
+
+    /** The handle ([Client], [Context] or [Variable]) was closed; [what] names it. */
+    class Closed(val what: String) : TurnoutException("$what is closed")
+
+    /** The native library failed unexpectedly (a bug: please report it with [message]). */
+    class Internal(message: String, cause: Throwable? = null) : TurnoutException(message, cause)
+}
+
+/**
+ * Runs a call into the generated bindings and maps what it throws to
+ * [TurnoutException]: the one place where the generated error is translated.
+ */
+internal inline fun <T> mapErrors(block: () -> T): T =
+    try {
+        block()
+    } catch (e: FfiException) {
+        throw e.toFacade()
+    } catch (e: InternalException) {
+        throw TurnoutException.Internal(e.message ?: "internal error", e)
+    }
+
+internal fun FfiException.toFacade(): TurnoutException =
+    when (this) {
+        is FfiException.Config -> TurnoutException.Config(detail)
+        is FfiException.Facets -> TurnoutException.Facets(detail)
+        is FfiException.Options -> TurnoutException.Options(detail)
+        is FfiException.Batch -> TurnoutException.Batch(detail)
+        is FfiException.State -> TurnoutException.State(detail)
+    }
