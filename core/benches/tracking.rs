@@ -18,7 +18,7 @@
 //! `turnout_core::Event` values directly, sharing `Arc`s exactly the way a
 //! `Client` does: one `Arc<str>` per service, variable name, decision value
 //! text and experiment (the client's service and the compiled config's
-//! strings), one `Arc<Facets>` per session (a prepared `Context`), and a fresh
+//! strings), one shared `Facets` per session (a prepared `Context`), and a fresh
 //! `Arc<str>` for every track name (`Client::track` formats `service.name`
 //! on each call). Building the events directly (rather than recording them
 //! through a `Client`) keeps the stream's mix under control and lets one
@@ -178,7 +178,7 @@ struct Var {
 
 struct Session {
     service: usize,
-    facets: Arc<Facets>,
+    facets: Facets,
     left: u32,
     used: Vec<usize>,
 }
@@ -308,7 +308,7 @@ impl Stream {
             x -= SERVICE_WEIGHTS[service];
             service += 1;
         }
-        let facets = Arc::new(self.session_facets(service));
+        let facets = self.session_facets(service);
         Session { service, facets, left: 4 + self.rng.below(9) as u32, used: Vec::new() }
     }
 
@@ -317,7 +317,7 @@ impl Stream {
         let k = self.rng.below(CONCURRENT_SESSIONS as u64) as usize;
         let (service, facets) = {
             let s = &self.sessions[k];
-            (s.service, Arc::clone(&s.facets))
+            (s.service, s.facets.clone())
         };
         let service_name = Arc::clone(&self.services[service]);
         let event = if self.rng.chance(0.15) {
@@ -706,19 +706,19 @@ fn size_row(size: usize, count: usize) -> SizeRow {
     let mut prost_bytes = 0usize;
     let mut sets = 0usize;
     let mut strings = 0usize;
-    let empty = Arc::new(Facets::new());
+    let empty = Facets::new();
     for b in &bs {
         let bytes = encode_batch(&b.header, &b.events);
         let back = decode_batch(&bytes).expect("decodes");
         assert_eq!(back.events, b.events, "round trip");
         turnout += bytes.len();
-        let stripped: Vec<Event> = b.events.iter().map(|e| Event { facets: Arc::clone(&empty), ..e.clone() }).collect();
+        let stripped: Vec<Event> = b.events.iter().map(|e| Event { facets: empty.clone(), ..e.clone() }).collect();
         no_facets += encode_batch(&b.header, &stripped).len();
         let j = json_encode(b);
         json += j.len();
         let pb = prost::Message::encode_to_vec(&pb_batch(b));
         prost_bytes += pb.len();
-        sets += b.events.iter().map(|e| Arc::as_ptr(&e.facets) as usize).collect::<HashSet<_>>().len();
+        sets += b.events.iter().map(|e| e.facets.fingerprint()).collect::<HashSet<_>>().len();
         let mut texts: HashSet<String> = HashSet::new();
         for e in &b.events {
             texts.insert(e.service.to_string());

@@ -123,7 +123,7 @@ impl Inner {
 
     /// Records a decision event if the tracking mode wants it; folds repeats.
     #[inline]
-    fn record(&self, generation: u64, r: &Resolved<'_>, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
+    fn record(&self, generation: u64, r: &Resolved<'_>, facets_fp: u64, facets: impl FnOnce() -> Facets) {
         let (Some(name), Some(value)) = (r.var, r.value) else {
             return;
         };
@@ -150,7 +150,7 @@ impl Inner {
         );
     }
 
-    fn track(&self, name: &str, value: f64, facets_fp: u64, facets: impl FnOnce() -> Arc<Facets>) {
+    fn track(&self, name: &str, value: f64, facets_fp: u64, facets: impl FnOnce() -> Facets) {
         // The key uses the bare name (the service is part of every key), so a
         // folded repeat allocates nothing.
         let key = track_fold_key(&self.service, name, facets_fp, value);
@@ -170,7 +170,7 @@ impl Inner {
         key: u64,
         name: impl FnOnce() -> Arc<str>,
         data: impl FnOnce() -> EventData,
-        facets: impl FnOnce() -> Arc<Facets>,
+        facets: impl FnOnce() -> Facets,
     ) {
         let mut rec = self.recorder();
         if rec.fold(key) {
@@ -193,8 +193,8 @@ impl Inner {
         f.fingerprint_excluding(&self.options.tracking.exclude_facets)
     }
 
-    fn recorded_facets(&self, f: &Facets) -> Arc<Facets> {
-        without(&Arc::new(f.clone()), &self.options.tracking.exclude_facets)
+    fn recorded_facets(&self, f: &Facets) -> Facets {
+        without(f, &self.options.tracking.exclude_facets)
     }
 }
 
@@ -301,7 +301,6 @@ impl Client {
 
     /// A prepared context for one unit or request.
     pub fn context(&self, facets: Facets) -> Context {
-        let facets = Arc::new(facets);
         let recorded = without(&facets, &self.inner.options.tracking.exclude_facets);
         let pinned = self.inner.snapshot.load_full();
         Context { inner: Arc::clone(&self.inner), facets, recorded, pinned }
@@ -493,9 +492,9 @@ impl Variable {
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<Inner>,
-    facets: Arc<Facets>,
+    facets: Facets,
     /// The facets as events record them (excluded names removed), built once.
-    recorded: Arc<Facets>,
+    recorded: Facets,
     /// The snapshot in force when the context was made. While it is still the
     /// current one, decisions read it directly; after an update they load the
     /// new one (an `ArcSwap` load per call, about 13 ns more). A context that
@@ -529,13 +528,13 @@ impl Context {
         let env = Env::new(&self.facets, &*self.inner.options.clock);
         let idx = var.index(snap);
         let r = eval::resolve(&snap.compiled, idx, &env, &mut NoTrace);
-        self.inner.record(snap.generation, &r, self.recorded.fingerprint(), || Arc::clone(&self.recorded));
+        self.inner.record(snap.generation, &r, self.recorded.fingerprint(), || self.recorded.clone());
         f(r)
     }
 
     /// Records a metric with this context's facets (see [`Client::track`]).
     pub fn track(&self, name: &str, value: f64) {
-        self.inner.track(name, value, self.recorded.fingerprint(), || Arc::clone(&self.recorded));
+        self.inner.track(name, value, self.recorded.fingerprint(), || self.recorded.clone());
     }
 
     #[inline]

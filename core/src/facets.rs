@@ -4,6 +4,7 @@
 //! string and its number are computed then, so evaluation only reads them.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::error::FacetError;
 use crate::value::{FacetValue, Num};
@@ -108,6 +109,8 @@ pub struct Facet {
     key: Cow<'static, str>,
     /// [`key_word`] of `key`.
     word: u64,
+    /// This facet's share of the set's fingerprint, computed once.
+    digest: u64,
     value: FacetValue,
     canon: Canon,
     num: Option<Num>,
@@ -122,16 +125,15 @@ impl Facet {
         };
         let num = value.num();
         let word = key_word(&key);
-        Facet { key, word, value, canon, num }
-    }
-    fn digest(&self) -> u64 {
-        let tag: u8 = match self.value {
+        let mut f = Facet { key, word, digest: 0, value, canon, num };
+        let tag: u8 = match f.value {
             FacetValue::Str(_) => 0,
             FacetValue::Int(_) => 1,
             FacetValue::Float(_) => 2,
             FacetValue::Bool(_) => 3,
         };
-        crate::hash::salted_hash(&self.key, [&[tag][..], self.canonical().as_bytes()])
+        f.digest = crate::hash::salted_hash(&f.key, [&[tag][..], f.canonical().as_bytes()]);
+        f
     }
 
     /// The facet's name.
@@ -162,9 +164,12 @@ impl Facet {
 }
 
 /// A set of facets, in insertion order; setting a name again replaces its value.
+///
+/// Cloning is cheap (the facets are shared, copy-on-write): a recorded event
+/// keeps the caller's facets without copying them.
 #[derive(Debug, Clone, Default)]
 pub struct Facets {
-    items: Vec<Facet>,
+    items: Arc<Vec<Facet>>,
     /// Order-independent digest of the facets (used to fold repeated events).
     fingerprint: u64,
 }
@@ -192,24 +197,26 @@ macro_rules! str_builder {
 impl Facets {
     /// An empty set.
     pub fn new() -> Facets {
-        Facets { items: Vec::new(), fingerprint: 0 }
+        Facets { items: Arc::new(Vec::new()), fingerprint: 0 }
     }
 
-    fn refresh_fingerprint(&mut self) {
-        self.fingerprint = self.items.iter().fold(0u64, |acc, f| acc.wrapping_add(f.digest()));
+    /// An identity of the shared facets: equal for clones of one set (the
+    /// encoder uses it to skip re-encoding a set it has just written).
+    pub(crate) fn share_id(&self) -> usize {
+        Arc::as_ptr(&self.items) as usize
     }
 
     /// The fingerprint the set would have without the named facets.
     pub fn fingerprint_excluding(&self, names: &[String]) -> u64 {
-        names.iter().filter_map(|n| self.get(n)).fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest()))
+        names.iter().filter_map(|n| self.get(n)).fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest))
     }
 
     /// Builds a set from facets whose names are known to be distinct (one
     /// fingerprint pass, no per-insert scan).
     pub(crate) fn from_distinct(items: Vec<(Cow<'static, str>, FacetValue)>) -> Facets {
-        let mut f = Facets { items: items.into_iter().map(|(k, v)| Facet::new(k, v)).collect(), fingerprint: 0 };
-        f.refresh_fingerprint();
-        f
+        let items: Vec<Facet> = items.into_iter().map(|(k, v)| Facet::new(k, v)).collect();
+        let fingerprint = items.iter().fold(0u64, |acc, f| acc.wrapping_add(f.digest));
+        Facets { items: Arc::new(items), fingerprint }
     }
 
     /// An order-independent 64-bit digest of the facets.
@@ -224,11 +231,15 @@ impl Facets {
 
     fn insert(&mut self, key: Cow<'static, str>, value: FacetValue) {
         let f = Facet::new(key, value);
-        match self.items.iter_mut().find(|x| x.key == f.key) {
-            Some(slot) => *slot = f,
-            None => self.items.push(f),
+        self.fingerprint = self.fingerprint.wrapping_add(f.digest);
+        let items = Arc::make_mut(&mut self.items);
+        match items.iter_mut().find(|x| x.key == f.key) {
+            Some(slot) => {
+                self.fingerprint = self.fingerprint.wrapping_sub(slot.digest);
+                *slot = f;
+            }
+            None => items.push(f),
         }
-        self.refresh_fingerprint();
     }
 
     /// Sets a facet by name (replacing any previous value).
@@ -245,10 +256,12 @@ impl Facets {
 
     /// Removes a facet; returns whether it was present.
     pub fn remove(&mut self, key: &str) -> bool {
-        let before = self.items.len();
-        self.items.retain(|f| f.key != key);
-        self.refresh_fingerprint();
-        before != self.items.len()
+        let Some(i) = self.items.iter().position(|f| f.key == key) else {
+            return false;
+        };
+        let f = Arc::make_mut(&mut self.items).remove(i);
+        self.fingerprint = self.fingerprint.wrapping_sub(f.digest);
+        true
     }
 
     int_builder! {
@@ -346,7 +359,7 @@ impl Facets {
     /// The facets as a JSON object (values as given).
     pub fn to_json(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
-        for f in &self.items {
+        for f in self.items.iter() {
             let v = match &f.value {
                 FacetValue::Str(s) => serde_json::Value::from(s.as_str()),
                 FacetValue::Int(i) => serde_json::Value::from(*i),

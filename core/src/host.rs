@@ -10,10 +10,13 @@
 //!   turned into [`ClientOptions`] plus the fixed clock, if one was asked for.
 //! - [`encode_batch_json`] / [`decode_batch_json`]: the event batch codec over
 //!   the JSON form of the conformance batch vectors and `turnout decode`.
+//! - [`facets_from_pairs`]: facets from (name, value) pairs in one pass, for
+//!   bindings that receive them one value at a time (WASM).
 //!
 //! The hot path (prepared [`Context`](crate::Context) x
 //! [`Variable`](crate::Variable) -> number) never goes through here.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -23,7 +26,9 @@ use crate::client::ClientOptions;
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::Isolation;
 use crate::error::HostError;
+use crate::facets::{names, Facets};
 use crate::tracking::{decode_batch, encode_batch, BatchHeader, DecisionEvents, DecodedBatch, Event, TrackingOptions};
+use crate::value::FacetValue;
 
 /// Client options in the JSON form every binding accepts. Every field is
 /// optional; absent fields keep [`ClientOptions::default`]'s values.
@@ -177,6 +182,24 @@ pub fn decode_batch_json(bytes: &[u8]) -> Result<String, HostError> {
     Ok(batch_to_json(&batch).to_string())
 }
 
+/// Builds facets from `(name, value)` pairs in one pass: the same set as
+/// calling [`Facets::set`] for each pair in order (a repeated name keeps its
+/// first position and takes the last value), but well-known names are not
+/// copied and the fingerprint is computed once instead of once per facet.
+pub fn facets_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Facets {
+    let mut items: Vec<(Cow<'static, str>, FacetValue)> = Vec::new();
+    for (name, value) in pairs {
+        match items.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => {
+                let key = names::well_known(name).map_or_else(|| Cow::Owned(name.to_string()), Cow::Borrowed);
+                items.push((key, value));
+            }
+        }
+    }
+    Facets::from_distinct(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +226,27 @@ mod tests {
         assert_eq!(b.options.clock.now_ms(), 42);
         b.fixed_clock.as_ref().unwrap().set(7);
         assert_eq!(b.options.clock.now_ms(), 7);
+    }
+
+    #[test]
+    fn facets_from_pairs_is_set_in_order() {
+        let pairs = [
+            ("city", FacetValue::Int(10)),
+            ("custom", FacetValue::Str("x".into())),
+            ("pax", FacetValue::Int(9_007_199_254_740_993)),
+            ("city", FacetValue::Float(6.5)),
+        ];
+        let mut expected = Facets::new();
+        for (k, v) in pairs.clone() {
+            expected.set(k, v);
+        }
+        let got = facets_from_pairs(pairs);
+        assert_eq!(got, expected);
+        assert_eq!(got.fingerprint(), expected.fingerprint());
+        let order: Vec<&str> = got.iter().map(|f| f.key()).collect();
+        assert_eq!(order, ["city", "custom", "pax"]);
+        assert_eq!(got.get("city").map(|f| f.canonical()), Some("6.5"));
+        assert!(facets_from_pairs([]).is_empty());
     }
 
     #[test]

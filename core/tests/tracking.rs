@@ -70,7 +70,7 @@ fn decisions_through_rollouts_and_experiments_are_recorded() {
             choice: None
         }
     );
-    assert_eq!(*e.facets, f);
+    assert_eq!(e.facets, f);
     assert!(matches!(&events[1].data, EventData::Decision { source: Source::Default, value, .. } if &**value == "30"));
     match &events[2].data {
         EventData::Decision { source: Source::Experiment, experiment: Some(x), choice: Some(_), .. } => {
@@ -265,8 +265,8 @@ fn batches_decode_to_exactly_what_was_recorded() {
         }
     );
     assert_eq!(d.events.len(), 4);
-    assert_eq!(*d.events[0].facets, f.clone().city(6));
-    assert_eq!(*d.events[3].facets, f);
+    assert_eq!(d.events[0].facets, f.clone().city(6));
+    assert_eq!(d.events[3].facets, f);
     assert_eq!(d.events[3].data, EventData::Track { value: -3.0 });
     // Re-encoding the decoded events gives the same bytes.
     assert_eq!(encode_batch(&d.header, &d.events), b.bytes);
@@ -285,7 +285,7 @@ fn hand_assembled_batch_matches_the_encoder() {
         dropped: 2,
         fold_overflow: 0,
     };
-    let facets = Arc::new(Facets::new().city(6).with("vip", true));
+    let facets = Facets::new().city(6).with("vip", true);
     let event = Event {
         time_ms: 1003,
         count: 4,
@@ -408,7 +408,7 @@ fn event() -> impl Strategy<Value = Event> {
                 },
                 None => EventData::Track { value: track },
             };
-            Event { time_ms: t, count, service: Arc::from(svc), name: Arc::from(name), data, facets: Arc::new(f) }
+            Event { time_ms: t, count, service: Arc::from(svc), name: Arc::from(name), data, facets: f }
         })
 }
 
@@ -447,7 +447,7 @@ fn bytes_do_not_depend_on_facet_order() {
         service: Arc::from("s"),
         name: Arc::from("n"),
         data: EventData::Track { value: 1.0 },
-        facets: Arc::new(f),
+        facets: f,
     };
     let a = ev(Facets::new().city(6).passenger(1).booking("b"));
     let b = ev(Facets::new().booking("b").passenger(1).city(6));

@@ -542,23 +542,21 @@ fn batches() -> Result<Value, String> {
         cases.push(batch_case(&format!("recorded-stream-seq{}", d.header.seq), &d.header, &d.events));
     }
     // 2. Hand-built events: every flag combination, edge values.
-    let f = Arc::new(
-        Facets::new()
-            .city(6)
-            .with("vip", true)
-            .with("score", -0.5)
-            .with("name", "Zürich 中文 😀")
-            .passenger(BIG)
-            .with("neg", i64::MIN),
-    );
-    let empty = Arc::new(Facets::new());
-    let ev = |t: i64, count: u64, name: &str, data: EventData, facets: &Arc<Facets>| Event {
+    let f = Facets::new()
+        .city(6)
+        .with("vip", true)
+        .with("score", -0.5)
+        .with("name", "Zürich 中文 😀")
+        .passenger(BIG)
+        .with("neg", i64::MIN);
+    let empty = Facets::new();
+    let ev = |t: i64, count: u64, name: &str, data: EventData, facets: &Facets| Event {
         time_ms: t,
         count,
         service: Arc::from("svc"),
         name: Arc::from(name),
         data,
-        facets: Arc::clone(facets),
+        facets: facets.clone(),
     };
     let dec = |value: &str, source: Source, experiment: Option<&str>, rule: Option<u32>, choice: Option<u32>| {
         EventData::Decision { value: Arc::from(value), source, experiment: experiment.map(Arc::from), rule, choice }

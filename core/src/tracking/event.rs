@@ -43,7 +43,7 @@ pub struct Event {
     /// Decision or metric details.
     pub data: EventData,
     /// The facets given with the call.
-    pub facets: Arc<Facets>,
+    pub facets: Facets,
 }
 
 impl Event {
@@ -130,21 +130,20 @@ impl Event {
             service: Arc::from(s("service")?),
             name: Arc::from(s("name")?),
             data,
-            facets: Arc::new(facets),
+            facets,
         })
     }
 }
 
 /// The facets with the named ones removed (shares `f` when none is present).
-pub(crate) fn without(f: &Arc<Facets>, exclude: &[String]) -> Arc<Facets> {
-    if !exclude.iter().any(|x| f.get(x).is_some()) {
-        return Arc::clone(f);
+pub(crate) fn without(f: &Facets, exclude: &[String]) -> Facets {
+    let mut c = f.clone();
+    if exclude.iter().any(|x| f.get(x).is_some()) {
+        for x in exclude {
+            c.remove(x);
+        }
     }
-    let mut c = (**f).clone();
-    for x in exclude {
-        c.remove(x);
-    }
-    Arc::new(c)
+    c
 }
 
 /// Facet values as the wire format tags them.

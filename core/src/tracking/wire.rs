@@ -238,8 +238,8 @@ impl<'a> Sets<'a> {
         }
     }
 
-    fn set(&mut self, f: &'a Arc<Facets>, strings: &mut Strings<'a>) -> u32 {
-        let key = Arc::as_ptr(f) as usize;
+    fn set(&mut self, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
+        let key = f.share_id();
         if let Some(i) = self.by_ptr.get(&key) {
             return *i;
         }
@@ -522,7 +522,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
         }
     }
     let n = r.count(1)?;
-    let mut sets: Vec<Arc<Facets>> = Vec::with_capacity(n);
+    let mut sets: Vec<Facets> = Vec::with_capacity(n);
     // Facet values are copied out of the string table; cap the copies at a
     // fixed multiple of the input so hostile batches cannot amplify memory.
     let mut budget = bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024);
@@ -566,7 +566,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
         if repeats {
             return r.err("facet set repeats a key");
         }
-        sets.push(Arc::new(Facets::from_distinct(items)));
+        sets.push(Facets::from_distinct(items));
     }
     let client_id = r.index(&strings, "string index out of range")?.to_string();
     let sdk = r.index(&strings, "string index out of range")?.to_string();
