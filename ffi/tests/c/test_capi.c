@@ -143,6 +143,7 @@ static void test_versions_and_frees(void) {
     CHECK(turnout_error_status(NULL) == TURNOUT_STATUS_NULL_ARGUMENT);
     CHECK(turnout_error_message(NULL).len == 0);
     /* A panic inside the library is a status, not a crash. */
+    fprintf(stderr, "(two panic messages from turnout_selftest_panic are expected below)\n");
     EXPECT_ERROR(turnout_selftest_panic(ERR), TURNOUT_STATUS_PANIC, "turnout_selftest_panic was called");
     CHECK(turnout_selftest_panic(NULL) == TURNOUT_STATUS_PANIC);
 }
@@ -560,6 +561,6 @@ int main(int argc, char **argv) {
     turnout_client_free(c);
     free(cfg);
 
-    printf("C ABI: %d passed, %d failed\n", passed, failed);
+    printf("capi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
