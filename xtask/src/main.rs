@@ -167,6 +167,7 @@ fn test() -> Result<(), String> {
     step("spec anchors (independent Python reference)");
     anchors()?;
     go::run(&[])?;
+    python::run(&[])?;
     let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     fuzz(secs)?;
     println!("\nxtask test: all steps passed in {:.0} s", t0.elapsed().as_secs_f64());

@@ -59,10 +59,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let py = venv_python(&venv());
     step("pytest bindings/python/tests (against the installed wheel)");
-    exec(Command::new(&py)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
-        .current_dir(package_dir())
-        .env("TURNOUT_ROOT", root()))?;
+    exec(
+        Command::new(&py)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+            .current_dir(package_dir())
+            .env("TURNOUT_ROOT", root()),
+    )?;
     check_wheel_in_fresh_venv(&wheel)
 }
 
@@ -82,11 +84,13 @@ pub(crate) fn build() -> Result<PathBuf, String> {
         std::fs::remove_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
     }
     step(&format!("pip wheel bindings/python -> {}", rel(&dist)));
-    exec(Command::new(&py)
-        .args(["-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-build-isolation"])
-        .arg("--wheel-dir")
-        .arg(&dist)
-        .arg(package_dir()))?;
+    exec(
+        Command::new(&py)
+            .args(["-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-build-isolation"])
+            .arg("--wheel-dir")
+            .arg(&dist)
+            .arg(package_dir()),
+    )?;
     // setuptools' scratch directories inside the source tree.
     for scratch in ["build", "src/turnout.egg-info"] {
         let _ = std::fs::remove_dir_all(package_dir().join(scratch));
@@ -118,17 +122,21 @@ fn ensure_venv(dir: &Path, packages: &[&str], probe: &str) -> Result<PathBuf, St
     }
     if !succeeds(Command::new(&py).args(["-c", probe])) {
         step(&format!("pip install {} into {}", packages.join(" "), rel(dir)));
-        exec(Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade"])
-            .args(packages))?;
+        exec(
+            Command::new(&py)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade"])
+                .args(packages),
+        )?;
     }
     Ok(py)
 }
 
 fn pip_install_wheel(py: &Path, wheel: &Path) -> Result<(), String> {
-    exec(Command::new(py)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--force-reinstall"])
-        .arg(wheel))
+    exec(
+        Command::new(py)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--force-reinstall"])
+            .arg(wheel),
+    )
 }
 
 /// Installs the wheel into a new, empty venv and takes decisions with it from outside the
@@ -138,13 +146,16 @@ fn check_wheel_in_fresh_venv(wheel: &Path) -> Result<(), String> {
     step(&format!("fresh venv {}: install the wheel and use it", rel(&dir)));
     exec(Command::new("python3").args(["-m", "venv", "--clear", "--without-pip"]).arg(&dir))?;
     // The fresh venv has no pip: the test venv's pip installs into it.
-    exec(Command::new(venv_python(&venv()))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--python"])
-        .arg(venv_python(&dir))
-        .arg(wheel))
+    exec(
+        Command::new(venv_python(&venv()))
+            .args(["-m", "pip", "--python"])
+            .arg(venv_python(&dir))
+            .args(["install", "--quiet", "--disable-pip-version-check", "--no-deps"])
+            .arg(wheel),
+    )
     .or_else(|_| {
         // pip < 22.3 has no --python: bootstrap pip in the fresh venv instead.
-        exec(Command::new(venv_python(&dir)).args(["-m", "ensurepip", "--quiet"]))?;
+        exec(Command::new(venv_python(&dir)).args(["-m", "ensurepip"]))?;
         pip_install_wheel(&venv_python(&dir), wheel)
     })?;
     let script = r#"
@@ -161,10 +172,12 @@ with turnout.Client(cfg, service="wheel-check", fixed_time_ms=1700000000000) as 
     assert b is not None and turnout.decode_batch(b.bytes)["header"]["sdk"] == "turnout-python"
     print(f"wheel OK: turnout {turnout.__version__} (spec {turnout.spec_version()}), 60 and {v} from the wheel")
 "#;
-    exec(Command::new(venv_python(&dir))
-        .args(["-c", script])
-        .arg(root().join("examples/configs/example.json"))
-        .current_dir(std::env::temp_dir()))
+    exec(
+        Command::new(venv_python(&dir))
+            .args(["-c", script])
+            .arg(root().join("examples/configs/example.json"))
+            .current_dir(std::env::temp_dir()),
+    )
 }
 
 /// The shared benchmark scenario against the peers from PyPI.
