@@ -25,6 +25,8 @@
 //!   loading that the current loader design cannot go below.
 //! - `baseline/if_else/...`: the seed rollout hand-written as if/else (with
 //!   the same xxh3 bucket for the `/` rule), for scale.
+//! - `scenario/{prepared_1000,get_variable_1000}`: the shared cross-language
+//!   scenario of tests/bench/scenario.json (one iteration = 1,000 decisions).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -340,5 +342,53 @@ fn baseline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rollout, experiment, timeslice, load, baseline);
+/// The shared cross-language scenario (tests/bench/scenario.json): the seed
+/// rollout over 1,000 pre-generated contexts; one iteration is one pass (1,000
+/// decisions), so criterion's time / 1,000 is the ns per decision every
+/// binding reports for the same scenario.
+fn scenario(c: &mut Criterion) {
+    let doc: Value = serde_json::from_str(include_str!("../../tests/bench/scenario.json")).expect("scenario parses");
+    let (client, _) = Client::with_config(SEED_ROLLOUT.as_bytes(), options()).expect("seed rollout loads");
+    let facets: Vec<Facets> =
+        doc["contexts"].as_array().expect("contexts").iter().map(|f| Facets::from_json(f).expect("facets")).collect();
+    let want = doc["expectedSum"].as_i64().expect("expectedSum");
+    let var = client.variable(ROLLOUT_VAR);
+    let ctxs: Vec<_> = facets.iter().map(|f| client.context(f.clone())).collect();
+    let pass = || ctxs.iter().map(|ctx| ctx.int64(black_box(&var), 0)).sum::<i64>();
+    assert_eq!(pass(), want, "scenario sum");
+    let one_shot = || facets.iter().map(|f| client.get_variable(black_box(ROLLOUT_VAR), f).int64(0)).sum::<i64>();
+    assert_eq!(one_shot(), want, "scenario sum (one-shot)");
+    let mut g = c.benchmark_group("scenario");
+    g.throughput(criterion::Throughput::Elements(ctxs.len() as u64));
+    // The host drains the event queue outside the timing, as every binding's benchmark does.
+    g.bench_function("prepared_1000", |b| {
+        b.iter_custom(|iters| {
+            let t = std::time::Instant::now();
+            for _ in 0..iters {
+                black_box(pass());
+            }
+            let e = t.elapsed();
+            while let Some(batch) = client.take_batch(10_000) {
+                client.ack(batch.seq);
+            }
+            e
+        })
+    });
+    g.bench_function("get_variable_1000", |b| {
+        b.iter_custom(|iters| {
+            let t = std::time::Instant::now();
+            for _ in 0..iters {
+                black_box(one_shot());
+            }
+            let e = t.elapsed();
+            while let Some(batch) = client.take_batch(10_000) {
+                client.ack(batch.seq);
+            }
+            e
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, rollout, experiment, timeslice, load, baseline, scenario);
 criterion_main!(benches);
