@@ -571,15 +571,19 @@ class Client:
     def get_variable(self, name: str, facets: FacetsLike = None) -> Decision:
         """The decision for ``name`` and ``facets`` (records a decision event).
         ``client.get_variable("delay", {"city": 10, "pax": 7}).int64(30)``."""
+        # The common case inline (a known name, a dict seen before): two dict
+        # lookups, then the decision; everything else takes the general path.
         try:
             var = self._vars[name]
-        except (KeyError, TypeError):
-            var = self.variable(name)
-        ctx = self._context_for(facets)
-        try:
-            return _decision_of(_decision_bytes(ctx._h, var._h))
-        except _ArgumentError:
-            raise ClosedError("this client is closed") from None
+            ctx = self._contexts[(*facets.items(), *map(type, facets.values()))]  # type: ignore[union-attr]
+        except (KeyError, TypeError, AttributeError):
+            var = self._vars.get(name) if type(name) is str else None
+            if var is None:
+                var = self.variable(name)
+            ctx = self._context_for(facets)
+        raw = _decision_bytes(ctx._h, var._h)
+        d = _DECISIONS.get(raw)
+        return d if d is not None else _decision_of(raw)
 
     def get_variables(self, name: str, facets: FacetsLike = None) -> typing.List[Decision]:
         """Every variable assigned by the experiment, or by the experiments of
