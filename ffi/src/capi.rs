@@ -253,7 +253,7 @@ unsafe fn unbox<T>(p: *mut T) {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn turnout_version() -> TurnoutStr {
-    TurnoutStr::of(env!("CARGO_PKG_VERSION"))
+    error::guard(TurnoutStr::of(""), || TurnoutStr::of(env!("CARGO_PKG_VERSION")))
 }
 
 /// The version of the evaluation contract (docs/spec.md) this library implements.
@@ -261,7 +261,7 @@ pub extern "C" fn turnout_version() -> TurnoutStr {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn turnout_spec_version() -> u32 {
-    turnout_core::SPEC_VERSION
+    error::guard(0, || turnout_core::SPEC_VERSION)
 }
 
 /// Frees bytes the library returned. `{NULL, 0}` does nothing.

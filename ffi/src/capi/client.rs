@@ -53,6 +53,47 @@ unsafe fn one_shot<'a>(
     Ok((&c.client, name, f))
 }
 
+/// Runs a typed one-shot getter: any invalid argument (or a panic) gives the default.
+///
+/// # Safety
+/// As every export: NULL or valid pointers.
+unsafe fn typed<T: Copy>(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets_ptr: *const u8,
+    facets_len: usize,
+    default_value: T,
+    get: impl FnOnce(&Decision, T) -> T,
+) -> T {
+    guard(default_value, || match one_shot(client, name, name_len, facets_ptr, facets_len) {
+        Ok((c, name, f)) => get(&c.get_variable(name, &f), default_value),
+        Err(_) => default_value,
+    })
+}
+
+/// Runs a one-shot call that answers bytes in `*out` (`what` names it in errors).
+///
+/// # Safety
+/// As every export: NULL or valid pointers; `out` and `error` NULL or writable.
+#[allow(clippy::too_many_arguments)]
+unsafe fn answer(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets_ptr: *const u8,
+    facets_len: usize,
+    (out, what): (*mut TurnoutBytes, &'static str),
+    error: *mut *mut TurnoutError,
+    f: impl FnOnce(&Client, &str, &Facets) -> Result<TurnoutBytes, Fail>,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out, TurnoutBytes::EMPTY);
+        let (c, name, facets) = one_shot(client, name, name_len, facets_ptr, facets_len)?;
+        put(out, f(c, name, &facets)?, what)
+    })
+}
+
 /// Creates a client from a config bundle (or a single document) and options.
 ///
 /// - `config`: JSON bytes; `(NULL, 0)` starts with an empty config (every
@@ -221,10 +262,7 @@ pub unsafe extern "C" fn turnout_client_get_int64(
     facets_len: usize,
     default_value: i64,
 ) -> i64 {
-    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
-        Ok((c, name, f)) => c.get_variable(name, &f).int64(default_value),
-        Err(_) => default_value,
-    })
+    typed(client, name, name_len, facets, facets_len, default_value, Decision::int64)
 }
 
 /// One-shot decision as `double` (any number); see `turnout_client_get_int64`.
@@ -242,10 +280,7 @@ pub unsafe extern "C" fn turnout_client_get_float64(
     facets_len: usize,
     default_value: f64,
 ) -> f64 {
-    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
-        Ok((c, name, f)) => c.get_variable(name, &f).float64(default_value),
-        Err(_) => default_value,
-    })
+    typed(client, name, name_len, facets, facets_len, default_value, Decision::float64)
 }
 
 /// One-shot decision as `bool`; see `turnout_client_get_int64`.
@@ -263,10 +298,7 @@ pub unsafe extern "C" fn turnout_client_get_bool(
     facets_len: usize,
     default_value: bool,
 ) -> bool {
-    guard(default_value, || match one_shot(client, name, name_len, facets, facets_len) {
-        Ok((c, name, f)) => c.get_variable(name, &f).bool(default_value),
-        Err(_) => default_value,
-    })
+    typed(client, name, name_len, facets, facets_len, default_value, Decision::bool)
 }
 
 /// One-shot decision as a string: `*out` receives the value, or a copy of
@@ -288,11 +320,9 @@ pub unsafe extern "C" fn turnout_client_get_string(
     out: *mut TurnoutBytes,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        clear(out, TurnoutBytes::EMPTY);
-        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
+    answer(client, name, name_len, facets, facets_len, (out, "out"), error, |c, name, f| {
         let default_value = str_arg(default_value, default_len, "default_value")?;
-        put(out, TurnoutBytes::text(c.get_variable(name, &f).string(default_value)), "out")
+        Ok(TurnoutBytes::text(c.get_variable(name, f).string(default_value)))
     })
 }
 
@@ -313,11 +343,8 @@ pub unsafe extern "C" fn turnout_client_get_json(
     out_json: *mut TurnoutBytes,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        clear(out_json, TurnoutBytes::EMPTY);
-        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
-        let v = c.get_variable(name, &f).value.map(|v| TurnoutBytes::text(v.to_string()));
-        put(out_json, v.unwrap_or(TurnoutBytes::EMPTY), "out_json")
+    answer(client, name, name_len, facets, facets_len, (out_json, "out_json"), error, |c, name, f| {
+        Ok(c.get_variable(name, f).value.map_or(TurnoutBytes::EMPTY, |v| TurnoutBytes::text(v.to_string())))
     })
 }
 
@@ -339,10 +366,8 @@ pub unsafe extern "C" fn turnout_client_get_decision(
     out_json: *mut TurnoutBytes,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        clear(out_json, TurnoutBytes::EMPTY);
-        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
-        put(out_json, decision_json(&c.get_variable(name, &f)), "out_json")
+    answer(client, name, name_len, facets, facets_len, (out_json, "out_json"), error, |c, name, f| {
+        Ok(decision_json(&c.get_variable(name, f)))
     })
 }
 
@@ -364,11 +389,9 @@ pub unsafe extern "C" fn turnout_client_get_variables(
     out_json: *mut TurnoutBytes,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        clear(out_json, TurnoutBytes::EMPTY);
-        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
-        let all: Vec<serde_json::Value> = c.get_variables(name, &f).iter().map(decision_value).collect();
-        put(out_json, TurnoutBytes::text(serde_json::Value::from(all).to_string()), "out_json")
+    answer(client, name, name_len, facets, facets_len, (out_json, "out_json"), error, |c, name, f| {
+        let all: Vec<serde_json::Value> = c.get_variables(name, f).iter().map(decision_value).collect();
+        Ok(TurnoutBytes::text(serde_json::Value::from(all).to_string()))
     })
 }
 
@@ -389,12 +412,11 @@ pub unsafe extern "C" fn turnout_client_explain(
     out_json: *mut TurnoutBytes,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        clear(out_json, TurnoutBytes::EMPTY);
-        let (c, name, f) = one_shot(client, name, name_len, facets, facets_len)?;
-        let e = c.explain(name, &f);
-        let v = serde_json::json!({"decision": decision_value(&e.decision), "steps": e.steps});
-        put(out_json, TurnoutBytes::text(v.to_string()), "out_json")
+    answer(client, name, name_len, facets, facets_len, (out_json, "out_json"), error, |c, name, f| {
+        let e = c.explain(name, f);
+        Ok(TurnoutBytes::text(
+            serde_json::json!({"decision": decision_value(&e.decision), "steps": e.steps}).to_string(),
+        ))
     })
 }
 
