@@ -28,7 +28,8 @@ const (
 // library costs one copy-free pointer. A nil *Facets is the empty set.
 //
 // A Facets value may be read by many goroutines at once (GetVariable, Track,
-// Context) but must not be modified while another goroutine uses it.
+// Context) but must not be modified while another goroutine uses it. Hold it
+// by pointer: a copied Facets value shares its storage (use Clone).
 type Facets struct {
 	buf   []byte
 	small [112]byte // inline storage: a typical set needs no second allocation
