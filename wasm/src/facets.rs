@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 
+use turnout_core::host::facets_from_pairs;
 use turnout_core::{FacetValue, Facets};
 use wasm_bindgen::prelude::*;
 
@@ -16,7 +17,8 @@ use crate::error::{JsResult, WasmError};
 
 thread_local! {
     static KEYS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH: RefCell<Facets> = RefCell::new(Facets::new());
+    /// The facets of the next call, as (key id, value) pairs in call order.
+    static SCRATCH: RefCell<Vec<(u32, FacetValue)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registers a facet name and returns its id (the same id for the same name).
@@ -34,41 +36,33 @@ pub fn facet_key(name: &str) -> u32 {
     })
 }
 
-fn set(id: u32, value: FacetValue) -> JsResult<()> {
-    let name = KEYS.with(|k| k.borrow().get(id as usize).cloned());
-    let name = name.ok_or_else(|| WasmError::usage(format!("unknown facet key id {id}")))?;
-    SCRATCH.with(|s| {
-        s.borrow_mut().set(name, value);
-    });
-    Ok(())
+fn set(id: u32, value: FacetValue) {
+    SCRATCH.with(|s| s.borrow_mut().push((id, value)));
 }
 
 /// Empties the scratch set.
 #[wasm_bindgen(js_name = facetsClear)]
 pub fn facets_clear() {
-    SCRATCH.with(|s| *s.borrow_mut() = Facets::new());
+    SCRATCH.with(|s| s.borrow_mut().clear());
 }
 
 /// Sets a number: integral values below 2^63 in magnitude are integers
-/// (exactly as Rust's `Num::from_f64` treats them), others are floats.
-/// NaN and infinities are rejected.
+/// (exactly as Rust's `Num::from_f64` treats them), others are floats. The
+/// facade rejects NaN and infinities before calling.
 #[wasm_bindgen(js_name = facetsNumber)]
-pub fn facets_number(id: u32, x: f64) -> JsResult<()> {
-    if !x.is_finite() {
-        return Err(WasmError::facets(format!("facet `{}` must be a finite number, got {x}", key_name(id))).into());
-    }
+pub fn facets_number(id: u32, x: f64) {
     let v = if x.fract() == 0.0 && x.abs() < 9_223_372_036_854_775_808.0 {
         FacetValue::Int(x as i64)
     } else {
         FacetValue::Float(x)
     };
-    set(id, v)
+    set(id, v);
 }
 
 /// Sets an exact 64-bit integer (a JavaScript `BigInt` in the i64 range).
 #[wasm_bindgen(js_name = facetsBigInt)]
-pub fn facets_bigint(id: u32, x: i64) -> JsResult<()> {
-    set(id, FacetValue::Int(x))
+pub fn facets_bigint(id: u32, x: i64) {
+    set(id, FacetValue::Int(x));
 }
 
 /// Sets an integer given as decimal text (the `{"$int64": "..."}` form).
@@ -77,28 +71,39 @@ pub fn facets_int64_text(id: u32, text: &str) -> JsResult<()> {
     let i = text.parse::<i64>().map_err(|_| {
         WasmError::facets(format!("facet `{}`: `{text}` is not a 64-bit integer ($int64)", key_name(id)))
     })?;
-    set(id, FacetValue::Int(i))
+    set(id, FacetValue::Int(i));
+    Ok(())
 }
 
 /// Sets a string.
 #[wasm_bindgen(js_name = facetsString)]
-pub fn facets_string(id: u32, s: String) -> JsResult<()> {
-    set(id, FacetValue::Str(s))
+pub fn facets_string(id: u32, s: String) {
+    set(id, FacetValue::Str(s));
 }
 
 /// Sets a boolean.
 #[wasm_bindgen(js_name = facetsBool)]
-pub fn facets_bool(id: u32, b: bool) -> JsResult<()> {
-    set(id, FacetValue::Bool(b))
+pub fn facets_bool(id: u32, b: bool) {
+    set(id, FacetValue::Bool(b));
 }
 
 fn key_name(id: u32) -> String {
     KEYS.with(|k| k.borrow().get(id as usize).cloned()).unwrap_or_default()
 }
 
-/// Takes the scratch set (leaving it empty).
+/// Builds the facets of the scratch set (leaving it empty). Ids come from
+/// [`facet_key`] only, so every id names a registered key.
 pub(crate) fn take() -> Facets {
-    SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    SCRATCH.with(|s| {
+        let mut pairs = s.borrow_mut();
+        KEYS.with(|k| {
+            let keys = k.borrow();
+            let facets = facets_from_pairs(
+                pairs.drain(..).filter_map(|(id, v)| keys.get(id as usize).map(|name| (name.as_str(), v))),
+            );
+            facets
+        })
+    })
 }
 
 /// Runs `f` on the scratch set and empties it.

@@ -231,7 +231,10 @@ export class Client {
   constructor(options?: ClientOptions);
   /** The report of the bootstrap config (`null` when none was given). */
   readonly initialReport: UpdateReport | null;
-  /** Installs a config; throws a TurnoutError (`INVALID_CONFIG`) and keeps the old one if it is bad. Emits `'update'`. */
+  /**
+   * Installs a config; throws a TurnoutError (`INVALID_CONFIG`) and keeps the old one if it is bad.
+   * Emits `'update'` when variables were added, removed or changed, or documents were rejected.
+   */
   updateConfig(config: Config): UpdateReport;
   /** Checks a config strictly without installing it. */
   validate(config: Config): UpdateReport;
@@ -263,7 +266,7 @@ export class Client {
   variableNames(): string[];
   /** Moves the clock of a client created with `fixedTimeMs`. */
   setNow(ms: number): void;
-  /** Listens to config updates; returns a function that removes the listener. */
+  /** Listens to config updates that changed something; returns a function that removes the listener. */
   on(type: 'update', listener: (report: UpdateReport) => void): () => void;
   /** Listens to poller failures (network, HTTP, rejected configs). */
   on(type: 'error', listener: (error: TurnoutError) => void): () => void;

@@ -74,6 +74,7 @@ function kindOf(v) {
 function putFacet(name, v) {
   switch (typeof v) {
     case 'number':
+      if (v - v !== 0) break; // NaN and infinities are not units
       w.facetsNumber(keyId(name), v);
       return;
     case 'string':
@@ -87,7 +88,8 @@ function putFacet(name, v) {
       // up to u64::MAX -> its decimal string, beyond -> a float.
       if (v >= I64_MIN && v <= I64_MAX) w.facetsBigInt(keyId(name), v);
       else if (v > 0n && v <= U64_MAX) w.facetsString(keyId(name), v.toString());
-      else w.facetsNumber(keyId(name), Number(v));
+      else if (Number.isFinite(Number(v))) w.facetsNumber(keyId(name), Number(v));
+      else break;
       return;
     case 'undefined':
       return; // absent
@@ -99,7 +101,7 @@ function putFacet(name, v) {
       }
   }
   throw new TurnoutError(
-    `facet \`${name}\` must be a number, string, boolean or bigint, found ${kindOf(v)}`,
+    `facet \`${name}\` must be a finite number, a string, a boolean or a bigint, found ${typeof v === 'number' ? v : kindOf(v)}`,
     'INVALID_FACETS',
   );
 }
@@ -115,8 +117,9 @@ function loadFacets(facets) {
     for (const [k, v] of facets) putFacet(String(k), v);
     return;
   }
-  const keys = Object.keys(facets);
-  for (let i = 0; i < keys.length; i++) putFacet(keys[i], facets[keys[i]]);
+  // for-in walks V8's enum cache without allocating a key array; facets are
+  // plain objects, whose prototype has no enumerable properties.
+  for (const k in facets) putFacet(k, facets[k]);
 }
 
 // ---- decisions ----------------------------------------------------------------
@@ -205,18 +208,28 @@ function lastValue(code) {
   }
 }
 
-/** Builds a Decision from the code of the module's decision register. */
-function readDecision(variable, code) {
+/**
+ * Builds a Decision from the code of the module's decision register.
+ * `labels` (optional) caches rule labels by rule index for one variable and
+ * config, so a repeated decision does not copy the same label string again.
+ */
+function readDecision(variable, code, labels) {
+  const rule = code & 4096 ? w.lastRule() : null;
+  let label = null;
+  if (code & 2048) {
+    if (labels === undefined || rule === null) label = w.lastLabel();
+    else if ((label = labels[rule]) === undefined) label = labels[rule] = w.lastLabel();
+  }
   return new Decision(
     variable,
     lastValue(code),
     SOURCES[code & 3],
     REASONS[(code >>> 2) & 7],
     code & 1024 ? w.lastExperiment() : null,
-    code & 4096 ? w.lastRule() : null,
+    rule,
     code & 8192 ? w.lastChoice() : null,
     ERROR_CODES[(code >>> 5) & 3],
-    code & 2048 ? w.lastLabel() : null,
+    label,
   );
 }
 
@@ -295,7 +308,10 @@ function requireName(name, what) {
  */
 export class Client {
   #raw;
+  /** name -> {handle, labels, generation}: the one-shot path's handles and rule labels. */
   #vars = new Map();
+  /** Bumped by every config update (labels belong to one config). */
+  #generation = 0;
   #listeners = { update: new Set(), error: new Set() };
   #poller = null;
 
@@ -339,29 +355,36 @@ export class Client {
   }
 
   #variable(name) {
-    let v = this.#vars.get(name);
-    if (v === undefined) {
+    let e = this.#vars.get(name);
+    if (e === undefined) {
       requireName(name, 'variable name');
       if (this.#vars.size >= MAX_CACHED_VARIABLES) this.#dropVariables();
-      v = this.#client().variable(name);
-      this.#vars.set(name, v);
+      e = { handle: this.#client().variable(name), labels: [], generation: this.#generation };
+      this.#vars.set(name, e);
+    } else if (e.generation !== this.#generation) {
+      e.labels = [];
+      e.generation = this.#generation;
     }
-    return v;
+    return e;
   }
 
   #dropVariables() {
-    for (const v of this.#vars.values()) v.free();
+    for (const e of this.#vars.values()) e.handle.free();
     this.#vars.clear();
   }
 
   /**
    * Validates, compiles and installs a config. Returns what changed. A bad
    * config throws a TurnoutError (`INVALID_CONFIG`, with every problem) and
-   * the previous config stays in force. Emits `'update'`.
+   * the previous config stays in force. Emits `'update'` when something
+   * changed (variables added, removed or changed, or documents rejected).
    */
   updateConfig(config) {
     const report = JSON.parse(this.#client().updateConfig(configBytes(config)));
-    this.emit('update', report);
+    this.#generation++;
+    if (report.added.length || report.removed.length || report.changed.length || report.rejected.length) {
+      this.emit('update', report);
+    }
     return report;
   }
 
@@ -385,9 +408,9 @@ export class Client {
 
   /** One decision (the convenient path; records a decision event). */
   getVariable(name, facets) {
-    const v = this.#variable(name);
+    const e = this.#variable(name);
     loadFacets(facets);
-    return readDecision(name, this.#raw.decide(v));
+    return readDecision(name, this.#raw.decide(e.handle), e.labels);
   }
 
   /** Every variable assigned by the experiment or domain `name` for these facets, by variable name. */
@@ -461,8 +484,8 @@ export class Client {
   }
 
   /**
-   * Listens to `'update'` (a config was installed; the listener gets the
-   * report) or `'error'` (the poller failed; the listener gets a TurnoutError).
+   * Listens to `'update'` (an installed config changed something; the
+   * listener gets the report) or `'error'` (the poller failed; the listener gets a TurnoutError).
    * Returns a function that removes the listener.
    */
   on(type, listener) {
