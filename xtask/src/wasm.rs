@@ -184,15 +184,13 @@ fn assemble(pkg: &Path) -> Result<(), String> {
     for f in ["wasm/turnout_wasm.d.ts", "wasm/turnout_wasm_bg.wasm.d.ts", "wasm/package.json", "wasm/README.md"] {
         let _ = std::fs::remove_file(pkg.join(f));
     }
-    let text = std::fs::read_to_string(js.join("package.json")).map_err(|e| format!("wasm/js/package.json: {e}"))?;
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("package.json: {e}"))?;
-    if let Some(o) = manifest.as_object_mut() {
-        o.remove("devDependencies");
-        o.remove("scripts");
-        o.remove("private");
-    }
-    let out = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
-    std::fs::write(pkg.join("package.json"), out).map_err(|e| format!("wasm/pkg/package.json: {e}"))
+    // The published manifest: wasm/js/package.json without its dev parts. Node
+    // writes it, keeping the key order (the order of `exports` conditions matters).
+    let script = "const fs = require('fs'); const [src, dst] = process.argv.slice(1); \
+                  const p = JSON.parse(fs.readFileSync(src, 'utf8')); \
+                  delete p.devDependencies; delete p.scripts; delete p.private; \
+                  fs.writeFileSync(dst, JSON.stringify(p, null, 2) + '\\n');";
+    exec(node().arg("-e").arg(script).arg(js.join("package.json")).arg(pkg.join("package.json")))
 }
 
 fn gzipped_len(path: &Path) -> Result<u64, String> {
