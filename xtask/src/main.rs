@@ -169,6 +169,7 @@ fn test() -> Result<(), String> {
     go::run(&[])?;
     python::run(&[])?;
     swift::run(&[])?;
+    wasm::run(&[])?;
     let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     fuzz(secs)?;
     println!("\nxtask test: all steps passed in {:.0} s", t0.elapsed().as_secs_f64());
