@@ -1,8 +1,7 @@
 //! Facet arguments: JSON text, or the compact binary form the Go package
 //! builds without any JSON (layout in the module docs of [`super`]).
 
-use turnout_core::facets::names;
-use turnout_core::Facets;
+use turnout_core::{FacetValue, Facets};
 
 use super::error::Fail;
 
@@ -80,75 +79,67 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One entry of a binary buffer, borrowed from it.
+enum Entry<'a> {
+    Pair(&'a str, FacetValue),
+    Json(&'a str),
+}
+
 fn decode_binary(bytes: &[u8]) -> Result<Facets, Fail> {
     let mut r = Reader { bytes, pos: 0 };
-    let mut f = Facets::new();
+    let mut entries = Vec::new();
     while r.pos < bytes.len() {
         let tag = r.byte()?;
-        f = match tag {
-            TURNOUT_FACET_INT64 => {
-                let name = r.string()?;
-                set_int(f, name, i64::from_le_bytes(r.eight()?))
-            }
-            TURNOUT_FACET_FLOAT64 => {
-                let name = r.string()?;
-                f.with(name, f64::from_le_bytes(r.eight()?))
-            }
+        entries.push(match tag {
+            TURNOUT_FACET_INT64 => Entry::Pair(r.string()?, FacetValue::Int(i64::from_le_bytes(r.eight()?))),
+            TURNOUT_FACET_FLOAT64 => Entry::Pair(r.string()?, FacetValue::Float(f64::from_le_bytes(r.eight()?))),
             TURNOUT_FACET_BOOL => {
                 let name = r.string()?;
                 match r.byte()? {
-                    0 => f.with(name, false),
-                    1 => f.with(name, true),
+                    0 => Entry::Pair(name, FacetValue::Bool(false)),
+                    1 => Entry::Pair(name, FacetValue::Bool(true)),
                     _ => return Err(r.fail("boolean not 0 or 1")),
                 }
             }
             TURNOUT_FACET_STRING => {
                 let name = r.string()?;
-                set_str(f, name, r.string()?)
+                Entry::Pair(name, FacetValue::Str(r.string()?.to_owned()))
             }
-            TURNOUT_FACET_JSON => {
-                let more = Facets::from_json_str(r.string()?)?;
-                more.iter().fold(f, |f, x| f.with(x.key(), x.value().clone()))
-            }
+            TURNOUT_FACET_JSON => Entry::Json(r.string()?),
             _ => {
                 r.pos -= 1;
                 return Err(r.fail(&format!("unknown entry tag {tag}")));
             }
-        };
+        });
     }
-    Ok(f)
-}
-
-/// Well-known names go through core's typed setters (no copy of the name).
-fn set_int(f: Facets, name: &str, v: i64) -> Facets {
-    match name {
-        names::PASSENGER => f.passenger(v),
-        names::DRIVER => f.driver(v),
-        names::SERVICE => f.service(v),
-        names::CITY => f.city(v),
-        names::TS => f.ts(v),
-        _ => f.with(name, v),
+    // JSON entries are parsed first, so that their names can be borrowed below.
+    let json: Vec<Facets> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Json(text) => Some(Facets::from_json_str(text)),
+            Entry::Pair(..) => None,
+        })
+        .collect::<Result<_, _>>()?;
+    let mut json = json.iter();
+    let mut pairs: Vec<(&str, FacetValue)> = Vec::with_capacity(entries.len());
+    for e in entries {
+        match e {
+            Entry::Pair(name, value) => pairs.push((name, value)),
+            Entry::Json(_) => {
+                if let Some(more) = json.next() {
+                    pairs.extend(more.iter().map(|f| (f.key(), f.value().clone())));
+                }
+            }
+        }
     }
-}
-
-fn set_str(f: Facets, name: &str, v: &str) -> Facets {
-    match name {
-        names::COUNTRY => f.country(v),
-        names::BOOKING => f.booking(v),
-        names::LOCATION => f.location(v),
-        names::SESSION => f.session(v),
-        names::REQUEST => f.request(v),
-        names::DEVICE => f.device(v),
-        names::TAG => f.tag(v),
-        _ => f.with(name, v),
-    }
+    // One pass: well-known names not copied, the fingerprint computed once.
+    Ok(turnout_core::host::facets_from_pairs(pairs))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use turnout_core::FacetValue;
 
     fn entry(out: &mut Vec<u8>, tag: u8, name: &str) {
         out.push(tag);
