@@ -35,9 +35,14 @@ CONFIG = (ROOT / SCENARIO["config"]).read_bytes()
 Pass = typing.Callable[[], typing.List[typing.Any]]
 
 
+BEST: typing.Dict[float, float] = {}
+
+
 def measure(run_pass: Pass, passes: int, check: typing.Callable[[typing.List[typing.Any]], None],
             between: typing.Callable[[], None] = lambda: None) -> float:
-    """Median ns per decision over ``passes`` passes (after one checked warm-up pass)."""
+    """Median ns per decision over ``passes`` passes (after one checked warm-up pass).
+    The fastest pass is kept in ``BEST`` (keyed by the median): on a shared
+    machine it shows what the path costs when nothing preempts it."""
     check(run_pass())
     between()
     per_decision = []
@@ -46,7 +51,9 @@ def measure(run_pass: Pass, passes: int, check: typing.Callable[[typing.List[typ
         run_pass()
         per_decision.append((time.perf_counter_ns() - t0) / len(CONTEXTS))
         between()
-    return statistics.median(per_decision)
+    median = statistics.median(per_decision)
+    BEST[median] = min(per_decision)
+    return median
 
 
 def check_exact(values: typing.List[typing.Any]) -> None:
@@ -241,15 +248,17 @@ def main() -> int:
     prepared = results["turnout prepared: ctx.int64(var, 0)"]
     one_shot = results["turnout one-shot: client.get_variable(name, dict).int64(0)"]
     width = max(map(len, results))
-    print(f"\n{'path':<{width}}  {'median':>10}  {'vs prepared':>11}  {'vs one-shot':>11}")
+    print(f"\n{'path':<{width}}  {'median':>10}  {'best pass':>10}  {'vs prepared':>11}  {'vs one-shot':>11}")
     for label, ns in results.items():
-        print(f"{label:<{width}}  {ns / 1000:>8.2f} us  {ns / prepared:>10.1f}x  {ns / one_shot:>10.1f}x")
+        print(f"{label:<{width}}  {ns / 1000:>7.2f} us  {BEST[ns] / 1000:>7.2f} us  {ns / prepared:>10.1f}x  "
+              f"{ns / one_shot:>10.1f}x")
     print(f"\ntargets: prepared <= 1.5 us: {'met' if prepared <= 1500 else 'MISSED'} ({prepared / 1000:.2f} us); "
           f"one-shot <= 5 us: {'met' if one_shot <= 5000 else 'MISSED'} ({one_shot / 1000:.2f} us)")
     out = ROOT / "target/bench/python.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"platform": "python", "python": platform.python_version(), "quick": a.quick,
-                               "nsPerDecisionMedian": results}, indent=2) + "\n")
+                               "nsPerDecisionMedian": results,
+                               "nsPerDecisionBestPass": {k: BEST[v] for k, v in results.items()}}, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     return 0
 
