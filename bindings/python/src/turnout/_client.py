@@ -285,6 +285,24 @@ def _decision_of(raw: bytes) -> Decision:
 # ---------------------------------------------------------------------------
 
 
+_C = typing.TypeVar("_C", bound="_Closeable")
+
+
+class _Closeable:
+    """``with`` support for the closable handles: ``__exit__`` calls ``close()``."""
+
+    __slots__ = ()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Variable:
     """A variable handle: the name resolved once per config version (it
     survives updates). Get one with :meth:`Client.variable`; handles are
@@ -302,7 +320,7 @@ class Variable:
         return f"Variable({self.name!r})"
 
 
-class Context:
+class Context(_Closeable):
     """The facets of one unit or request, prepared once. The typed getters
     are the hot path. Close it (or use ``with``) to free the native context
     at once; otherwise it is freed with its last reference. Closing a context
@@ -400,12 +418,6 @@ class Context:
         """Whether :meth:`close` was called."""
         return self._h is None
 
-    def __enter__(self) -> "Context":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return "Context(closed)" if self._h is None else f"Context({self._gen.facets_json()})"
 
@@ -432,7 +444,7 @@ def _check_track(name: object, value: object) -> None:
 _ISOLATION = {"per_document": "perDocument", "perDocument": "perDocument", "strict": "strict"}
 
 
-class Client:
+class Client(_Closeable):
     """A turnout client: the compiled config (swapped atomically on update)
     and the event queue. Thread-safe; share one per process and service.
 
@@ -684,12 +696,6 @@ class Client:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._gen is None
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self._gen is None:

@@ -300,6 +300,17 @@ public final class Poller: @unchecked Sendable {
         onError?(error)
     }
 
+    /// Runs one step, counts its failure (or resets the count) and returns when the next one is due.
+    private func step(_ work: () throws -> Void, failures: ReferenceWritableKeyPath<Poller, Int>,
+                      every base: TimeInterval) -> Date {
+        let ok = attempt(work)
+        state.lock()
+        self[keyPath: failures] = ok ? 0 : self[keyPath: failures] + 1
+        let n = self[keyPath: failures]
+        state.unlock()
+        return Date().addingTimeInterval(delay(base, failures: n))
+    }
+
     private func run() {
         let interval = options.interval
         let flushInterval = options.flushInterval ?? options.interval
@@ -308,20 +319,10 @@ public final class Poller: @unchecked Sendable {
         while !sleep(until: min(nextConfig, nextFlush)) {
             let now = Date()
             if now >= nextConfig {
-                let ok = attempt { _ = try self.poll() }
-                state.lock()
-                configFailures = ok ? 0 : configFailures + 1
-                let n = configFailures
-                state.unlock()
-                nextConfig = Date().addingTimeInterval(delay(interval, failures: n))
+                nextConfig = step({ _ = try self.poll() }, failures: \Poller.configFailures, every: interval)
             }
             if now >= nextFlush {
-                let ok = attempt { _ = try self.flush() }
-                state.lock()
-                flushFailures = ok ? 0 : flushFailures + 1
-                let n = flushFailures
-                state.unlock()
-                nextFlush = Date().addingTimeInterval(delay(flushInterval, failures: n))
+                nextFlush = step({ _ = try self.flush() }, failures: \Poller.flushFailures, every: flushInterval)
             }
         }
     }
