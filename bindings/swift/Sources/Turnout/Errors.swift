@@ -52,7 +52,7 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
         case .batch(let kind, let m): return "batch (\(kind.rawValue)): \(m)"
         case .state(let m): return "state: \(m)"
         case .closed(let m): return "closed: \(m)"
-        case .http(let status, let m): return "http \(status.map(String.init) ?? "-"): \(m)"
+        case .http(let status, let m): return "http \(status.map { String($0) } ?? "-"): \(m)"
         }
     }
 

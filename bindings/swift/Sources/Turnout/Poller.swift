@@ -41,22 +41,32 @@ public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
     public func send(_ request: URLRequest) throws -> HTTPResponse {
         let done = DispatchSemaphore(value: 0)
         let what = "\(request.httpMethod ?? "GET") \(request.url?.absoluteString ?? "?")"
-        var result: Result<HTTPResponse, Error> = .failure(TurnoutError.http(status: nil, message: "\(what): no response"))
+        let box = ResultBox(.failure(TurnoutError.http(status: nil, message: "\(what): no response")))
         let task = session.dataTask(with: request) { data, response, error in
             if let error = error {
-                result = .failure(TurnoutError.http(status: nil, message: "\(what): \(error.localizedDescription)"))
+                box.result = .failure(TurnoutError.http(status: nil, message: "\(what): \(error.localizedDescription)"))
             } else if let http = response as? HTTPURLResponse {
                 var headers: [String: String] = [:]
                 for (key, value) in http.allHeaderFields {
                     if let k = key as? String, let v = value as? String { headers[k.lowercased()] = v }
                 }
-                result = .success(HTTPResponse(status: http.statusCode, body: data ?? Data(), headers: headers))
+                box.result = .success(HTTPResponse(status: http.statusCode, body: data ?? Data(), headers: headers))
             }
             done.signal()
         }
         task.resume()
         done.wait()
-        return try result.get()
+        return try box.result.get()
+    }
+}
+
+/// The completion handler's result, handed over by the semaphore (written
+/// before `signal()`, read after `wait()`).
+private final class ResultBox: @unchecked Sendable {
+    var result: Result<HTTPResponse, Error>
+
+    init(_ result: Result<HTTPResponse, Error>) {
+        self.result = result
     }
 }
 

@@ -16,10 +16,7 @@ final class ThreadTests: XCTestCase {
         let configs = [config(1, version: 1), config(2, version: 2)]
         let client = try Client(config: configs[0], options: ClientOptions(maxQueue: 100_000))
         let variable = try client.variable("delay")
-        let lock = NSLock()
-        var bad: [String] = []
-        var done = false
-        var counts = [Int](repeating: 0, count: 8)
+        let shared = Shared()
         let group = DispatchGroup()
         for i in 0..<8 {
             group.enter()
@@ -29,23 +26,19 @@ final class ThreadTests: XCTestCase {
                     let city6 = try client.context(Facets().city(6).passenger(Int64(i)))
                     let other = try client.context(["city": 10, "pax": .int(Int64(i))])
                     var n = 0
-                    while true {
-                        lock.lock()
-                        let stop = done
-                        lock.unlock()
-                        if stop { break }
+                    while !shared.isDone {
                         let a = try other.int64(variable, default: -1)
                         let b = try city6.int64(variable, default: -1)
                         let c = try client.getVariable("delay", Facets().city(6)).int64(-1)
                         if ![1, 2].contains(a) || ![10, 20].contains(b) || ![10, 20].contains(c) {
-                            lock.lock(); bad.append("reader \(i): \(a) \(b) \(c)"); lock.unlock()
+                            shared.fail("reader \(i): \(a) \(b) \(c)")
                         }
                         n += 1
                         if n % 200 == 0 { while try client.takeBatch(maxEvents: 10_000) != nil {} }
                     }
-                    lock.lock(); counts[i] = n; lock.unlock()
+                    shared.count(i, n)
                 } catch {
-                    lock.lock(); bad.append("reader \(i) threw \(error)"); lock.unlock()
+                    shared.fail("reader \(i) threw \(error)")
                 }
             }
         }
@@ -53,11 +46,26 @@ final class ThreadTests: XCTestCase {
             let report = try client.updateConfig(configs[(n + 1) % 2])
             XCTAssertEqual(report.changed, ["delay"])
         }
-        lock.lock(); done = true; lock.unlock()
+        shared.finish()
         XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
-        XCTAssertEqual(bad, [])
-        XCTAssertTrue(counts.allSatisfy { $0 > 0 }, "\(counts)")
+        XCTAssertEqual(shared.failures, [])
+        XCTAssertTrue(shared.counts.allSatisfy { $0 > 0 }, "\(shared.counts)")
         XCTAssertEqual(try client.configVersion(), 1)
         XCTAssertEqual(try client.getVariable("delay", ["city": 5]).int64(-1), 1)
     }
+}
+
+/// State shared by the reader threads (behind a lock).
+private final class Shared: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    private var bad: [String] = []
+    private var perThread = [Int](repeating: 0, count: 8)
+
+    var isDone: Bool { lock.lock(); defer { lock.unlock() }; return done }
+    var failures: [String] { lock.lock(); defer { lock.unlock() }; return bad }
+    var counts: [Int] { lock.lock(); defer { lock.unlock() }; return perThread }
+    func finish() { lock.lock(); done = true; lock.unlock() }
+    func fail(_ what: String) { lock.lock(); bad.append(what); lock.unlock() }
+    func count(_ i: Int, _ n: Int) { lock.lock(); perThread[i] = n; lock.unlock() }
 }
