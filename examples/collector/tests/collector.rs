@@ -1,0 +1,289 @@
+//! The collector binary on an ephemeral port: acks, de-duplication, refusals,
+//! the config endpoint's ETag / 304, restarts on the same output file.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use turnout_core::tracking::append_to_stream;
+use turnout_core::{Client, ClientOptions, Facets, TrackingOptions};
+
+/// A running `turnout-collector` process, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(out: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_turnout-collector"))
+            .args(["--listen", "127.0.0.1:0", "--quiet", "--out"])
+            .arg(out)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("collector starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("first line");
+        // "turnout-collector listening on http://127.0.0.1:PORT (events -> ...)"
+        let addr = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// One request on a fresh connection; (status, headers lowercased, body).
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        s.write_all(head.as_bytes()).expect("write head");
+        s.write_all(body).expect("write body");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
+    }
+
+    fn post(&self, body: &[u8]) -> (u16, Value) {
+        let (status, _, body) =
+            self.request("POST", "/events", &[("Content-Type", "application/octet-stream")], body);
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    fn stats(&self) -> Value {
+        let (status, _, body) = self.request("GET", "/stats", &[], b"");
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).expect("stats JSON")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("turnout-collector-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn example_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.json")
+}
+
+/// A client on the example config that recorded `n` decisions and one metric.
+fn client_with_events(client_id: &str, n: i64) -> Client {
+    let config = std::fs::read(example_config()).expect("example config");
+    let options = ClientOptions {
+        service: "test".into(),
+        tracking: TrackingOptions { client_id: client_id.into(), ..TrackingOptions::default() },
+        ..ClientOptions::default()
+    };
+    let (client, _) = Client::with_config(&config, options).expect("config loads");
+    for pax in 0..n {
+        client.get_variable("automatedMessageDelay", &Facets::new().city(10).passenger(pax));
+    }
+    client.track("pickupSeconds", 42.0, &Facets::new().passenger(1));
+    client
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every output line is JSON"))
+        .collect()
+}
+
+#[test]
+fn batches_are_acked_written_once_and_decoded_like_turnout_decode() {
+    let dir = temp("dedup");
+    let out = dir.join("events.jsonl");
+    let server = Server::start(&out, &[]);
+    let client = client_with_events("client-a", 5);
+    let batch = client.take_batch(1000).expect("a batch");
+    assert_eq!(batch.events, 6);
+
+    let (status, reply) = server.post(&batch.bytes);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["batches"][0]["clientId"], "client-a");
+    assert_eq!(reply["batches"][0]["seq"], batch.seq);
+    assert_eq!(reply["batches"][0]["duplicate"], false);
+    let written = lines(&out);
+    assert_eq!(written.len(), 6);
+    // Header fields on every line, then the event's own fields.
+    let decoded = turnout_core::decode_batch(&batch.bytes).expect("decodes");
+    for (line, event) in written.iter().zip(&decoded.events) {
+        assert_eq!(line["clientId"], "client-a");
+        assert_eq!(line["seq"], batch.seq);
+        assert_eq!(line["sdk"], decoded.header.sdk.as_str());
+        for (k, v) in event.to_json().as_object().expect("event object") {
+            assert_eq!(&line[k], v, "field {k}");
+        }
+    }
+    assert_eq!(written.last().map(|l| l["kind"].clone()), Some("track".into()));
+
+    // The SDK did not see the ack and retries the same bytes: acked, not written twice.
+    let (status, reply) = server.post(&batch.bytes);
+    assert_eq!(status, 200);
+    assert_eq!(reply["batches"][0]["duplicate"], true);
+    assert_eq!(lines(&out).len(), 6);
+
+    // Another client with the same seq is not a duplicate.
+    let other = client_with_events("client-b", 1).take_batch(1000).expect("batch");
+    assert_eq!(server.post(&other.bytes).0, 200);
+    assert_eq!(lines(&out).len(), 8);
+
+    let stats = server.stats();
+    assert_eq!(stats["batches"], 2);
+    assert_eq!(stats["duplicates"], 1);
+    assert_eq!(stats["events"], 8);
+    assert_eq!(stats["clients"], 2);
+    assert_eq!(stats["rejected"], 0);
+}
+
+#[test]
+fn corrupted_and_foreign_bodies_are_refused_with_400_and_nothing_is_written() {
+    let dir = temp("corrupt");
+    let out = dir.join("events.jsonl");
+    let server = Server::start(&out, &[]);
+    let batch = client_with_events("client-c", 3).take_batch(1000).expect("batch");
+
+    let mut flipped = batch.bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let (status, reply) = server.post(&flipped);
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap_or("").contains("checksum"), "{reply}");
+
+    let (status, reply) = server.post(b"{\"not\": \"a batch\"}");
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap_or("").contains("not a turnout batch"), "{reply}");
+
+    let (status, reply) = server.post(b"");
+    assert_eq!(status, 400, "{reply}");
+
+    let (status, _, body) = server.request("POST", "/events", &[("Content-Type", "application/json")], b"{}");
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
+
+    // A stream with one good and one corrupted batch is refused whole.
+    let mut stream = Vec::new();
+    append_to_stream(&mut stream, &batch.bytes);
+    append_to_stream(&mut stream, &flipped);
+    let (status, reply) = server.post(&stream);
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap_or("").contains("batch 1 of 2"), "{reply}");
+
+    assert!(lines(&out).is_empty(), "nothing of a refused body is written");
+    assert_eq!(server.stats()["rejected"], 5);
+
+    // The good batch alone still goes through afterwards.
+    assert_eq!(server.post(&batch.bytes).0, 200);
+    assert_eq!(lines(&out).len(), 4);
+}
+
+#[test]
+fn batch_streams_are_accepted_batch_by_batch() {
+    let dir = temp("stream");
+    let out = dir.join("events.jsonl");
+    let server = Server::start(&out, &[]);
+    let client = client_with_events("client-s", 4);
+    let first = client.take_batch(2).expect("first");
+    let second = client.take_batch(1000).expect("second");
+    let mut stream = Vec::new();
+    append_to_stream(&mut stream, &first.bytes);
+    append_to_stream(&mut stream, &second.bytes);
+    let (status, reply) = server.post(&stream);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["batches"].as_array().map(Vec::len), Some(2));
+    assert_eq!(lines(&out).len(), first.events + second.events);
+    // Re-sending the first batch alone is a duplicate.
+    assert_eq!(server.post(&first.bytes).1["batches"][0]["duplicate"], true);
+}
+
+#[test]
+fn config_is_served_with_an_etag_and_304_when_unchanged() {
+    let dir = temp("config");
+    let config = dir.join("config.json");
+    std::fs::copy(example_config(), &config).expect("copy config");
+    let server = Server::start(&dir.join("events.jsonl"), &["--config", config.to_str().expect("utf-8 path")]);
+
+    let (status, headers, body) = server.request("GET", "/config", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(&config).expect("config"));
+    let etag = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an ETag header")
+        .trim()
+        .to_string();
+
+    let (status, _, body) = server.request("GET", "/config", &[("If-None-Match", &etag)], b"");
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+
+    let (status, _, _) = server.request("GET", "/config", &[("If-None-Match", "\"something-else\"")], b"");
+    assert_eq!(status, 200);
+
+    // Editing the file changes the ETag: the poller gets the new config.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replacen("\"version\": 20261122", "\"version\": 20261123", 1);
+    std::fs::write(&config, &text).expect("write config");
+    let (status, headers, body) = server.request("GET", "/config", &[("If-None-Match", &etag)], b"");
+    assert_eq!(status, 200);
+    assert_eq!(body, text.as_bytes());
+    assert!(!headers.contains(&format!("etag: {etag}")));
+
+    let stats = server.stats();
+    assert_eq!(stats["configServed"], 3);
+    assert_eq!(stats["configNotModified"], 1);
+}
+
+#[test]
+fn without_a_config_unknown_paths_and_wrong_methods_are_clear_errors() {
+    let dir = temp("errors");
+    let server = Server::start(&dir.join("events.jsonl"), &[]);
+    let (status, _, body) = server.request("GET", "/config", &[], b"");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("--config"));
+    assert_eq!(server.request("GET", "/nowhere", &[], b"").0, 404);
+    let (status, headers, _) = server.request("GET", "/events", &[], b"");
+    assert_eq!(status, 405);
+    assert!(headers.contains("allow: post"));
+    assert_eq!(server.request("GET", "/", &[], b"").0, 200);
+}
+
+#[test]
+fn de_duplication_survives_a_restart_on_the_same_output_file() {
+    let dir = temp("restart");
+    let out = dir.join("events.jsonl");
+    let batch = client_with_events("client-r", 2).take_batch(1000).expect("batch");
+    {
+        let server = Server::start(&out, &[]);
+        assert_eq!(server.post(&batch.bytes).1["batches"][0]["duplicate"], false);
+    }
+    let server = Server::start(&out, &[]);
+    assert_eq!(server.post(&batch.bytes).1["batches"][0]["duplicate"], true);
+    assert_eq!(lines(&out).len(), batch.events);
+    drop(server);
+    // --truncate starts over.
+    let server = Server::start(&out, &["--truncate"]);
+    assert_eq!(server.post(&batch.bytes).1["batches"][0]["duplicate"], false);
+    assert_eq!(lines(&out).len(), batch.events);
+}
