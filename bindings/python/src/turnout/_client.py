@@ -17,6 +17,7 @@ Nothing is decided here: every answer comes from the engine.
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import dataclasses
 import json
@@ -173,12 +174,16 @@ class Decision:
     """``TARGETING_MATCH``, ``SPLIT``, ``DEFAULT``, ``DISABLED`` or ``ERROR``."""
     error_code: typing.Optional[str]
     """With reason ``ERROR``: ``FLAG_NOT_FOUND``, ``TYPE_MISMATCH`` or ``PARSE_ERROR``."""
+    _int: typing.Optional[int]
+    _float: typing.Optional[float]
+    _bool: typing.Optional[builtins.bool]
+    _str: typing.Optional[str]
 
     def __init__(self, record: typing.Any) -> None:
         s = object.__setattr__
         s(self, "variable", record.variable)
         s(self, "value_json", record.value_json)
-        v = None if record.value_json is None else json.loads(record.value_json)
+        v: typing.Any = None if record.value_json is None else json.loads(record.value_json)
         s(self, "value", v)
         for name in ("label", "source", "experiment", "rule", "choice", "reason", "error_code"):
             s(self, name, getattr(record, name))
@@ -207,7 +212,7 @@ class Decision:
         v = self._float
         return default if v is None else v
 
-    def bool(self, default: bool) -> bool:
+    def bool(self, default: builtins.bool) -> builtins.bool:
         """The value as a boolean, or ``default``."""
         v = self._bool
         return default if v is None else v
@@ -218,7 +223,7 @@ class Decision:
         return default if v is None else v
 
     @property
-    def is_fallback(self) -> bool:
+    def is_fallback(self) -> builtins.bool:
         """True when there is no value (unknown variable, broken document):
         the caller's default applies."""
         return self.source == "fallback"
@@ -237,7 +242,7 @@ class Decision:
             "errorCode": self.error_code,
         }
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> builtins.bool:
         if not isinstance(other, Decision):
             return NotImplemented
         return all(getattr(self, n) == getattr(other, n) for n in self.__slots__[:10])
@@ -341,23 +346,23 @@ class Context(_Closeable):
                 return _fast_int64(self._h, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
-        return self._slow("int64", variable, default)
+        return typing.cast(int, self._slow("int64", variable, default))
 
     def float64(self, variable: typing.Union[Variable, str], default: float = 0.0) -> float:
         """The value as a float (any number), or ``default``."""
         try:
             return _fast_float64(self._h, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
-            return self._slow("float64", variable, default)
+            return typing.cast(float, self._slow("float64", variable, default))
 
-    def bool(self, variable: typing.Union[Variable, str], default: bool = False) -> bool:
+    def bool(self, variable: typing.Union[Variable, str], default: builtins.bool = False) -> builtins.bool:
         """The value as a boolean, or ``default``."""
         try:
             if default is True or default is False:
                 return _fast_bool(self._h, variable._h, default) != 0  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
-        return self._slow("bool", variable, default)
+        return typing.cast(builtins.bool, self._slow("bool", variable, default))
 
     def _slow(self, kind: str, variable: typing.Any, default: typing.Any) -> typing.Any:
         """The typed getters' error path: resolves a name given instead of a
@@ -414,7 +419,7 @@ class Context(_Closeable):
             native.release(self._gen)
 
     @property
-    def closed(self) -> bool:
+    def closed(self) -> builtins.bool:
         """Whether :meth:`close` was called."""
         return self._h is None
 
@@ -589,9 +594,7 @@ class Client(_Closeable):
             var = self._vars[name]
             ctx = self._contexts[(*facets.items(), *map(type, facets.values()))]  # type: ignore[union-attr]
         except (KeyError, TypeError, AttributeError):
-            var = self._vars.get(name) if type(name) is str else None
-            if var is None:
-                var = self.variable(name)
+            var = self.variable(name)
             ctx = self._context_for(facets)
         raw = _decision_bytes(ctx._h, var._h)
         d = _DECISIONS.get(raw)

@@ -39,7 +39,7 @@ def _check_value(name: str, value: typing.Any) -> None:
     elif t is float:
         if not math.isfinite(value):
             raise FacetsError(f"facet {name!r}: {value} is not a finite number")
-    elif t is dict:
+    elif isinstance(value, dict):
         v = value.get("$int64")
         if len(value) != 1 or not isinstance(v, str):
             raise FacetsError(f"facet {name!r}: an object is not a facet value (only {{\"$int64\": \"...\"}})")
@@ -66,15 +66,15 @@ class Facets:
                 self.set(k, v)
 
     # -- generic ---------------------------------------------------------
-    def set(self, name: str, value: FacetValue) -> "Facets":
-        """Sets ``name`` (``None`` removes it); returns ``self``."""
+    def set(self, name: str, value: typing.Union[FacetValue, typing.Mapping[str, str]]) -> "Facets":
+        """Sets ``name`` (``None`` removes it; ``{"$int64": "..."}`` is an int); returns ``self``."""
         if type(name) is not str or not name:
             raise TurnoutTypeError(f"a facet name is a non-empty str, not {name!r}")
         if value is None:
             self._items.pop(name, None)
         else:
-            if type(value) is dict:
-                _check_value(name, value)
+            if isinstance(value, typing.Mapping):
+                _check_value(name, dict(value))
                 value = int(value["$int64"])
             _check_value(name, value)
             self._items[name] = value

@@ -29,12 +29,15 @@ import typing
 from . import _errors as errors
 
 try:
-    from ._generated import turnout_ffi as ffi
+    from ._generated import turnout_ffi as _generated
 except ImportError as e:  # pragma: no cover - depends on the build
     raise ImportError(
         "turnout: the generated bindings or the native library are missing "
         "(turnout/_generated/). Build the package with `cargo xtask python`."
     ) from e
+
+ffi: typing.Any = _generated
+"""The generated module (typed ``Any``: it is not annotated for checkers)."""
 
 __all__ = ["ffi", "raise_mapped", "fast_int64", "fast_float64", "fast_bool"]
 
@@ -61,9 +64,15 @@ def _fn(name: str, argtypes: typing.Sequence[typing.Any], restype: typing.Any) -
     return f
 
 
-fast_int64 = _fn("turnout_fast_int64", (_u64, _u64, ctypes.c_int64), ctypes.c_int64)
-fast_float64 = _fn("turnout_fast_float64", (_u64, _u64, ctypes.c_double), ctypes.c_double)
-fast_bool = _fn("turnout_fast_bool", (_u64, _u64, ctypes.c_int8), ctypes.c_int8)
+fast_int64: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
+    "turnout_fast_int64", (_u64, _u64, ctypes.c_int64), ctypes.c_int64
+)
+fast_float64: typing.Callable[[typing.Optional[int], typing.Optional[int], float], float] = _fn(
+    "turnout_fast_float64", (_u64, _u64, ctypes.c_double), ctypes.c_double
+)
+fast_bool: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
+    "turnout_fast_bool", (_u64, _u64, ctypes.c_int8), ctypes.c_int8
+)
 
 _clone_client = _fn("uniffi_turnout_ffi_fn_clone_client", (_u64, _StatusPtr), _u64)
 _clone_context = _fn("uniffi_turnout_ffi_fn_clone_context", (_u64, _StatusPtr), _u64)
@@ -104,7 +113,7 @@ def _check(status: typing.Any) -> None:
         raise_mapped(e)
 
 
-def decision_bytes(ctx: int, var: int) -> bytes:
+def decision_bytes(ctx: typing.Optional[int], var: typing.Optional[int]) -> bytes:
     """The full decision of ``var`` for ``ctx`` (one evaluation, recorded like
     any other), as UniFFI's serialised ``Decision`` record. The handles are
     cloned for the call (a UniFFI method consumes one reference of each)."""
@@ -122,7 +131,7 @@ def read_decision(raw: bytes) -> typing.Any:
     return ffi._UniffiFfiConverterTypeDecision.read(ffi._UniffiRustBufferStream(raw, len(raw)))
 
 
-def context_from_json(client: int, facets_json: bytes) -> typing.Any:
+def context_from_json(client: typing.Optional[int], facets_json: bytes) -> typing.Any:
     """A generated ``Context`` from facets as JSON text (``Client.context_json``
     without the generated wrapper's string machinery)."""
     st = _Status()
