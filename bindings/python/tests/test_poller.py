@@ -143,7 +143,6 @@ def test_events_are_delivered_exactly_once_per_ack(server: Server) -> None:
             client.track("pickupSeconds", pax, {"pax": pax})
         wait_for(lambda: client.tracking_stats().queued == 0 and client.tracking_stats().in_flight == 0)
         wait_for(lambda: len(server.failed_bodies) == 2)
-    assert poller.failures == 0 or rec.errors
     assert [e.status for e in rec.errors if isinstance(e, turnout.HttpError)] == [500, 500]
     seqs, decided, tracked = [], 0, 0
     for body in server.accepted:
