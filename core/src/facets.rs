@@ -117,7 +117,7 @@ pub struct Facet {
 }
 
 impl Facet {
-    fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
+    pub(crate) fn new(key: Cow<'static, str>, value: FacetValue) -> Facet {
         let canon = match &value {
             FacetValue::Str(_) | FacetValue::Bool(_) => Canon::Value,
             FacetValue::Int(i) => Canon::Int(crate::eval::DecBuf::new(*i)),
@@ -213,8 +213,13 @@ impl Facets {
 
     /// Builds a set from facets whose names are known to be distinct (one
     /// fingerprint pass, no per-insert scan).
-    pub(crate) fn from_distinct(items: Vec<(Cow<'static, str>, FacetValue)>) -> Facets {
-        let items: Vec<Facet> = items.into_iter().map(|(k, v)| Facet::new(k, v)).collect();
+    pub(crate) fn from_distinct(items: impl IntoIterator<Item = (Cow<'static, str>, FacetValue)>) -> Facets {
+        Facets::from_built(items.into_iter().map(|(k, v)| Facet::new(k, v)).collect())
+    }
+
+    /// Builds a set from facets already built, with distinct names (the batch
+    /// decoder reuses the facets that repeat across a batch's sets).
+    pub(crate) fn from_built(items: Vec<Facet>) -> Facets {
         let fingerprint = items.iter().fold(0u64, |acc, f| acc.wrapping_add(f.digest));
         Facets { items: Arc::new(items), fingerprint }
     }

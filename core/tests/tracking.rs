@@ -285,40 +285,70 @@ fn hand_assembled_batch_matches_the_encoder() {
         dropped: 2,
         fold_overflow: 0,
     };
-    let facets = Facets::new().city(6).with("vip", true);
-    let event = Event {
-        time_ms: 1003,
-        count: 4,
+    let ev = |time_ms: i64, count: u64, name: &str, data: EventData, facets: Facets| Event {
+        time_ms,
+        count,
         service: Arc::from("svc"),
-        name: Arc::from("delay"),
-        data: EventData::Decision {
-            value: Arc::from("60"),
-            source: Source::Rollout,
-            experiment: None,
-            rule: Some(0),
-            choice: None,
-        },
+        name: Arc::from(name),
+        data,
         facets,
     };
+    let events = [
+        ev(
+            1003,
+            4,
+            "delay",
+            EventData::Decision {
+                value: Arc::from("60"),
+                source: Source::Rollout,
+                experiment: None,
+                rule: Some(0),
+                choice: None,
+            },
+            Facets::new().with("vip", true).city(6),
+        ),
+        // `svc.paid` is written bare (`paid`, track flag bit 3); the next event's
+        // name `paid` has no prefix and is written whole: the same string.
+        ev(1003, 1, "svc.paid", EventData::Track { value: 3.0 }, Facets::new().tag("x")),
+        ev(1010, 1, "paid", EventData::Track { value: 0.5 }, Facets::new().tag("x").city(6)),
+    ];
     let mut want: Vec<u8> = b"TRNB\x01".to_vec();
-    // String table: c1 t 1 p | svc delay 60 | city vip (first-use order: header, event fields, facets).
-    want.push(9);
-    for s in ["c1", "t", "1", "p", "svc", "delay", "60", "city", "vip"] {
+    // String table, in first-use order: the header's c1 t 1 p (0-3); event 0: its
+    // set's service svc (4) and facet names sorted, city (5) vip (6), then the
+    // name delay (7) and the value 60 (8); event 1: its set's name tag (9), then
+    // its bare name paid (10); event 2 adds nothing.
+    want.push(11);
+    for s in ["c1", "t", "1", "p", "svc", "city", "vip", "delay", "60", "tag", "paid"] {
         want.push((s.len() as u8) << 1);
         want.extend_from_slice(s.as_bytes());
     }
-    // Facet sets: one set of 2 facets: city (string 7) int 6 -> (7<<3|1), zigzag(6)=12; vip (8) true -> (8<<3|4).
-    want.extend_from_slice(&[1, 2, 7 << 3 | 1, 12, 8 << 3 | 4]);
-    // Header: client 0, sdk 1, version 2, platform 3, seq 7, created zigzag(1000)=2000, dropped 2, overflow 0.
+    // Shapes: 3. [city int (5<<3|1 = 0x29), vip true (6<<3|4 = 0x34)];
+    // [tag string (9<<3|0 = 0x48)]; [city int, tag string].
+    want.extend_from_slice(&[3, 2, 0x29, 0x34, 1, 0x48, 2, 0x29, 0x48]);
+    // Facet sets: 3, each (service, shape, payloads). Set 0: svc, shape 0,
+    // city zigzag(6) = 12 (vip: none). Set 1: svc, shape 1, tag defines the
+    // facet string "x" (header 1<<2|3 = 7). Set 2: svc, shape 2, city 12, tag
+    // refers back to facet string 0 (0<<1).
+    want.extend_from_slice(&[3, 4, 0, 12, 4, 1, 7, b'x', 4, 2, 12, 0]);
+    // Header: client 0, sdk 1, version 2, platform 3, seq 7, created zigzag(1000) = 2000, dropped 2, overflow 0.
     want.extend_from_slice(&[0, 1, 2, 3, 7]);
     put_varint(&mut want, zigzag(1000));
     want.extend_from_slice(&[2, 0]);
-    // One event: flags = source rollout (1<<2) | has rule (1<<5) | count (1<<7); dt 3 -> 6; count 4;
-    // service 4, name 5, value 6, rule 0, facet set 0.
-    want.extend_from_slice(&[1, 0x80 | 0x20 | 0x04, 6, 4, 4, 5, 6, 0, 0]);
+    want.push(3); // 3 events
+                  // Event 0: flags = count (0x80) | rule (0x20) | source rollout (1<<2); dt 3 -> 6; count 4;
+                  // set 0, name 7, value 8, rule 0.
+    want.extend_from_slice(&[0x80 | 0x20 | 0x04, 6, 4, 0, 7, 8, 0]);
+    // Event 1: flags = bare name (0x08) | integral (0x04) | track (1); dt 0; set 1; name 10; zigzag(3) = 6.
+    want.extend_from_slice(&[0x08 | 0x04 | 0x01, 0, 1, 10, 6]);
+    // Event 2: flags = track, f64 value; dt 7 -> 14; set 2; name 10; 0.5 as f64 LE.
+    want.extend_from_slice(&[0x01, 14, 2, 10]);
+    want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xE0, 0x3F]);
     let crc = crc32c_of(&want);
     want.extend_from_slice(&crc.to_le_bytes());
-    assert_eq!(encode_batch(&header, &[event]), want);
+    assert_eq!(encode_batch(&header, &events), want);
+    let back = decode_batch(&want).unwrap();
+    assert_eq!(back.events, events);
+    assert_eq!(&*back.events[1].name, "svc.paid");
     assert_eq!(zigzag(1000), 2000);
     assert_eq!(put(300), vec![0xAC, 0x02]);
 }
@@ -466,27 +496,67 @@ fn both_call_paths_fold_alike_when_facets_are_excluded() {
     assert_eq!(events[0].count, 6);
 }
 
-#[test]
-fn hostile_batches_cannot_amplify_memory() {
-    // One long string referenced by many facets: valid structure and checksum,
-    // but decoding would copy the string once per reference.
-    let long = "x".repeat(10_000);
+/// A batch with a valid checksum around `body` (which starts after the version byte).
+fn sealed(body: &[u8]) -> Vec<u8> {
     let mut b: Vec<u8> = b"TRNB\x01".to_vec();
-    b.push(2); // two strings
-    put_varint(&mut b, (long.len() as u64) << 1);
-    b.extend_from_slice(long.as_bytes());
-    b.push(2); // "k"... keys must be distinct: use many keys? one key, many sets instead
-    b.push(b'k');
-    let sets = 5_000u64;
-    put_varint(&mut b, sets);
-    for _ in 0..sets {
-        b.extend_from_slice(&[1, 1 << 3, 0]); // one facet: key 1 ("k"), string value 0 (the long one)
-    }
-    b.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0]); // header
+    b.extend_from_slice(body);
     let crc = crc32c_of(&b);
     b.extend_from_slice(&crc.to_le_bytes());
-    match decode_batch(&b) {
+    b
+}
+
+fn expect_limit(b: &[u8]) {
+    match decode_batch(b) {
         Err(DecodeError::Malformed { what, .. }) => assert!(what.contains("limit"), "{what}"),
         other => panic!("expected a limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_batches_cannot_amplify_memory() {
+    // One long facet string referred back to by many sets: valid structure and
+    // checksum, but decoding would copy the string once per set.
+    let long = "x".repeat(10_000);
+    let mut b = vec![1, 2, b'k']; // one string: "k" (the service and the facet name)
+    b.extend_from_slice(&[1, 1, 0]); // one shape: key 0 ("k"), tag 0 (string)
+    let sets = 5_000u64;
+    put_varint(&mut b, sets);
+    b.extend_from_slice(&[0, 0]); // set 0: service 0, shape 0, the string defined:
+    put_varint(&mut b, (long.len() as u64) << 2 | 3);
+    b.extend_from_slice(long.as_bytes());
+    for _ in 1..sets {
+        b.extend_from_slice(&[0, 0, 0]); // service 0, shape 0, back to facet string 0
+    }
+    b.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0]); // header, no events
+    expect_limit(&sealed(&b));
+
+    // One shape of 1,000 boolean facets (no payload) shared by many 2-byte sets.
+    let mut b = Vec::new();
+    put_varint(&mut b, 1_000);
+    for i in 0..1_000 {
+        let k = format!("k{i}");
+        b.push((k.len() as u8) << 1);
+        b.extend_from_slice(k.as_bytes());
+    }
+    b.push(1); // one shape
+    put_varint(&mut b, 1_000);
+    for i in 0..1_000u64 {
+        put_varint(&mut b, i << 3 | 4); // key i, tag 4 (true)
+    }
+    put_varint(&mut b, sets);
+    for _ in 0..sets {
+        b.extend_from_slice(&[0, 0]);
+    }
+    b.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    expect_limit(&sealed(&b));
+}
+
+#[test]
+fn shapes_with_a_repeated_key_are_rejected() {
+    // Strings "k"; one shape [k int, k int]; no sets, header, no events.
+    let b = sealed(&[1, 2, b'k', 1, 2, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    match decode_batch(&b) {
+        Err(DecodeError::Malformed { what, .. }) => assert!(what.contains("repeats"), "{what}"),
+        other => panic!("{other:?}"),
     }
 }

@@ -1391,6 +1391,19 @@ def _f64_bits(x: float) -> bytes:
     return struct.pack("<d", x)
 
 
+def _literal(out: bytearray, text: str, shift: int, tag: int):
+    """A string literal: `01` + 16 bytes for a canonical lowercase UUID, else
+    varint(len << shift | tag) + UTF-8 (section 3: shift 1, tag 0 in the
+    string table; shift 2, tag 3 for a facet string value)."""
+    if len(text) == 36 and UUID_RE.fullmatch(text):
+        out.append(1)
+        out += bytes.fromhex(text.replace("-", ""))
+    else:
+        raw = text.encode("utf-8")
+        put_varint(out, len(raw) << shift | tag)
+        out += raw
+
+
 def encode_batch(header: dict, events: list) -> bytes:
     """Spec wire-format 2-8 (the determinism rules of section 8)."""
     strings, index = [], {}
@@ -1401,20 +1414,33 @@ def encode_batch(header: dict, events: list) -> bytes:
             strings.append(text)
         return index[text]
 
+    shapes, shape_index = [], {}
     sets, set_index = [], {}
+    values = {}  # facet string value -> its index among the batch's facet strings
 
-    def facet_set(facets):
+    def facet_set(service, facets):
         items = sorted(((k, batch_facet(k, v)) for k, v in facets.items()),
                        key=lambda kv: kv[0].encode("utf-8"))
-        key = tuple((k, tag, _f64_bits(val) if tag == 2 else val) for k, (tag, val) in items)
+        key = (service, tuple((k, tag, _f64_bits(val) if tag == 2 else val) for k, (tag, val) in items))
         if key not in set_index:
             body = bytearray()
-            put_varint(body, len(items))
-            for k, (tag, val) in items:
-                ki = s(k)  # name, then a string value
-                put_varint(body, ki << 3 | tag)
+            put_varint(body, s(service))
+            shape = bytearray()
+            put_varint(shape, len(items))
+            for k, (tag, _) in items:
+                put_varint(shape, s(k) << 3 | tag)
+            shape = bytes(shape)
+            if shape not in shape_index:
+                shape_index[shape] = len(shapes)
+                shapes.append(shape)
+            put_varint(body, shape_index[shape])
+            for _, (tag, val) in items:
                 if tag == 0:
-                    put_varint(body, s(val))
+                    if val in values:
+                        put_varint(body, values[val] << 1)
+                    else:
+                        values[val] = len(values)
+                        _literal(body, val, 2, 3)
                 elif tag == 1:
                     put_varint(body, zigzag(val))
                 elif tag == 2:
@@ -1437,6 +1463,8 @@ def encode_batch(header: dict, events: list) -> bytes:
     for e in events:
         count = e.get("count", 1)
         body = bytearray()
+        service = e["service"]
+        put_varint(body, facet_set(service, e.get("facets") or {}))
         if e["kind"] == "decision":
             flags = 0 | SOURCES.index(e["source"]) << 2
             if e.get("experiment") is not None:
@@ -1445,7 +1473,6 @@ def encode_batch(header: dict, events: list) -> bytes:
                 flags |= 0x20
             if e.get("choice") is not None:
                 flags |= 0x40
-            put_varint(body, s(e["service"]))
             put_varint(body, s(e["name"]))
             put_varint(body, s(e["valueText"]))
             if e.get("experiment") is not None:
@@ -1456,8 +1483,11 @@ def encode_batch(header: dict, events: list) -> bytes:
                 put_varint(body, e["choice"])
         elif e["kind"] == "track":
             flags = 1
-            put_varint(body, s(e["service"]))
-            put_varint(body, s(e["name"]))
+            name = e["name"]
+            if name.startswith(service + "."):
+                flags |= 0x08
+                name = name[len(service) + 1:]
+            put_varint(body, s(name))
             v = float(e["value"])
             if math.isfinite(v) and v.is_integer() and abs(v) < 2.0**53 and not (v == 0 and math.copysign(1, v) < 0):
                 flags |= 0x04
@@ -1466,7 +1496,6 @@ def encode_batch(header: dict, events: list) -> bytes:
                 body += _f64_bits(v)
         else:
             raise ValueError(f"unknown event kind {e['kind']!r}")
-        put_varint(body, facet_set(e.get("facets") or {}))
         if count >= 2:
             flags |= 0x80
         ev.append(flags)
@@ -1480,13 +1509,10 @@ def encode_batch(header: dict, events: list) -> bytes:
     out.append(WIRE_VERSION)
     put_varint(out, len(strings))
     for text in strings:
-        if len(text) == 36 and UUID_RE.fullmatch(text):
-            out.append(1)
-            out += bytes.fromhex(text.replace("-", ""))
-        else:
-            raw = text.encode("utf-8")
-            put_varint(out, len(raw) << 1)
-            out += raw
+        _literal(out, text, 1, 0)
+    put_varint(out, len(shapes))
+    for shape in shapes:
+        out += shape
     put_varint(out, len(sets))
     for body in sets:
         out += body
@@ -1556,21 +1582,23 @@ def decode_batch(data: bytes):
         raise DecodeError("checksum")
     r = _Reader(body, 5)
 
+    def literal(h, text_len):
+        """The literal after header `h`: a UUID when h == 1, else `text_len` bytes of UTF-8."""
+        if h == 1:
+            u = r.take(16, "uuid").hex()
+            return f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"
+        if text_len is None:
+            r.fail(f"invalid string header {h}")
+        raw = r.take(text_len, "string")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            r.fail("invalid UTF-8")
+
     strings = []
     for _ in range(r.count("string")):
         h = r.varint()
-        if h == 1:
-            strings.append(r.take(16, "uuid").hex())
-            u = strings[-1]
-            strings[-1] = f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"
-        elif h & 1:
-            r.fail(f"invalid string header {h}")
-        else:
-            raw = r.take(h >> 1, "string")
-            try:
-                strings.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                r.fail("invalid UTF-8")
+        strings.append(literal(h, None if h & 1 else h >> 1))
 
     def string():
         k = r.varint()
@@ -1578,31 +1606,46 @@ def decode_batch(data: bytes):
             r.fail(f"string index {k} out of range")
         return strings[k]
 
-    sets = []
-    for _ in range(r.count("set")):
-        facets = {}
+    shapes = []
+    for _ in range(r.count("shape")):
+        shape = []
         for _ in range(r.count("facet")):
             kt = r.varint()
             key, tag = kt >> 3, kt & 7
             if key >= len(strings):
                 r.fail(f"string index {key} out of range")
-            name = strings[key]
+            if tag > 4:
+                r.fail(f"invalid facet tag {tag}")
+            if any(strings[key] == name for name, _ in shape):
+                r.fail(f"facet `{strings[key]}` repeated in a shape")
+            shape.append((strings[key], tag))
+        shapes.append(shape)
+
+    sets, values = [], []
+    for _ in range(r.count("set", per_item=2)):
+        service = string()
+        si = r.varint()
+        if si >= len(shapes):
+            r.fail(f"shape index {si} out of range")
+        facets = {}
+        for name, tag in shapes[si]:
             if tag == 0:
-                val = (0, string())
+                h = r.varint()
+                if h & 1 == 0:
+                    if h >> 1 >= len(values):
+                        r.fail(f"facet string reference {h >> 1} out of range")
+                    val = (0, values[h >> 1])
+                else:
+                    values.append(literal(h, h >> 2 if h & 3 == 3 else None))
+                    val = (0, values[-1])
             elif tag == 1:
                 val = (1, unzigzag(r.varint()))
             elif tag == 2:
                 val = (2, struct.unpack("<d", r.take(8, "f64"))[0])
-            elif tag == 3:
-                val = (3, False)
-            elif tag == 4:
-                val = (4, True)
             else:
-                r.fail(f"invalid facet tag {tag}")
-            if name in facets:
-                r.fail(f"facet `{name}` repeated in a set")
+                val = (tag, tag == 4)
             facets[name] = val
-        sets.append(facets)
+        sets.append((service, facets))
 
     header = {"clientId": string(), "sdk": string(), "sdkVersion": string(), "platform": string(),
               "seq": r.varint(), "createdAtMs": unzigzag(r.varint()), "dropped": r.varint(),
@@ -1612,7 +1655,7 @@ def decode_batch(data: bytes):
 
     events = []
     prev = header["createdAtMs"]
-    for _ in range(r.count("event", per_item=6)):
+    for _ in range(r.count("event", per_item=5)):
         flags = r.u8()
         kind = flags & 3
         if kind > 1:
@@ -1624,7 +1667,11 @@ def decode_batch(data: bytes):
             count = r.varint()
             if count < 2:
                 r.fail("a written count must be >= 2")
-        service, name = string(), string()
+        si = r.varint()
+        if si >= len(sets):
+            r.fail(f"facet set index {si} out of range")
+        service, facets = sets[si]
+        name = string()
         if kind == 0:
             text = string()
             experiment = string() if flags & 0x10 else None
@@ -1640,18 +1687,17 @@ def decode_batch(data: bytes):
                   "value": value, "valueText": text, "source": SOURCES[(flags >> 2) & 3],
                   "experiment": experiment, "rule": rule, "choice": choice}
         else:
-            if flags & 0x78:
+            if flags & 0x70:
                 r.fail("track event with decision flag bits")
+            if flags & 0x08:
+                name = f"{service}.{name}"
             if flags & 0x04:
                 value = float(unzigzag(r.varint()))
             else:
                 value = struct.unpack("<d", r.take(8, "f64"))[0]
             ev = {"kind": "track", "time": time, "count": count, "service": service, "name": name,
                   "value": value}
-        si = r.varint()
-        if si >= len(sets):
-            r.fail(f"facet set index {si} out of range")
-        ev["facets"] = dict(sets[si])
+        ev["facets"] = dict(facets)
         events.append(ev)
     if r.remaining():
         r.fail("trailing bytes after the events")

@@ -14,6 +14,8 @@
 //! deltas. Encoding is deterministic: tables are filled in first-use order
 //! and the facets of a set are written sorted by name.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use thiserror::Error;
 
 use super::event::{facet_tag, Event, EventData};
 use crate::decision::Source;
-use crate::facets::Facets;
+use crate::facets::{Facet, Facets};
 use crate::value::FacetValue;
 
 /// The 4 magic bytes that open every batch.
@@ -30,7 +32,7 @@ pub const MAGIC: &[u8; 4] = b"TRNB";
 /// The wire format version this engine writes and reads.
 pub const WIRE_VERSION: u8 = 1;
 /// Decoded facet data may take at most this many times the batch's size.
-const DECODE_EXPANSION: usize = 32;
+const DECODE_EXPANSION: usize = 64;
 
 /// The batch header.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -111,7 +113,8 @@ pub fn unzigzag(v: u64) -> i64 {
 
 // ---- encoder ----------------------------------------------------------------
 
-/// Interns strings by content, with a cache by `Arc` pointer in front.
+/// The batch's string table: strings interned by content, with a cache by
+/// `Arc` pointer in front (the engine shares one `Arc` per name and value).
 struct Strings<'a> {
     by_ptr: HashMap<usize, u32, FxBuildHasher>,
     by_text: HashMap<&'a str, u32, FxBuildHasher>,
@@ -122,11 +125,11 @@ struct Strings<'a> {
 impl<'a> Strings<'a> {
     /// Sized for a batch of `events` events, so the tables do not rehash while filling.
     fn for_events(events: usize) -> Self {
-        let cap = 16 + events * 2;
+        let cap = 16 + events;
         Strings {
             by_ptr: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             by_text: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
-            out: Vec::with_capacity(events * 16),
+            out: Vec::with_capacity(events * 12),
             n: 0,
         }
     }
@@ -137,16 +140,7 @@ impl<'a> Strings<'a> {
         }
         let i = self.n;
         self.n += 1;
-        match uuid_bytes(s) {
-            Some(b) => {
-                self.out.push(1);
-                self.out.extend_from_slice(&b);
-            }
-            None => {
-                put_varint(&mut self.out, (s.len() as u64) << 1);
-                self.out.extend_from_slice(s.as_bytes());
-            }
-        }
+        put_literal(&mut self.out, s, 1, 0);
         self.by_text.insert(s, i);
         i
     }
@@ -159,6 +153,22 @@ impl<'a> Strings<'a> {
         let i = self.text(s);
         self.by_ptr.insert(key, i);
         i
+    }
+}
+
+/// Writes a string literal: `01` and 16 bytes for a canonical lowercase UUID,
+/// otherwise the varint `len << shift | tag` and the UTF-8 bytes.
+#[inline]
+fn put_literal(out: &mut Vec<u8>, s: &str, shift: u32, tag: u64) {
+    match uuid_bytes(s) {
+        Some(b) => {
+            out.push(1);
+            out.extend_from_slice(&b);
+        }
+        None => {
+            put_varint(out, (s.len() as u64) << shift | tag);
+            out.extend_from_slice(s.as_bytes());
+        }
     }
 }
 
@@ -199,92 +209,135 @@ fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     (bad & 0xF0 == 0).then_some(out)
 }
 
-fn uuid_string(b: &[u8]) -> String {
+fn uuid_string(b: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
-    for (i, x) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push(HEX[(x >> 4) as usize] as char);
-        s.push(HEX[(x & 15) as usize] as char);
+    let mut t = [b'-'; 36];
+    for (x, &p) in b.iter().zip(UUID_PAIRS.iter()) {
+        t[p] = HEX[(x >> 4) as usize];
+        t[p + 1] = HEX[(x & 15) as usize];
     }
-    s
+    // Hex digits and hyphens: always ASCII.
+    std::str::from_utf8(&t).map(str::to_string).unwrap_or_default()
 }
 
+/// "No set": the end of a hash chain.
+const NONE: u32 = u32::MAX;
+
+/// The shape and facet-set tables, and the facet string values the sets define.
 struct Sets<'a> {
-    by_ptr: HashMap<usize, u32, FxBuildHasher>,
-    /// xxh3 of a set's bytes -> its index; `spans` locates the bytes in `out`
-    /// so that a hit is confirmed byte for byte (no key allocation per set).
+    /// (service `Arc`, shared facets) -> set index: repeats of one context cost one lookup.
+    by_id: HashMap<(usize, usize), u32, FxBuildHasher>,
+    /// Content hash (service index and facet fingerprint) -> the newest set with it;
+    /// `next` chains sets of equal hash, so a collision never duplicates a set.
     by_hash: HashMap<u64, u32, FxBuildHasher>,
-    spans: Vec<(u32, u32)>,
+    next: Vec<u32>,
+    /// Each set's service (string index) and facets, to confirm a hash match.
+    reps: Vec<(u32, &'a Facets)>,
     out: Vec<u8>,
     n: u32,
-    scratch: Vec<u8>,
-    sorted: Vec<&'a crate::facets::Facet>,
+    shapes: HashMap<Box<[u8]>, u32, FxBuildHasher>,
+    shapes_out: Vec<u8>,
+    shape_scratch: Vec<u8>,
+    /// Facet string values already defined -> their index among the batch's facet strings.
+    values: HashMap<&'a str, u32, FxBuildHasher>,
+    sorted: Vec<&'a Facet>,
 }
 
 impl<'a> Sets<'a> {
     fn for_events(events: usize) -> Self {
         let cap = 8 + events / 2;
         Sets {
-            by_ptr: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            by_id: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             by_hash: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
-            spans: Vec::with_capacity(cap),
-            out: Vec::with_capacity(events * 8),
+            next: Vec::with_capacity(cap),
+            reps: Vec::with_capacity(cap),
+            out: Vec::with_capacity(events * 12),
             n: 0,
-            scratch: Vec::new(),
+            shapes: HashMap::with_capacity_and_hasher(16, FxBuildHasher),
+            shapes_out: Vec::with_capacity(128),
+            shape_scratch: Vec::with_capacity(32),
+            values: HashMap::with_capacity_and_hasher(cap * 2, FxBuildHasher),
             sorted: Vec::new(),
         }
     }
 
-    fn set(&mut self, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
-        let key = f.share_id();
-        if let Some(i) = self.by_ptr.get(&key) {
+    /// The index of the set (service, facets), written on first use.
+    fn set(&mut self, service: &'a Arc<str>, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
+        let id = (Arc::as_ptr(service) as *const u8 as usize, f.share_id());
+        if let Some(i) = self.by_id.get(&id) {
             return *i;
         }
-        self.scratch.clear();
-        put_varint(&mut self.scratch, f.len() as u64);
+        let svc = strings.arc(service);
+        let h = f.fingerprint() ^ u64::from(svc).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut cand = self.by_hash.get(&h).copied().unwrap_or(NONE);
+        while cand != NONE {
+            let (s, other) = self.reps[cand as usize];
+            if s == svc && same_facets(f, other) {
+                self.by_id.insert(id, cand);
+                return cand;
+            }
+            cand = self.next[cand as usize];
+        }
+        let i = self.n;
+        self.n += 1;
+        self.next.push(self.by_hash.insert(h, i).unwrap_or(NONE));
+        self.reps.push((svc, f));
+        self.by_id.insert(id, i);
+        put_varint(&mut self.out, u64::from(svc));
         // Facets are written sorted by name (bytewise), so the bytes do not
         // depend on the order a host happened to set them in.
         self.sorted.clear();
         self.sorted.extend(f.iter());
         self.sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
+        self.shape_scratch.clear();
+        put_varint(&mut self.shape_scratch, self.sorted.len() as u64);
         for facet in &self.sorted {
             let k = strings.text(facet.key());
-            put_varint(&mut self.scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
+            put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
+        }
+        let shape = match self.shapes.get(&self.shape_scratch[..]) {
+            Some(&s) => s,
+            None => {
+                let s = self.shapes.len() as u32;
+                self.shapes_out.extend_from_slice(&self.shape_scratch);
+                self.shapes.insert(Box::from(&self.shape_scratch[..]), s);
+                s
+            }
+        };
+        put_varint(&mut self.out, u64::from(shape));
+        for facet in &self.sorted {
             match facet.value() {
                 FacetValue::Str(s) => {
-                    let i = strings.text(s);
-                    put_varint(&mut self.scratch, u64::from(i));
+                    let next = self.values.len() as u32;
+                    match self.values.entry(s) {
+                        Entry::Occupied(e) => put_varint(&mut self.out, u64::from(*e.get()) << 1),
+                        Entry::Vacant(e) => {
+                            e.insert(next);
+                            put_literal(&mut self.out, s, 2, 3);
+                        }
+                    }
                 }
-                FacetValue::Int(i) => put_varint(&mut self.scratch, zigzag(*i)),
-                FacetValue::Float(x) => self.scratch.extend_from_slice(&x.to_le_bytes()),
+                FacetValue::Int(i) => put_varint(&mut self.out, zigzag(*i)),
+                FacetValue::Float(x) => self.out.extend_from_slice(&x.to_le_bytes()),
                 FacetValue::Bool(_) => {}
             }
         }
-        let h = xxhash_rust::xxh3::xxh3_64(&self.scratch);
-        let found = self.by_hash.get(&h).copied().filter(|&i| {
-            let (a, b) = self.spans[i as usize];
-            self.out[a as usize..b as usize] == self.scratch[..]
-        });
-        let i = match found {
-            Some(i) => i,
-            None => {
-                let i = self.n;
-                self.n += 1;
-                let a = self.out.len() as u32;
-                self.out.extend_from_slice(&self.scratch);
-                self.spans.push((a, self.out.len() as u32));
-                // On a hash collision the first set keeps the slot and this
-                // one is written again: the bytes are still deterministic.
-                self.by_hash.entry(h).or_insert(i);
-                i
-            }
-        };
-        self.by_ptr.insert(key, i);
         i
     }
+}
+
+/// Whether two facet sets encode alike: same names, tags and values (floats bit for bit).
+fn same_facets(a: &Facets, b: &Facets) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.get(x.key()).is_some_and(|y| match (x.value(), y.value()) {
+                (FacetValue::Str(p), FacetValue::Str(q)) => p == q,
+                (FacetValue::Int(p), FacetValue::Int(q)) => p == q,
+                (FacetValue::Float(p), FacetValue::Float(q)) => p.to_bits() == q.to_bits(),
+                (FacetValue::Bool(p), FacetValue::Bool(q)) => p == q,
+                _ => false,
+            })
+        })
 }
 
 const KIND_TRACK: u8 = 1;
@@ -292,6 +345,7 @@ const F_EXPERIMENT: u8 = 1 << 4;
 const F_RULE: u8 = 1 << 5;
 const F_CHOICE: u8 = 1 << 6;
 const F_TRACK_INT: u8 = 1 << 2;
+const F_TRACK_BARE: u8 = 1 << 3;
 const F_COUNT: u8 = 1 << 7;
 
 fn source_bits(s: Source) -> u8 {
@@ -312,11 +366,17 @@ fn source_of(bits: u8) -> Source {
     }
 }
 
+/// A track name without its `service.` prefix, if it has one.
+#[inline]
+fn bare_track_name<'a>(service: &str, name: &'a str) -> Option<&'a str> {
+    name.strip_prefix(service)?.strip_prefix('.')
+}
+
 /// Encodes a batch. The same header and events give the same bytes on every platform.
 pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
     let mut strings = Strings::for_events(events.len());
     let mut sets = Sets::for_events(events.len());
-    let mut body = Vec::with_capacity(16 + events.len() * 12);
+    let mut body = Vec::with_capacity(16 + events.len() * 8);
     for s in [&header.client_id, &header.sdk, &header.sdk_version, &header.platform] {
         let i = strings.text(s);
         put_varint(&mut body, u64::from(i));
@@ -328,11 +388,10 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
     put_varint(&mut body, events.len() as u64);
     let mut prev_time = header.created_at_ms;
     for e in events {
-        let mut flags = 0u8;
-        if e.count > 1 {
-            flags |= F_COUNT;
-        }
-        match &e.data {
+        // Strings are numbered in wire order: the set's (at its first use), then the name's.
+        let set = sets.set(&e.service, &e.facets, &mut strings);
+        let mut flags = if e.count > 1 { F_COUNT } else { 0 };
+        let name = match &e.data {
             EventData::Decision { source, experiment, rule, choice, .. } => {
                 flags |= source_bits(*source) << 2;
                 if experiment.is_some() {
@@ -344,23 +403,29 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
                 if choice.is_some() {
                     flags |= F_CHOICE;
                 }
+                strings.arc(&e.name)
             }
             EventData::Track { value } => {
                 flags |= KIND_TRACK;
                 if track_int(*value).is_some() {
                     flags |= F_TRACK_INT;
                 }
+                match bare_track_name(&e.service, &e.name) {
+                    Some(bare) => {
+                        flags |= F_TRACK_BARE;
+                        strings.text(bare)
+                    }
+                    None => strings.arc(&e.name),
+                }
             }
-        }
+        };
         body.push(flags);
         put_varint(&mut body, zigzag(e.time_ms.wrapping_sub(prev_time)));
         prev_time = e.time_ms;
         if e.count > 1 {
             put_varint(&mut body, e.count);
         }
-        let svc = strings.arc(&e.service);
-        put_varint(&mut body, u64::from(svc));
-        let name = strings.arc(&e.name);
+        put_varint(&mut body, u64::from(set));
         put_varint(&mut body, u64::from(name));
         match &e.data {
             EventData::Decision { value, experiment, rule, choice, .. } => {
@@ -382,14 +447,15 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
                 None => body.extend_from_slice(&value.to_le_bytes()),
             },
         }
-        let set = sets.set(&e.facets, &mut strings);
-        put_varint(&mut body, u64::from(set));
     }
-    let mut out = Vec::with_capacity(5 + 10 + strings.out.len() + sets.out.len() + body.len() + 4);
+    let mut out =
+        Vec::with_capacity(5 + 15 + strings.out.len() + sets.shapes_out.len() + sets.out.len() + body.len() + 4);
     out.extend_from_slice(MAGIC);
     out.push(WIRE_VERSION);
     put_varint(&mut out, u64::from(strings.n));
     out.extend_from_slice(&strings.out);
+    put_varint(&mut out, sets.shapes.len() as u64);
+    out.extend_from_slice(&sets.shapes_out);
     put_varint(&mut out, u64::from(sets.n));
     out.extend_from_slice(&sets.out);
     out.extend_from_slice(&body);
@@ -426,6 +492,7 @@ impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.b.len() - self.pos
     }
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         match self.b.get(self.pos) {
             Some(x) => {
@@ -443,7 +510,18 @@ impl<'a> Reader<'a> {
         self.pos += n;
         Ok(s)
     }
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Fast path: a one-byte varint (most indices and deltas).
+        if let Some(&b) = self.b.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -465,11 +543,13 @@ impl<'a> Reader<'a> {
             _ => self.err("count exceeds the batch"),
         }
     }
-    fn index<T: Clone>(&mut self, table: &[T], what: &'static str) -> Result<T, DecodeError> {
+    /// A varint index below `len`.
+    #[inline]
+    fn index(&mut self, len: usize, what: &'static str) -> Result<usize, DecodeError> {
         let i = self.varint()?;
-        match usize::try_from(i).ok().and_then(|i| table.get(i)) {
-            Some(x) => Ok(x.clone()),
-            None => self.err(what),
+        match usize::try_from(i) {
+            Ok(i) if i < len => Ok(i),
+            _ => self.err(what),
         }
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
@@ -485,7 +565,125 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(b);
         Ok(f64::from_le_bytes(a))
     }
+    /// A string literal after its header `h`: a UUID when `h == 1`, else
+    /// `text_len` bytes of UTF-8 (`None`: the header is invalid).
+    fn literal(&mut self, h: u64, text_len: Option<u64>) -> Result<Lit<'a>, DecodeError> {
+        if h == 1 {
+            let mut u = [0u8; 16];
+            u.copy_from_slice(self.bytes(16)?);
+            return Ok(Lit::Uuid(u));
+        }
+        let Some(len) = text_len else {
+            return self.err("bad string header");
+        };
+        let raw = self.bytes(usize::try_from(len).unwrap_or(usize::MAX))?;
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(Lit::Text(s)),
+            Err(_) => self.err("string is not UTF-8"),
+        }
+    }
 }
+
+/// A decoded string literal, borrowed from the batch (UUIDs are kept as their 16 bytes).
+#[derive(Clone, Copy)]
+enum Lit<'a> {
+    Text(&'a str),
+    Uuid([u8; 16]),
+}
+
+impl Lit<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Lit::Text(s) => s.len(),
+            Lit::Uuid(_) => 36,
+        }
+    }
+    fn into_string(self) -> String {
+        match self {
+            Lit::Text(s) => s.to_string(),
+            Lit::Uuid(u) => uuid_string(&u),
+        }
+    }
+    fn to_arc(self) -> Arc<str> {
+        match self {
+            Lit::Text(s) => Arc::from(s),
+            Lit::Uuid(u) => Arc::from(uuid_string(&u)),
+        }
+    }
+}
+
+/// The string table as decoded: literals, and their shared `Arc`s made on first use.
+struct Table<'a> {
+    lits: Vec<Lit<'a>>,
+    arcs: Vec<Option<Arc<str>>>,
+}
+
+impl Table<'_> {
+    #[inline]
+    fn arc(&mut self, i: usize) -> Arc<str> {
+        let lit = self.lits[i];
+        Arc::clone(self.arcs[i].get_or_insert_with(|| lit.to_arc()))
+    }
+}
+
+/// What decoded data may still take, in bytes: a fixed multiple of the input.
+struct Budget(usize);
+
+impl Budget {
+    #[inline]
+    fn take(&mut self, r: &Reader<'_>, cost: usize) -> Result<(), DecodeError> {
+        match self.0.checked_sub(cost) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => r.err("decoded data expands beyond the decoder's limit"),
+        }
+    }
+}
+
+/// One facet of a shape: its name, tag, and `key << 3 | tag` as written (its identity).
+struct ShapeKey {
+    name: Cow<'static, str>,
+    tag: u8,
+    id: u64,
+}
+
+/// The facets decoded so far, by (shape key, payload): a facet that repeats
+/// across sets (a city, a vehicle type, a session referred back to) is built
+/// once and cloned, instead of being canonicalised and hashed again.
+#[derive(Default)]
+struct Reuse {
+    index: HashMap<(u64, u64), u32, FxBuildHasher>,
+    built: Vec<Facet>,
+}
+
+impl Reuse {
+    /// The facet `key` = `payload` (the raw integer, float bits or string reference).
+    #[inline]
+    fn facet(
+        &mut self,
+        r: &Reader<'_>,
+        budget: &mut Budget,
+        key: &ShapeKey,
+        payload: u64,
+        value: impl FnOnce() -> FacetValue,
+    ) -> Result<Facet, DecodeError> {
+        match self.index.entry((key.id, payload)) {
+            Entry::Occupied(e) => Ok(self.built[*e.get() as usize].clone()),
+            Entry::Vacant(e) => {
+                budget.take(r, FACET_COST)?;
+                let f = Facet::new(key.name.clone(), value());
+                e.insert(self.built.len() as u32);
+                self.built.push(f.clone());
+                Ok(f)
+            }
+        }
+    }
+}
+
+/// Decoded memory charged per facet besides its strings.
+const FACET_COST: usize = std::mem::size_of::<Facet>();
 
 /// Decodes a batch, verifying the checksum first. Never panics; never
 /// allocates more than the input can describe.
@@ -503,82 +701,132 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
         return Err(DecodeError::Checksum);
     }
     let mut r = Reader { b: payload, pos: 5 };
+    // Facet sets are shared by their events, but a set's facets, its string
+    // values and rebuilt track names are copies: cap them at a fixed multiple
+    // of the input so hostile batches cannot amplify memory.
+    let mut budget = Budget(bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024));
+
+    // Strings.
     let n = r.count(1)?;
-    let mut strings: Vec<Arc<str>> = Vec::with_capacity(n);
+    let mut lits = Vec::with_capacity(n);
     for _ in 0..n {
         let h = r.varint()?;
-        if h & 1 == 1 {
-            if h != 1 {
-                return r.err("bad string header");
-            }
-            strings.push(Arc::from(uuid_string(r.bytes(16)?)));
-        } else {
-            let len = usize::try_from(h >> 1).unwrap_or(usize::MAX);
-            let raw = r.bytes(len)?;
-            match std::str::from_utf8(raw) {
-                Ok(s) => strings.push(Arc::from(s)),
-                Err(_) => return r.err("string is not UTF-8"),
-            }
-        }
+        lits.push(r.literal(h, (h & 1 == 0).then_some(h >> 1))?);
     }
+    let mut table = Table { arcs: vec![None; lits.len()], lits };
+
+    // Shapes: (key, tag) lists, stored flat; `shapes` holds each one's span.
     let n = r.count(1)?;
-    let mut sets: Vec<Facets> = Vec::with_capacity(n);
-    // Facet values are copied out of the string table; cap the copies at a
-    // fixed multiple of the input so hostile batches cannot amplify memory.
-    let mut budget = bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024);
+    let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(n);
+    let mut keys: Vec<ShapeKey> = Vec::new();
     for _ in 0..n {
         let k = r.count(1)?;
-        let mut items: Vec<(std::borrow::Cow<'static, str>, FacetValue)> = Vec::with_capacity(k);
+        let start = keys.len();
         for _ in 0..k {
             let h = r.varint()?;
-            let key = match usize::try_from(h >> 3).ok().and_then(|i| strings.get(i)) {
-                Some(s) => s.clone(),
+            let key = match usize::try_from(h >> 3).ok().and_then(|i| table.lits.get(i)) {
+                Some(k) => *k,
                 None => return r.err("facet key index out of range"),
             };
-            let value = match h & 7 {
-                0 => FacetValue::Str(r.index(&strings, "facet string index out of range")?.to_string()),
-                1 => FacetValue::Int(unzigzag(r.varint()?)),
-                2 => FacetValue::Float(r.f64()?),
-                3 => FacetValue::Bool(false),
-                4 => FacetValue::Bool(true),
-                _ => return r.err("unknown facet tag"),
+            let tag = (h & 7) as u8;
+            if tag > 4 {
+                return r.err("unknown facet tag");
+            }
+            budget.take(&r, key.len() + 32)?;
+            let name = match key {
+                Lit::Text(s) => {
+                    crate::facets::names::well_known(s).map_or_else(|| Cow::Owned(s.to_string()), Cow::Borrowed)
+                }
+                Lit::Uuid(u) => Cow::Owned(uuid_string(&u)),
             };
-            let cost = key.len() + 64 + if let FacetValue::Str(v) = &value { 2 * v.len() } else { 24 };
-            budget = match budget.checked_sub(cost) {
-                Some(b) => b,
-                None => return r.err("facet sets expand beyond the decoder's limit"),
-            };
-            let key = match crate::facets::names::well_known(&key) {
-                Some(k) => std::borrow::Cow::Borrowed(k),
-                None => std::borrow::Cow::Owned(key.to_string()),
-            };
-            items.push((key, value));
+            keys.push(ShapeKey { name, tag, id: h });
         }
-        // Small sets (all real ones) are checked pairwise without allocating;
-        // large ones by sorting, so a hostile set stays O(k log k).
-        let repeats = if items.len() <= 16 {
-            (1..items.len()).any(|i| items[..i].iter().any(|(k, _)| *k == items[i].0))
+        let shape = &keys[start..];
+        // Small shapes (all real ones) are checked pairwise without allocating;
+        // large ones by sorting, so a hostile shape stays O(k log k).
+        let repeats = if shape.len() <= 16 {
+            (1..shape.len()).any(|i| shape[..i].iter().any(|k| k.name == shape[i].name))
         } else {
-            let mut keys: Vec<&str> = items.iter().map(|(k, _)| &**k).collect();
-            keys.sort_unstable();
-            keys.windows(2).any(|w| w[0] == w[1])
+            let mut names: Vec<&str> = shape.iter().map(|k| &*k.name).collect();
+            names.sort_unstable();
+            names.windows(2).any(|w| w[0] == w[1])
         };
         if repeats {
-            return r.err("facet set repeats a key");
+            return r.err("facet shape repeats a key");
         }
-        sets.push(Facets::from_distinct(items));
+        shapes.push((start, keys.len()));
     }
-    let client_id = r.index(&strings, "string index out of range")?.to_string();
-    let sdk = r.index(&strings, "string index out of range")?.to_string();
-    let sdk_version = r.index(&strings, "string index out of range")?.to_string();
-    let platform = r.index(&strings, "string index out of range")?.to_string();
+
+    // Facet sets: (service, facets); string values are defined in place or refer back.
+    let n = r.count(2)?;
+    let mut sets: Vec<(usize, Arc<str>, Facets)> = Vec::with_capacity(n);
+    let mut values: Vec<Lit<'_>> = Vec::new();
+    let mut reuse = Reuse::default();
+    for _ in 0..n {
+        let svc = r.index(table.lits.len(), "service index out of range")?;
+        let (a, b) = match usize::try_from(r.varint()?).ok().and_then(|i| shapes.get(i)) {
+            Some(s) => *s,
+            None => return r.err("shape index out of range"),
+        };
+        budget.take(&r, (b - a) * FACET_COST)?;
+        let mut items = Vec::with_capacity(b - a);
+        for key in &keys[a..b] {
+            let facet = match key.tag {
+                0 => {
+                    let h = r.varint()?;
+                    if h & 1 == 0 {
+                        // A value met before: its facet may be too.
+                        let i = match usize::try_from(h >> 1).ok().filter(|&i| i < values.len()) {
+                            Some(i) => i,
+                            None => return r.err("facet string reference out of range"),
+                        };
+                        let lit = values[i];
+                        budget.take(&r, lit.len())?;
+                        reuse.facet(&r, &mut budget, key, i as u64, || FacetValue::Str(lit.into_string()))?
+                    } else {
+                        let lit = r.literal(h, (h & 3 == 3).then_some(h >> 2))?;
+                        values.push(lit);
+                        budget.take(&r, lit.len())?;
+                        Facet::new(key.name.clone(), FacetValue::Str(lit.into_string()))
+                    }
+                }
+                1 => {
+                    let v = r.varint()?;
+                    reuse.facet(&r, &mut budget, key, v, || FacetValue::Int(unzigzag(v)))?
+                }
+                2 => {
+                    let x = r.f64()?;
+                    reuse.facet(&r, &mut budget, key, x.to_bits(), || FacetValue::Float(x))?
+                }
+                tag => reuse.facet(&r, &mut budget, key, 0, || FacetValue::Bool(tag == 4))?,
+            };
+            items.push(facet);
+        }
+        let service = table.arc(svc);
+        sets.push((svc, service, Facets::from_built(items)));
+    }
+
+    // Header.
+    let header_str = |r: &mut Reader<'_>| -> Result<String, DecodeError> {
+        let i = r.index(table.lits.len(), "string index out of range")?;
+        Ok(table.lits[i].into_string())
+    };
+    let client_id = header_str(&mut r)?;
+    let sdk = header_str(&mut r)?;
+    let sdk_version = header_str(&mut r)?;
+    let platform = header_str(&mut r)?;
     let seq = r.varint()?;
     let created_at_ms = unzigzag(r.varint()?);
     let dropped = r.varint()?;
     let fold_overflow = r.varint()?;
     let header = BatchHeader { client_id, seq, created_at_ms, sdk, sdk_version, platform, dropped, fold_overflow };
-    let n = r.count(6)?;
+
+    // Events.
+    let n = r.count(5)?;
     let mut events = Vec::with_capacity(n);
+    // `service.name` of bare track names, built once per (service, name).
+    let mut full_names: HashMap<(usize, usize), Arc<str>, FxBuildHasher> = HashMap::default();
+    let strings = table.lits.len();
     let mut time = created_at_ms;
     for _ in 0..n {
         let flags = r.byte()?;
@@ -592,30 +840,53 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
         } else {
             1
         };
-        let service = r.index(&strings, "service index out of range")?;
-        let name = r.index(&strings, "name index out of range")?;
-        let data = match flags & 3 {
+        let (svc, service, facets) = match usize::try_from(r.varint()?).ok().and_then(|i| sets.get(i)) {
+            Some((svc, service, facets)) => (*svc, Arc::clone(service), facets.clone()),
+            None => return r.err("facet set index out of range"),
+        };
+        let name = r.index(strings, "name index out of range")?;
+        let (name, data) = match flags & 3 {
             0 => {
-                let value = r.index(&strings, "value index out of range")?;
+                let value = table.arc(r.index(strings, "value index out of range")?);
                 let experiment = if flags & F_EXPERIMENT != 0 {
-                    Some(r.index(&strings, "experiment index out of range")?)
+                    Some(table.arc(r.index(strings, "experiment index out of range")?))
                 } else {
                     None
                 };
                 let rule = if flags & F_RULE != 0 { Some(r.u32()?) } else { None };
                 let choice = if flags & F_CHOICE != 0 { Some(r.u32()?) } else { None };
-                EventData::Decision { value, source: source_of(flags >> 2), experiment, rule, choice }
+                (
+                    table.arc(name),
+                    EventData::Decision { value, source: source_of(flags >> 2), experiment, rule, choice },
+                )
             }
             KIND_TRACK => {
-                if flags & 0b0111_1000 != 0 {
+                if flags & 0b0111_0000 != 0 {
                     return r.err("unknown track flags");
                 }
+                let name = if flags & F_TRACK_BARE != 0 {
+                    match full_names.get(&(svc, name)) {
+                        Some(full) => Arc::clone(full),
+                        None => {
+                            let bare = table.arc(name);
+                            budget.take(&r, service.len() + bare.len() + 32)?;
+                            let mut full = String::with_capacity(service.len() + 1 + bare.len());
+                            full.push_str(&service);
+                            full.push('.');
+                            full.push_str(&bare);
+                            let full: Arc<str> = Arc::from(full);
+                            full_names.insert((svc, name), Arc::clone(&full));
+                            full
+                        }
+                    }
+                } else {
+                    table.arc(name)
+                };
                 let value = if flags & F_TRACK_INT != 0 { unzigzag(r.varint()?) as f64 } else { r.f64()? };
-                EventData::Track { value }
+                (name, EventData::Track { value })
             }
             _ => return r.err("unknown event kind"),
         };
-        let facets = r.index(&sets, "facet set index out of range")?;
         events.push(Event { time_ms: time, count, service, name, data, facets });
     }
     if r.remaining() != 0 {
