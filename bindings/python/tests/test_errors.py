@@ -166,3 +166,38 @@ def test_every_error_is_a_turnout_error() -> None:
                 turnout.StateError, turnout.ClosedError, turnout.TurnoutTypeError, turnout.HttpError):
         assert issubclass(cls, turnout.TurnoutError)
     assert json.loads(json.dumps({"ok": True}))  # the process is alive after all of the above
+
+
+def test_close_frees_the_native_context_once_and_is_safe_under_concurrent_use(client: turnout.Client) -> None:
+    import threading
+    import weakref
+
+    var = client.variable("automatedMessageDelay")
+    ctx = client.context({"city": 6, "svc": 302})
+    native = weakref.ref(ctx._gen)
+    ctx.close()
+    assert native() is None, "the native context was not released at close()"
+
+    # Closing while other threads evaluate: each either gets the answer or ClosedError.
+    for _ in range(20):
+        shared = client.context({"city": 6, "svc": 302})
+        outcomes: list = []
+        start = threading.Barrier(5)
+
+        def use(c: turnout.Context = shared) -> None:
+            start.wait()
+            for _ in range(2000):
+                try:
+                    outcomes.append(c.int64(var, 0))
+                except turnout.ClosedError:
+                    outcomes.append("closed")
+                    return
+
+        threads = [threading.Thread(target=use) for _ in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        shared.close()
+        for t in threads:
+            t.join(10)
+        assert set(outcomes) <= {60, "closed"}

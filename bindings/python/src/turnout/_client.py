@@ -327,39 +327,45 @@ class Variable:
 
 class Context(_Closeable):
     """The facets of one unit or request, prepared once. The typed getters
-    are the hot path. Close it (or use ``with``) to free the native context
-    at once; otherwise it is freed with its last reference. Closing a context
-    while another thread is using it is a programming error, as with a file."""
+    are the hot path. Close it (or use ``with``) to release the native
+    context; later calls raise :class:`~turnout.ClosedError`. Each call holds
+    its own reference to the native object, so closing while another thread
+    is in a call cannot free memory under it: the native context is freed,
+    once, when the last reference goes (at ``close()`` when none is in use)."""
 
-    __slots__ = ("_gen", "_h", "_client")
+    __slots__ = ("_gen", "_client")
 
     def __init__(self, gen: typing.Any, client: "Client") -> None:
-        self._gen = gen
-        self._h: typing.Optional[int] = gen._handle
+        self._gen: typing.Any = gen
         self._client = client
 
     # -- hot typed getters -----------------------------------------------
+    # `g` keeps the generated object (and so the native context) alive for
+    # the duration of the C call, whatever another thread does meanwhile.
     def int64(self, variable: typing.Union[Variable, str], default: int = 0) -> int:
         """The value as an integer, or ``default`` (fallback or another type)."""
+        g = self._gen
         try:
             if _I64_MIN <= default < _I64_END:
-                return _fast_int64(self._h, variable._h, default)  # type: ignore[union-attr]
+                return _fast_int64(g._handle, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
         return typing.cast(int, self._slow("int64", variable, default))
 
     def float64(self, variable: typing.Union[Variable, str], default: float = 0.0) -> float:
         """The value as a float (any number), or ``default``."""
+        g = self._gen
         try:
-            return _fast_float64(self._h, variable._h, default)  # type: ignore[union-attr]
+            return _fast_float64(g._handle, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             return typing.cast(float, self._slow("float64", variable, default))
 
     def bool(self, variable: typing.Union[Variable, str], default: builtins.bool = False) -> builtins.bool:
         """The value as a boolean, or ``default``."""
+        g = self._gen
         try:
             if default is True or default is False:
-                return _fast_bool(self._h, variable._h, default) != 0  # type: ignore[union-attr]
+                return _fast_bool(g._handle, variable._h, default) != 0  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
         return typing.cast(builtins.bool, self._slow("bool", variable, default))
@@ -367,24 +373,23 @@ class Context(_Closeable):
     def _slow(self, kind: str, variable: typing.Any, default: typing.Any) -> typing.Any:
         """The typed getters' error path: resolves a name given instead of a
         :class:`Variable`, and turns every bad argument into a typed error."""
-        if self._h is None:
-            raise ClosedError("this context is closed")
+        g = self._live()
         var = self._client._variable_for(variable)
         expected, fast = _TYPED[kind]
         if not expected(default):
             raise TurnoutTypeError(f"{kind}: the default must be {_TYPED_NAMES[kind]}, not {default!r}")
-        r = fast(self._h, var._h, default)
+        r = fast(g._handle, var._h, default)
         return r != 0 if kind == "bool" else r
 
     # -- richer answers --------------------------------------------------
     def decision(self, variable: typing.Union[Variable, str]) -> Decision:
         """The full decision (value, source, reason, experiment, ...)."""
+        g = self._gen
         try:
-            return _decision_of(_decision_bytes(self._h, variable._h))  # type: ignore[union-attr]
+            return _decision_of(_decision_bytes(g._handle, variable._h))  # type: ignore[union-attr]
         except (AttributeError, _ArgumentError):
-            if self._h is None:
-                raise ClosedError("this context is closed") from None
-            return _decision_of(_decision_bytes(self._h, self._client._variable_for(variable)._h))
+            g = self._live()
+            return _decision_of(_decision_bytes(g._handle, self._client._variable_for(variable)._h))
 
     def string(self, variable: typing.Union[Variable, str], default: str = "") -> str:
         """The value as a string, or ``default``."""
@@ -407,24 +412,25 @@ class Context(_Closeable):
         return typing.cast(typing.Dict[str, typing.Any], json.loads(self._live().facets_json()))
 
     def _live(self) -> typing.Any:
-        if self._h is None:
+        g = self._gen
+        if g is None:
             raise ClosedError("this context is closed")
-        return self._gen
+        return g
 
     # -- lifetime ----------------------------------------------------------
     def close(self) -> None:
-        """Frees the native context (exactly once; later calls do nothing)."""
-        if self._h is not None:
-            self._h = None
-            native.release(self._gen)
+        """Releases the native context; later calls raise :class:`~turnout.ClosedError`.
+        A second call does nothing."""
+        self._gen = None  # the generated object's __del__ frees the handle, once
 
     @property
     def closed(self) -> builtins.bool:
         """Whether :meth:`close` was called."""
-        return self._h is None
+        return self._gen is None
 
     def __repr__(self) -> str:
-        return "Context(closed)" if self._h is None else f"Context({self._gen.facets_json()})"
+        g = self._gen
+        return "Context(closed)" if g is None else f"Context({g.facets_json()})"
 
 
 _TYPED: typing.Dict[str, typing.Tuple[typing.Callable[[typing.Any], bool], typing.Any]] = {
@@ -519,7 +525,6 @@ class Client(_Closeable):
         except native.NativeError as e:
             native.raise_mapped(e)
         self._gen: typing.Any = gen
-        self._h: typing.Optional[int] = gen._handle
         self._vars: typing.Dict[str, Variable] = {}
         self._contexts: typing.Dict[typing.Any, Context] = {}
         self._cache_max = context_cache_size
@@ -555,9 +560,8 @@ class Client(_Closeable):
 
     def context(self, facets: FacetsLike = None) -> Context:
         """A prepared context for one unit or request (yours to keep and close)."""
-        if self._h is None:
-            raise ClosedError("this client is closed")
-        return Context(native.context_from_json(self._h, facets_json(facets)), self)
+        g = self._live()
+        return Context(native.context_from_json(g._handle, facets_json(facets)), self)
 
     def _context_for(self, facets: FacetsLike) -> Context:
         """The cached context for these facets (one-shot calls)."""
@@ -596,7 +600,7 @@ class Client(_Closeable):
         except (KeyError, TypeError, AttributeError):
             var = self.variable(name)
             ctx = self._context_for(facets)
-        raw = _decision_bytes(ctx._h, var._h)
+        raw = _decision_bytes(ctx._gen._handle, var._h)  # cached contexts are never closed
         d = _DECISIONS.get(raw)
         return d if d is not None else _decision_of(raw)
 
@@ -683,17 +687,17 @@ class Client(_Closeable):
 
     # -- lifetime ----------------------------------------------------------
     def close(self) -> None:
-        """Releases the client (exactly once; later calls do nothing). Every
-        later call raises :class:`~turnout.ClosedError`. Contexts you made
-        stay usable until you close them (they keep the engine alive)."""
+        """Releases the client; every later call raises :class:`~turnout.ClosedError`
+        (a second call does nothing). The native client is freed, once, when
+        the last reference goes: at once unless a call is in progress on
+        another thread, or contexts you made still hold the engine (they stay
+        usable until you close them)."""
         with self._lock:
-            gen, self._gen, self._h = self._gen, None, None
+            self._gen = None
             # Cached contexts are dropped, not closed: another thread may be
             # using one; each is freed with its last reference.
             self._contexts.clear()
             self._vars.clear()
-        if gen is not None:
-            native.release(gen)
 
     @property
     def closed(self) -> bool:

@@ -141,22 +141,3 @@ def context_from_json(client: typing.Optional[int], facets_json: bytes) -> typin
     if st.code:
         _check(st)
     return ffi.Context._uniffi_make_instance(h)
-
-
-def release(obj: typing.Any) -> None:
-    """Frees the native object behind a generated ``Client`` or ``Context``
-    now, exactly once: the handle is taken off the object first, so its
-    ``__del__`` (and a second call) will not free it again."""
-    h = getattr(obj, "_handle", None)
-    if h is None:
-        return
-    obj._handle = None
-    free = _FREE[type(obj)]
-    ffi._uniffi_rust_call(free, h)
-
-
-_FREE = {
-    ffi.Client: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_client,
-    ffi.Context: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_context,
-    ffi.Variable: ffi._UniffiLib.uniffi_turnout_ffi_fn_free_variable,
-}
