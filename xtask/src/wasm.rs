@@ -2,14 +2,15 @@
 //!
 //! - `cargo xtask wasm` (or `wasm test`): build, then run every test in `wasm/js/test/` with node's test
 //!   runner (conformance in Node and headless Chromium, poller against a local server, the playground,
-//!   the Node example, installing the `npm pack` tarball into a fresh project).
+//!   the Node example, installing the `npm pack` tarball into a fresh project, the demo runner, the
+//!   TypeScript declarations under `tsc --strict`).
 //! - `cargo xtask wasm build`: only build `wasm/pkg/` (and print the `.wasm` size).
 //! - `cargo xtask wasm bench`: build, then run the Node benchmark (`wasm/bench/`) with its peers.
 //! - `cargo xtask wasm serve`: build, then serve the repository on localhost for the playground.
 //!
 //! Everything it needs is installed when missing: the `wasm32-unknown-unknown` target (rustup),
 //! `wasm-bindgen-cli` of exactly the version in Cargo.lock and `wasm-pack` (cargo install), the dev
-//! dependencies of `wasm/js` (`npm ci`: `binaryen` for `wasm-opt`, `playwright-core`) and Debian's
+//! dependencies of `wasm/js` (`npm ci`: `binaryen` for `wasm-opt`, `playwright-core`, `typescript`) and Debian's
 //! `chromium` (apt-get). wasm-pack runs with `--mode no-install`, so it downloads nothing itself.
 
 use std::path::{Path, PathBuf};
@@ -116,9 +117,10 @@ fn ensure_tools() -> Result<(), String> {
     let lock = js.join("package-lock.json");
     let stale = !modules.join(".bin/wasm-opt").exists()
         || !modules.join("playwright-core/package.json").exists()
+        || !modules.join("typescript/package.json").exists()
         || modified(&lock) > modified(&modules.join(".package-lock.json"));
     if stale {
-        step("npm ci (wasm/js: binaryen for wasm-opt, playwright-core)");
+        step("npm ci (wasm/js: binaryen for wasm-opt, playwright-core, typescript)");
         exec(tool("npm").current_dir(&js).args(["ci", "--no-audit", "--no-fund"]))?;
     }
     Ok(())
