@@ -3,7 +3,7 @@
 //! binding runs the same files the same way.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use turnout_core::{Client, ClientOptions, Facets, FixedClock};
@@ -15,6 +15,24 @@ fn dir() -> PathBuf {
 fn load(path: &PathBuf) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Merges one vector file's counts into `target/conformance/rust.json` (the
+/// matrix of `cargo xtask conformance`; tests/bench/README.md). Both tests of
+/// this file write to it, hence the lock.
+fn record(file: &str, passed: usize, failed: usize) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/conformance");
+    std::fs::create_dir_all(&dir).expect("target/conformance");
+    let path = dir.join("rust.json");
+    let mut report: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|v: &Value| v["files"].is_object())
+        .unwrap_or_else(|| serde_json::json!({"platform": "rust", "files": {}}));
+    report["files"][file] = serde_json::json!({"passed": passed, "failed": failed});
+    std::fs::write(&path, serde_json::to_string_pretty(&report).expect("JSON") + "\n").expect("write rust.json");
 }
 
 #[test]
@@ -38,6 +56,7 @@ fn every_vector_file_passes() {
             .unwrap_or_else(|e| panic!("{}: config: {e}", path.display()));
         let cases = file["cases"].as_array().expect("cases");
         assert_eq!(entry["cases"].as_u64(), Some(cases.len() as u64), "{}: index count", path.display());
+        let failed_before = failures.len();
         for (i, case) in cases.iter().enumerate() {
             clock.set(case["nowMs"].as_i64().unwrap_or(default_now));
             let facets = Facets::from_json(&case["facets"]).expect("facets");
@@ -56,6 +75,8 @@ fn every_vector_file_passes() {
             }
             total += 1;
         }
+        let failed = failures.len() - failed_before;
+        record(entry["path"].as_str().expect("path"), cases.len() - failed, failed);
     }
     assert!(total >= 2000, "only {total} cases");
     assert!(failures.is_empty(), "{} of {total} cases failed:\n{}", failures.len(), failures.join("\n"));
@@ -108,6 +129,8 @@ fn every_batch_vector_passes() {
             total += 1;
         }
         assert_eq!(entry["cases"].as_u64(), Some(total as u64));
+        // Any failure above panics first, so reaching here means every case passed.
+        record(entry["path"].as_str().expect("path"), total, 0);
     }
     assert!(total >= 10, "only {total} batch vectors");
     println!("batch vectors: {total} passed, 0 failed");

@@ -1,13 +1,20 @@
 //! `cargo xtask`: the one place that orchestrates builds, tests and demos.
 //!
-//! - `demo`: build the CLI and take real decisions on the example config.
-//! - `test`: everything CI runs (fmt, clippy, tests, vectors, anchors, fuzz).
+//! - `demo`: build every platform and check that all take the same 10,000 decisions (`demo.rs`).
+//! - `test`: everything CI runs (fmt, clippy, tests, vectors, anchors, bindings, fuzz, the demo's
+//!   identity check, the conformance matrix).
 //! - `vectors [--check]`: regenerate (or check) the conformance vectors.
-//! - `bench`: run the criterion benchmarks.
+//! - `conformance [--run]`: the platform x vector file matrix (`conformance.rs`).
+//! - `bench`: every platform's benchmark of the shared scenario; regenerates the matrix in
+//!   docs/benchmarks.md (`benchmatrix.rs`).
 //! - `fuzz [SECONDS]`: run each cargo-fuzz target for SECONDS (default 30).
 //! - `wasm`, `kotlin`, `python`, `swift`, `go`: build and test one binding
 //!   (one module each; `test` runs them all).
 
+mod benchmatrix;
+mod conformance;
+mod contexts;
+mod demo;
 mod go;
 mod kotlin;
 mod python;
@@ -28,17 +35,18 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = &args[args.len().min(1)..];
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo(),
+        Some("demo") => demo::run(rest),
         Some("test") => test(),
         Some("vectors") => vectors::run(&root(), rest.iter().any(|a| a == "--check")),
-        Some("bench") => bench(rest),
+        Some("conformance") => conformance::run(rest),
+        Some("bench") => benchmatrix::run(rest),
         Some("fuzz") => fuzz(rest.first().and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some("wasm") => wasm::run(rest),
         Some("kotlin") => kotlin::run(rest),
         Some("python") => python::run(rest),
         Some("swift") => swift::run(rest),
         Some("go") => go::run(rest),
-        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | bench [criterion args] | fuzz [SECONDS] \
+        _ => Err("usage: cargo xtask <demo | test | vectors [--check] | conformance [--run] | bench [--quick] | fuzz [SECONDS] \
                   | wasm | kotlin | python | swift | go>"
             .to_string()),
     };
@@ -85,62 +93,6 @@ fn succeeds(cmd: &mut Command) -> bool {
         .unwrap_or(false)
 }
 
-fn demo() -> Result<(), String> {
-    let t0 = Instant::now();
-    step("building the turnout CLI (release)");
-    run(cargo().args(["build", "--release", "--quiet", "--bin", "turnout"]))?;
-    let bin = root().join("target/release/turnout");
-    let config = root().join("examples/configs/example.json");
-    let contexts = root().join("examples/contexts.jsonl");
-    step(&format!("turnout validate {}", rel(&config)));
-    run(Command::new(&bin).arg("validate").arg(&config))?;
-    step(&format!("turnout eval --config {} --contexts {}", rel(&config), rel(&contexts)));
-    let out = Command::new(&bin)
-        .args(["eval", "--now-ms", "1763800000000", "--config"])
-        .arg(&config)
-        .arg("--contexts")
-        .arg(&contexts)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("turnout eval failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let inputs = std::fs::read_to_string(&contexts).map_err(|e| e.to_string())?;
-    println!("{:<24} {:<44} {:<10} {:<11} {:<16} detail", "variable", "facets", "value", "source", "reason");
-    println!("{}", "-".repeat(124));
-    for (input, line) in
-        inputs.lines().filter(|l| !l.trim().is_empty()).zip(String::from_utf8_lossy(&out.stdout).lines())
-    {
-        let i: serde_json::Value = serde_json::from_str(input).map_err(|e| e.to_string())?;
-        let d: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let detail = match (&d["experiment"], &d["rule"]) {
-            (serde_json::Value::String(e), _) => format!("{e} choice {}", d["choice"]),
-            (_, serde_json::Value::Number(r)) => format!("rule {r}"),
-            _ => d["errorCode"].as_str().unwrap_or("").to_string(),
-        };
-        println!(
-            "{:<24} {:<44} {:<10} {:<11} {:<16} {detail}",
-            d["variable"].as_str().unwrap_or(""),
-            i["facets"].to_string(),
-            d["value"].to_string(),
-            d["source"].as_str().unwrap_or(""),
-            d["reason"].as_str().unwrap_or("")
-        );
-    }
-    step("why? turnout eval --explain (Jakarta passenger 7)");
-    run(Command::new(&bin).args(["eval", "--config"]).arg(&config).args([
-        "--variable",
-        "automatedMessageDelay",
-        "--facet",
-        "city=10",
-        "--facet",
-        "pax=7",
-        "--explain",
-    ]))?;
-    println!("\ndemo finished in {:.1} s", t0.elapsed().as_secs_f64());
-    Ok(())
-}
-
 fn rel(p: &Path) -> String {
     p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }
@@ -155,6 +107,7 @@ fn ensure_rust_components() -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     let t0 = Instant::now();
+    let started = std::time::SystemTime::now();
     ensure_rust_components()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -172,6 +125,10 @@ fn test() -> Result<(), String> {
     wasm::run(&[])?;
     let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     fuzz(secs)?;
+    step("cross-language identity check (cargo xtask demo --prebuilt)");
+    demo::run(&["--prebuilt".to_string()])?;
+    step("conformance matrix (results written by this run only)");
+    conformance::check(Some(started))?;
     println!("\nxtask test: all steps passed in {:.0} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
@@ -204,18 +161,6 @@ fn anchors() -> Result<(), String> {
     run(Command::new(&py).arg(&reference))?;
     run(Command::new(&py).arg(&reference).arg("--self-test"))?;
     Ok(())
-}
-
-fn bench(args: &[String]) -> Result<(), String> {
-    step("cargo bench -p turnout-core");
-    let mut c = cargo();
-    c.args(["bench", "-p", "turnout-core", "--bench", "engine", "--"]);
-    if args.is_empty() {
-        c.args(["--warm-up-time", "1", "--measurement-time", "3"]);
-    } else {
-        c.args(args);
-    }
-    run(&mut c)
 }
 
 fn fuzz(seconds: u64) -> Result<(), String> {

@@ -10,6 +10,7 @@
 //! | `GET /config` (with `--config FILE`) | `200` with the file and a strong `ETag`; `304` when `If-None-Match` names the current one |
 //! | `GET /stats` | `200` with counters (`batches`, `duplicates`, `rejected`, `events`, ...) |
 //! | `GET /` | a short text describing these endpoints |
+//! | `OPTIONS *` | `204`: CORS preflight (every answer allows any origin, so a page served from another local port can poll and upload) |
 //!
 //! Batches are de-duplicated by `(clientId, seq)` from the batch header: a
 //! retried batch (the SDK did not see the first ack) is acknowledged again but
@@ -251,6 +252,14 @@ impl Collector {
     pub fn handle(&self, req: &Request<'_>) -> Reply {
         let path = req.path.split('?').next().unwrap_or("");
         match (path, req.method) {
+            (_, "OPTIONS") => Reply {
+                status: 204,
+                content_type: "text/plain",
+                etag: None,
+                allow: Some("GET, HEAD, POST, OPTIONS"),
+                body: Vec::new(),
+                summary: "CORS preflight".into(),
+            },
             ("/events", "POST") => self.post_events(req),
             ("/events", _) => Reply::method_not_allowed("POST"),
             ("/config", "GET" | "HEAD") => self.get_config(req),
@@ -555,6 +564,14 @@ fn serve_one(collector: &Collector, mut rq: tiny_http::Request) {
         }
     };
     add("Content-Type", reply.content_type);
+    // Local development tool: any origin may read it (browser examples on another port).
+    add("Access-Control-Allow-Origin", "*");
+    add("Access-Control-Expose-Headers", "ETag");
+    if reply.status == 204 {
+        add("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+        add("Access-Control-Allow-Headers", "Content-Type, If-None-Match");
+        add("Access-Control-Max-Age", "600");
+    }
     if let Some(etag) = &reply.etag {
         add("ETag", etag);
         add("Cache-Control", "no-cache");

@@ -57,8 +57,7 @@ impl Server {
     }
 
     fn post(&self, body: &[u8]) -> (u16, Value) {
-        let (status, _, body) =
-            self.request("POST", "/events", &[("Content-Type", "application/octet-stream")], body);
+        let (status, _, body) = self.request("POST", "/events", &[("Content-Type", "application/octet-stream")], body);
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
@@ -227,12 +226,7 @@ fn config_is_served_with_an_etag_and_304_when_unchanged() {
     let (status, headers, body) = server.request("GET", "/config", &[], b"");
     assert_eq!(status, 200);
     assert_eq!(body, std::fs::read(&config).expect("config"));
-    let etag = headers
-        .lines()
-        .find_map(|l| l.strip_prefix("etag: "))
-        .expect("an ETag header")
-        .trim()
-        .to_string();
+    let etag = headers.lines().find_map(|l| l.strip_prefix("etag: ")).expect("an ETag header").trim().to_string();
 
     let (status, _, body) = server.request("GET", "/config", &[("If-None-Match", &etag)], b"");
     assert_eq!(status, 304);
@@ -267,6 +261,13 @@ fn without_a_config_unknown_paths_and_wrong_methods_are_clear_errors() {
     assert_eq!(status, 405);
     assert!(headers.contains("allow: post"));
     assert_eq!(server.request("GET", "/", &[], b"").0, 200);
+    // CORS: a page on another local origin can upload and poll.
+    let (status, headers, _) = server.request("OPTIONS", "/events", &[("Origin", "http://127.0.0.1:5173")], b"");
+    assert_eq!(status, 204);
+    assert!(headers.contains("access-control-allow-origin: *"), "{headers}");
+    assert!(headers.contains("access-control-allow-headers: content-type, if-none-match"), "{headers}");
+    let (_, headers, _) = server.request("GET", "/stats", &[], b"");
+    assert!(headers.contains("access-control-expose-headers: etag"), "{headers}");
 }
 
 #[test]

@@ -90,7 +90,12 @@ fn run(config: &std::path::Path, url: &str) -> Result<(), String> {
             Ok(status) if (200..300).contains(&status) => {
                 client.ack(batch.seq);
                 sent += batch.events;
-                println!("batch {}: {} events, {} bytes -> {url} ({status})", batch.seq, batch.events, batch.bytes.len());
+                println!(
+                    "batch {}: {} events, {} bytes -> {url} ({status})",
+                    batch.seq,
+                    batch.events,
+                    batch.bytes.len()
+                );
             }
             Ok(status) => {
                 client.nack(batch.seq);

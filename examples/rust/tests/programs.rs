@@ -132,10 +132,8 @@ fn example_delivers_its_decisions_and_metric_to_the_collector() {
     running.stop();
 
     // Nothing listening: the example fails clearly (and keeps the batch).
-    let result = Command::new(env!("CARGO_BIN_EXE_turnout-example"))
-        .arg("http://127.0.0.1:9/events")
-        .output()
-        .expect("starts");
+    let result =
+        Command::new(env!("CARGO_BIN_EXE_turnout-example")).arg("http://127.0.0.1:9/events").output().expect("starts");
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("kept for a retry"));
 }

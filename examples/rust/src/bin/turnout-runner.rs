@@ -125,11 +125,7 @@ fn time_prepared(client: &Client, vars: &[Variable], units: &[Unit]) -> f64 {
         let t = Instant::now();
         for u in units {
             let var = &vars[u.var];
-            sink = sink.wrapping_add(if u.integer {
-                u.ctx.int64(var, 0)
-            } else {
-                u.ctx.string(var, "").len() as i64
-            });
+            sink = sink.wrapping_add(if u.integer { u.ctx.int64(var, 0) } else { u.ctx.string(var, "").len() as i64 });
         }
         per_pass.push(t.elapsed().as_nanos() as f64 / units.len() as f64);
         while let Some(b) = client.take_batch(100_000) {
