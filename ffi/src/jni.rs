@@ -223,3 +223,43 @@ fn one_shot<'local, T: Copy>(
         Ok(Some(get(&c, v)))
     })
 }
+
+/// `Jni.track(client, name, value, facetsJson)`: records a metric
+/// ([`Client::track`] semantics, through a context of these facets).
+/// `false` when the call could not be made (the facade then asks the
+/// generated API, which raises the typed error).
+#[no_mangle]
+pub extern "system" fn Java_dev_turnout_internal_Jni_track<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    client: jlong,
+    name: JString<'local>,
+    value: jdouble,
+    facets: JByteArray<'local>,
+) -> jboolean {
+    // SAFETY: the facade passes a live client handle (module docs).
+    let Some(client) = (unsafe { borrow::<Client>(client) }) else { return false };
+    with_env_or(&mut env, false, |env| {
+        let Some(c) = context(env, client, &facets)? else { return Ok(None) };
+        c.track(name.try_to_string(env)?, value);
+        Ok(Some(true))
+    })
+}
+
+/// `Jni.contextTrack(ctx, name, value)`: records a metric with a prepared
+/// context's facets; `false` when the call could not be made.
+#[no_mangle]
+pub extern "system" fn Java_dev_turnout_internal_Jni_contextTrack<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    ctx: jlong,
+    name: JString<'local>,
+    value: jdouble,
+) -> jboolean {
+    // SAFETY: the facade passes a live context handle (module docs).
+    let Some(c) = (unsafe { borrow::<Context>(ctx) }) else { return false };
+    with_env_or(&mut env, false, |env| {
+        c.track(name.try_to_string(env)?, value);
+        Ok(Some(true))
+    })
+}

@@ -58,7 +58,35 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return run_bench(&dir, native_dir, &args[1..]);
     }
     step("mvn test (bindings/kotlin: facade, conformance vectors, threads, poller, example)");
-    exec(mvn(&dir, native_dir).arg("test"))
+    for reports in ["surefire-reports", "surefire-reports-uniffi"] {
+        let _ = std::fs::remove_dir_all(dir.join("target").join(reports)); // no stale totals
+    }
+    let result = exec(mvn(&dir, native_dir).arg("test"));
+    summarise(&dir);
+    result
+}
+
+/// Prints the totals of the surefire reports (`mvn -q` prints nothing on success).
+fn summarise(dir: &Path) {
+    let attr = |tag: &str, name: &str| -> u64 {
+        let key = format!(" {name}=\"");
+        tag.find(&key).and_then(|i| tag[i + key.len()..].split('"').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    for (reports, what) in
+        [("surefire-reports", "JNI fast path"), ("surefire-reports-uniffi", "generated bindings only")]
+    {
+        let Ok(entries) = std::fs::read_dir(dir.join("target").join(reports)) else { continue };
+        let (mut tests, mut failed, mut skipped) = (0, 0, 0);
+        for e in entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".xml")) {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if let Some(tag) = text.find("<testsuite ").and_then(|i| text[i..].split('>').next()) {
+                tests += attr(tag, "tests");
+                failed += attr(tag, "failures") + attr(tag, "errors");
+                skipped += attr(tag, "skipped");
+            }
+        }
+        println!("kotlin ({what}): {} passed, {failed} failed, {skipped} skipped", tests - failed - skipped);
+    }
 }
 
 /// `mvn -B -q` in `dir`, with the native library directory passed to the tests.
@@ -107,13 +135,43 @@ fn java(dir: &Path, native_dir: &Path, main_class: &str) -> Result<Command, Stri
 
 fn run_bench(dir: &Path, native_dir: &Path, jmh_args: &[String]) -> Result<(), String> {
     step("JMH: the shared scenario (tests/bench/scenario.json) through every Kotlin path");
+    let results = dir.join("target/jmh-result.json");
     let mut c = java(dir, native_dir, "org.openjdk.jmh.Main")?;
+    c.arg("-rf").arg("json").arg("-rff").arg(&results);
     if jmh_args.is_empty() {
         c.args(["-f", "1", "-wi", "3", "-i", "5", "-w", "1", "-r", "1"]);
     } else {
         c.args(jmh_args);
     }
-    exec(&mut c)
+    exec(&mut c)?;
+    print_medians(&results)
+}
+
+/// The median ns per decision of every benchmark, over all its measured iterations
+/// (tests/bench/README.md reports medians; JMH's own table shows means).
+fn print_medians(results: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let runs: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", results.display()))?;
+    println!("\nmedian ns per decision (all iterations of all forks):");
+    for run in runs.as_array().into_iter().flatten() {
+        let mut xs: Vec<f64> = run["primaryMetric"]["rawData"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_array)
+            .flatten()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        let median = match xs.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => xs[n / 2],
+            n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+        };
+        let name = run["benchmark"].as_str().unwrap_or("?").rsplit('.').next().unwrap_or("?");
+        println!("  {name:<20} {median:>12.1} ns  ({} iterations)", xs.len());
+    }
+    Ok(())
 }
 
 /// The demo runner (tests/bench/README.md); append its arguments. Needs a prior `cargo xtask kotlin`.

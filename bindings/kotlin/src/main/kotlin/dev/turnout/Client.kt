@@ -78,7 +78,17 @@ class Client internal constructor(
     fun explain(name: String, facets: Facets): Explanation = ref.call { c -> Explanation.of(c.explain(name, facets.toFfi())) }
 
     /** Records a metric `service.name` with [value] and [facets]. */
-    fun track(name: String, value: Double, facets: Facets): Unit = ref.call { c -> c.track(name, value, facets.toFfi()) }
+    fun track(name: String, value: Double, facets: Facets) {
+        if (Jni.available) {
+            val h = ref.acquire()
+            try {
+                if (Jni.track(h, name, value, facets.toJson())) return
+            } finally {
+                ref.release()
+            }
+        }
+        ref.call { c -> c.track(name, value, facets.toFfi()) }
+    }
 
     /**
      * Validates, compiles and atomically installs [config] (JSON bytes).
@@ -245,8 +255,18 @@ class Context internal constructor(
     /** The full decision. */
     fun decision(variable: Variable): Decision = both(variable) { c, v -> Decision.of(c.decision(v)) }
 
-    /** Records a metric with this context's facets. */
-    fun track(name: String, value: Double): Unit = ref.call { it.track(name, value) }
+    /** Records a metric `service.name` with this context's facets. */
+    fun track(name: String, value: Double) {
+        if (Jni.available) {
+            val c = ref.acquire()
+            try {
+                if (Jni.contextTrack(c, name, value)) return
+            } finally {
+                ref.release()
+            }
+        }
+        ref.call { it.track(name, value) }
+    }
 
     /** The facets as JSON text (integers as exact JSON numbers). */
     val facetsJson: String get() = ref.call { it.facetsJson() }

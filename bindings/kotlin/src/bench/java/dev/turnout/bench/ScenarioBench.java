@@ -118,7 +118,7 @@ public class ScenarioBench {
         check("preparedJnaDirect", preparedJnaDirect());
         check("oneShotJni", oneShotJni());
         check("oneShotUniffi", oneShotUniffi());
-        System.out.println("\n[turnout] fast path: " + Turnout.getFastPath() + ", JNA " + Native.VERSION + ", all paths sum to " + expectedSum);
+        System.out.println("\n[turnout] fast path: " + Turnout.getFastPath() + ", JNA " + Native.class.getPackage().getImplementationVersion() + ", all paths sum to " + expectedSum);
     }
 
     private void check(String name, long sum) {

@@ -54,4 +54,10 @@ internal object Jni {
 
     /** `null` if the call could not be made (the caller answers its default). */
     @JvmStatic external fun oneShotString(client: Long, variable: Long, facetsJson: ByteArray, default: String): String?
+
+    /** Records a metric with facets (JSON bytes); false if the call could not be made. */
+    @JvmStatic external fun track(client: Long, name: String, value: Double, facetsJson: ByteArray): Boolean
+
+    /** Records a metric with a context's facets; false if the call could not be made. */
+    @JvmStatic external fun contextTrack(ctx: Long, name: String, value: Double): Boolean
 }
