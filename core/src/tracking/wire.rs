@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -116,7 +117,8 @@ pub fn unzigzag(v: u64) -> i64 {
 /// The batch's string table: strings interned by content, with a cache by
 /// `Arc` pointer in front (the engine shares one `Arc` per name and value).
 struct Strings<'a> {
-    by_ptr: HashMap<usize, u32, FxBuildHasher>,
+    /// (address, length) -> index: `Arc`s and `'static` facet names are looked up without hashing their text.
+    by_ptr: HashMap<(usize, usize), u32, FxBuildHasher>,
     by_text: HashMap<&'a str, u32, FxBuildHasher>,
     out: Vec<u8>,
     n: u32,
@@ -145,8 +147,11 @@ impl<'a> Strings<'a> {
         i
     }
 
-    fn arc(&mut self, s: &'a Arc<str>) -> u32 {
-        let key = Arc::as_ptr(s) as *const u8 as usize;
+    /// [`Strings::text`] for a string that stays put while the batch is
+    /// encoded (an `Arc`, a facet name): repeats are found by address.
+    #[inline]
+    fn pinned(&mut self, s: &'a str) -> u32 {
+        let key = (s.as_ptr() as usize, s.len());
         if let Some(i) = self.by_ptr.get(&key) {
             return *i;
         }
@@ -225,14 +230,14 @@ const NONE: u32 = u32::MAX;
 
 /// The shape and facet-set tables, and the facet string values the sets define.
 struct Sets<'a> {
-    /// (service `Arc`, shared facets) -> set index: repeats of one context cost one lookup.
-    by_id: HashMap<(usize, usize), u32, FxBuildHasher>,
-    /// Content hash (service index and facet fingerprint) -> the newest set with it;
-    /// `next` chains sets of equal hash, so a collision never duplicates a set.
+    /// Content hash (the service's address and the facets' fingerprint) -> the
+    /// newest set with it; `next` chains sets of equal hash, so a collision
+    /// never duplicates a set.
     by_hash: HashMap<u64, u32, FxBuildHasher>,
     next: Vec<u32>,
-    /// Each set's service (string index) and facets, to confirm a hash match.
-    reps: Vec<(u32, &'a Facets)>,
+    /// Each set's service and facets, to confirm a hash match (shared facets
+    /// are recognised by identity, others compared).
+    reps: Vec<(&'a str, &'a Facets)>,
     out: Vec<u8>,
     n: u32,
     shapes: HashMap<Box<[u8]>, u32, FxBuildHasher>,
@@ -240,14 +245,14 @@ struct Sets<'a> {
     shape_scratch: Vec<u8>,
     /// Facet string values already defined -> their index among the batch's facet strings.
     values: HashMap<&'a str, u32, FxBuildHasher>,
-    sorted: Vec<&'a Facet>,
+    /// The set's facets with a sort key: their name's first 8 bytes, big-endian.
+    sorted: Vec<(u64, &'a Facet)>,
 }
 
 impl<'a> Sets<'a> {
     fn for_events(events: usize) -> Self {
         let cap = 8 + events / 2;
         Sets {
-            by_id: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             by_hash: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             next: Vec::with_capacity(cap),
             reps: Vec::with_capacity(cap),
@@ -263,36 +268,38 @@ impl<'a> Sets<'a> {
 
     /// The index of the set (service, facets), written on first use.
     fn set(&mut self, service: &'a Arc<str>, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
-        let id = (Arc::as_ptr(service) as *const u8 as usize, f.share_id());
-        if let Some(i) = self.by_id.get(&id) {
-            return *i;
-        }
-        let svc = strings.arc(service);
-        let h = f.fingerprint() ^ u64::from(svc).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Equal sets hash alike whatever their sharing: the fingerprint is a
+        // digest of the facets' content, and one service is one string.
+        let h = f.fingerprint() ^ {
+            let mut x = rustc_hash::FxHasher::default();
+            x.write(service.as_bytes());
+            x.finish()
+        };
         let mut cand = self.by_hash.get(&h).copied().unwrap_or(NONE);
         while cand != NONE {
             let (s, other) = self.reps[cand as usize];
-            if s == svc && same_facets(f, other) {
-                self.by_id.insert(id, cand);
+            let same_service = std::ptr::eq(s, &**service) || s == &**service;
+            if same_service && (other.share_id() == f.share_id() || same_facets(f, other)) {
                 return cand;
             }
             cand = self.next[cand as usize];
         }
+        let svc = strings.pinned(service);
         let i = self.n;
         self.n += 1;
         self.next.push(self.by_hash.insert(h, i).unwrap_or(NONE));
-        self.reps.push((svc, f));
-        self.by_id.insert(id, i);
+        self.reps.push((service, f));
         put_varint(&mut self.out, u64::from(svc));
         // Facets are written sorted by name (bytewise), so the bytes do not
         // depend on the order a host happened to set them in.
         self.sorted.clear();
-        self.sorted.extend(f.iter());
-        self.sorted.sort_unstable_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
+        self.sorted.extend(f.iter().map(|x| (name_prefix(x.key()), x)));
+        self.sorted
+            .sort_unstable_by(|(p, a), (q, b)| p.cmp(q).then_with(|| a.key().as_bytes().cmp(b.key().as_bytes())));
         self.shape_scratch.clear();
         put_varint(&mut self.shape_scratch, self.sorted.len() as u64);
-        for facet in &self.sorted {
-            let k = strings.text(facet.key());
+        for (_, facet) in &self.sorted {
+            let k = strings.pinned(facet.key());
             put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
         }
         let shape = match self.shapes.get(&self.shape_scratch[..]) {
@@ -305,7 +312,7 @@ impl<'a> Sets<'a> {
             }
         };
         put_varint(&mut self.out, u64::from(shape));
-        for facet in &self.sorted {
+        for (_, facet) in &self.sorted {
             match facet.value() {
                 FacetValue::Str(s) => {
                     let next = self.values.len() as u32;
@@ -324,6 +331,16 @@ impl<'a> Sets<'a> {
         }
         i
     }
+}
+
+/// A name's first 8 bytes as a big-endian number (zero-padded): ordering by
+/// it orders names bytewise, except that ties need a full comparison.
+#[inline]
+fn name_prefix(name: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = name.len().min(8);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(b)
 }
 
 /// Whether two facet sets encode alike: same names, tags and values (floats bit for bit).
@@ -403,7 +420,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
                 if choice.is_some() {
                     flags |= F_CHOICE;
                 }
-                strings.arc(&e.name)
+                strings.pinned(&e.name)
             }
             EventData::Track { value } => {
                 flags |= KIND_TRACK;
@@ -415,7 +432,7 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
                         flags |= F_TRACK_BARE;
                         strings.text(bare)
                     }
-                    None => strings.arc(&e.name),
+                    None => strings.pinned(&e.name),
                 }
             }
         };
@@ -429,10 +446,10 @@ pub fn encode_batch(header: &BatchHeader, events: &[Event]) -> Vec<u8> {
         put_varint(&mut body, u64::from(name));
         match &e.data {
             EventData::Decision { value, experiment, rule, choice, .. } => {
-                let v = strings.arc(value);
+                let v = strings.pinned(value);
                 put_varint(&mut body, u64::from(v));
                 if let Some(x) = experiment {
-                    let i = strings.arc(x);
+                    let i = strings.pinned(x);
                     put_varint(&mut body, u64::from(i));
                 }
                 if let Some(r) = rule {
@@ -652,34 +669,48 @@ struct ShapeKey {
 /// The facets decoded so far, by (shape key, payload): a facet that repeats
 /// across sets (a city, a vehicle type, a session referred back to) is built
 /// once and cloned, instead of being canonicalised and hashed again.
-#[derive(Default)]
 struct Reuse {
-    index: HashMap<(u64, u64), u32, FxBuildHasher>,
-    built: Vec<Facet>,
+    /// (shape key, payload) -> (set, position) of the facet's first build.
+    index: HashMap<(u64, u64), (u32, u32), FxBuildHasher>,
 }
 
 impl Reuse {
-    /// The facet `key` = `payload` (the raw integer, float bits or string reference).
+    fn with_capacity(n: usize) -> Reuse {
+        Reuse { index: HashMap::with_capacity_and_hasher(n, FxBuildHasher) }
+    }
+
+    /// The facet `key` = `payload` (the raw integer, float bits or string
+    /// reference) at `pos` of set `set`, `sets` being the sets before it.
     #[inline]
     fn facet(
         &mut self,
-        r: &Reader<'_>,
-        budget: &mut Budget,
+        sets: &[DecodedSet],
+        at: (u32, u32),
         key: &ShapeKey,
         payload: u64,
         value: impl FnOnce() -> FacetValue,
-    ) -> Result<Facet, DecodeError> {
+    ) -> Facet {
         match self.index.entry((key.id, payload)) {
-            Entry::Occupied(e) => Ok(self.built[*e.get() as usize].clone()),
+            Entry::Occupied(e) => {
+                let (set, pos) = *e.get();
+                match sets.get(set as usize).and_then(|s| s.facets.iter().nth(pos as usize)) {
+                    Some(f) => f.clone(),
+                    None => Facet::new(key.name.clone(), value()),
+                }
+            }
             Entry::Vacant(e) => {
-                budget.take(r, FACET_COST)?;
-                let f = Facet::new(key.name.clone(), value());
-                e.insert(self.built.len() as u32);
-                self.built.push(f.clone());
-                Ok(f)
+                e.insert(at);
+                Facet::new(key.name.clone(), value())
             }
         }
     }
+}
+
+/// A decoded facet set: its service (string index and shared text) and facets.
+struct DecodedSet {
+    svc: usize,
+    service: Arc<str>,
+    facets: Facets,
 }
 
 /// Decoded memory charged per facet besides its strings.
@@ -759,9 +790,10 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
 
     // Facet sets: (service, facets); string values are defined in place or refer back.
     let n = r.count(2)?;
-    let mut sets: Vec<(usize, Arc<str>, Facets)> = Vec::with_capacity(n);
-    let mut values: Vec<Lit<'_>> = Vec::new();
-    let mut reuse = Reuse::default();
+    let mut sets: Vec<DecodedSet> = Vec::with_capacity(n);
+    // (Sized for real batches; a hostile count cannot make these reserve much.)
+    let mut values: Vec<Lit<'_>> = Vec::with_capacity(n.min(1024));
+    let mut reuse = Reuse::with_capacity(n.min(1024) * 2);
     for _ in 0..n {
         let svc = r.index(table.lits.len(), "service index out of range")?;
         let (a, b) = match usize::try_from(r.varint()?).ok().and_then(|i| shapes.get(i)) {
@@ -770,7 +802,9 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
         };
         budget.take(&r, (b - a) * FACET_COST)?;
         let mut items = Vec::with_capacity(b - a);
-        for key in &keys[a..b] {
+        let set = sets.len() as u32;
+        for (pos, key) in keys[a..b].iter().enumerate() {
+            let at = (set, pos as u32);
             let facet = match key.tag {
                 0 => {
                     let h = r.varint()?;
@@ -782,7 +816,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                         };
                         let lit = values[i];
                         budget.take(&r, lit.len())?;
-                        reuse.facet(&r, &mut budget, key, i as u64, || FacetValue::Str(lit.into_string()))?
+                        reuse.facet(&sets, at, key, i as u64, || FacetValue::Str(lit.into_string()))
                     } else {
                         let lit = r.literal(h, (h & 3 == 3).then_some(h >> 2))?;
                         values.push(lit);
@@ -792,18 +826,18 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                 }
                 1 => {
                     let v = r.varint()?;
-                    reuse.facet(&r, &mut budget, key, v, || FacetValue::Int(unzigzag(v)))?
+                    reuse.facet(&sets, at, key, v, || FacetValue::Int(unzigzag(v)))
                 }
                 2 => {
                     let x = r.f64()?;
-                    reuse.facet(&r, &mut budget, key, x.to_bits(), || FacetValue::Float(x))?
+                    reuse.facet(&sets, at, key, x.to_bits(), || FacetValue::Float(x))
                 }
-                tag => reuse.facet(&r, &mut budget, key, 0, || FacetValue::Bool(tag == 4))?,
+                tag => reuse.facet(&sets, at, key, 0, || FacetValue::Bool(tag == 4)),
             };
             items.push(facet);
         }
         let service = table.arc(svc);
-        sets.push((svc, service, Facets::from_built(items)));
+        sets.push(DecodedSet { svc, service, facets: Facets::from_built(items) });
     }
 
     // Header.
@@ -825,7 +859,8 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let n = r.count(5)?;
     let mut events = Vec::with_capacity(n);
     // `service.name` of bare track names, built once per (service, name).
-    let mut full_names: HashMap<(usize, usize), Arc<str>, FxBuildHasher> = HashMap::default();
+    let mut full_names: HashMap<(usize, usize), Arc<str>, FxBuildHasher> =
+        HashMap::with_capacity_and_hasher(16, FxBuildHasher);
     let strings = table.lits.len();
     let mut time = created_at_ms;
     for _ in 0..n {
@@ -841,7 +876,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
             1
         };
         let (svc, service, facets) = match usize::try_from(r.varint()?).ok().and_then(|i| sets.get(i)) {
-            Some((svc, service, facets)) => (*svc, Arc::clone(service), facets.clone()),
+            Some(s) => (s.svc, Arc::clone(&s.service), s.facets.clone()),
             None => return r.err("facet set index out of range"),
         };
         let name = r.index(strings, "name index out of range")?;
