@@ -50,6 +50,23 @@ impl Results {
         let l = label.as_ref()?;
         self.turnout.iter().find(|(k, _)| k == l).map(|(_, v)| *v)
     }
+
+    /// The turnout row a peer is compared with: the same path measured in the same process
+    /// (`growthbook/prepared` -> `turnout/prepared`) when there is one, else the scenario's
+    /// prepared path for prepared-style peers (`prepared`, `scoped`) and its one-shot path for
+    /// the others.
+    fn baseline(&self, peer: &str) -> Option<(String, f64)> {
+        if let Some((_, path)) = peer.split_once('/') {
+            let same = format!("turnout/{path}");
+            if let Some(row) = self.turnout.iter().find(|(k, _)| *k == same) {
+                return Some(row.clone());
+            }
+        }
+        let lower = peer.to_ascii_lowercase();
+        let label = if lower.contains("prepared") || lower.contains("scoped") { &self.prepared } else { &self.one_shot };
+        let l = label.as_ref()?;
+        self.turnout.iter().find(|(k, _)| k == l).cloned()
+    }
 }
 
 struct Options {
@@ -388,27 +405,30 @@ fn render(all: &[(&str, Result<Results, String>)]) -> String {
     }
     s.push_str(
         "\n### Peers, measured in the same run\n\n\
-         Ratios to turnout on the same platform in the same process run (> 1 means the peer is slower).\n\n\
-         | platform | peer | ns/decision | vs turnout prepared | vs turnout one-shot |\n\
-         |---|---|---:|---:|---:|\n",
+         Each peer against turnout on the same platform, same path style, same run (> 1: the peer is \
+         slower).\n\n\
+         | platform | peer | ns/decision | compared with | turnout ns/decision | peer / turnout |\n\
+         |---|---|---:|---|---:|---:|\n",
     );
     let mut any_peer = false;
     for (p, r) in all {
         let Ok(r) = r else { continue };
         for (name, ns) in &r.peers {
             any_peer = true;
+            let base = r.baseline(name);
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
                 label(p),
                 name,
                 fmt_ns(*ns),
-                ratio(Some(*ns), r.ns(&r.prepared)),
-                ratio(Some(*ns), r.ns(&r.one_shot))
+                base.as_ref().map_or("-", |(k, _)| k.as_str()),
+                base.as_ref().map_or("-".into(), |(_, v)| fmt_ns(*v)),
+                ratio(Some(*ns), base.as_ref().map(|(_, v)| *v))
             ));
         }
     }
     if !any_peer {
-        s.push_str("| - | no peer measured | | | |\n");
+        s.push_str("| - | no peer measured | | | | |\n");
     }
     s.push_str("\n### Every turnout path measured\n\n| platform | path | ns/decision |\n|---|---|---:|\n");
     for (p, r) in all {
@@ -519,12 +539,19 @@ mod tests {
 
     #[test]
     fn rows_split_into_turnout_and_peers() {
-        let rows = vec![("turnout/prepared".to_string(), 100.0), ("growthbook/prepared".to_string(), 300.0)];
-        let r = split("c".into(), rows, |k| k.starts_with("turnout"), &["turnout/prepared"], &["nope"]);
-        assert_eq!(r.ns(&r.prepared), Some(100.0));
-        assert_eq!(r.one_shot, None);
-        assert_eq!(r.peers.len(), 1);
+        let rows = vec![
+            ("Prepared".to_string(), 150.0),
+            ("OneShot".to_string(), 500.0),
+            ("turnout/prepared".to_string(), 100.0),
+            ("growthbook/prepared".to_string(), 300.0),
+            ("flagd one-shot".to_string(), 1000.0),
+        ];
+        let r = split("c".into(), rows, |k| !k.contains(' ') && !k.starts_with("growth"), &["Prepared"], &["OneShot"]);
+        assert_eq!(r.ns(&r.prepared), Some(150.0));
+        assert_eq!(r.peers.len(), 2);
         let table = render(&[("go", Ok(r))]);
-        assert!(table.contains("| Go | growthbook/prepared | 300 | 3.00x | - |"), "{table}");
+        // Same path in the same process first, else the scenario's path of the same style.
+        assert!(table.contains("| Go | growthbook/prepared | 300 | turnout/prepared | 100 | 3.00x |"), "{table}");
+        assert!(table.contains("| Go | flagd one-shot | 1000 | OneShot | 500 | 2.00x |"), "{table}");
     }
 }

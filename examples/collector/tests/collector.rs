@@ -271,6 +271,19 @@ fn without_a_config_unknown_paths_and_wrong_methods_are_clear_errors() {
 }
 
 #[test]
+fn bodies_over_the_limit_are_refused_with_413() {
+    let dir = temp("limit");
+    let out = dir.join("events.jsonl");
+    let server = Server::start(&out, &["--max-body-bytes", "64"]);
+    let batch = client_with_events("client-l", 20).take_batch(1000).expect("batch");
+    assert!(batch.bytes.len() > 64);
+    let (status, reply) = server.post(&batch.bytes);
+    assert_eq!(status, 413, "{reply}");
+    assert!(lines(&out).is_empty());
+    assert_eq!(server.stats()["rejected"], 1);
+}
+
+#[test]
 fn de_duplication_survives_a_restart_on_the_same_output_file() {
     let dir = temp("restart");
     let out = dir.join("events.jsonl");
