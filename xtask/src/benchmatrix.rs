@@ -63,7 +63,8 @@ impl Results {
             }
         }
         let lower = peer.to_ascii_lowercase();
-        let label = if lower.contains("prepared") || lower.contains("scoped") { &self.prepared } else { &self.one_shot };
+        let label =
+            if lower.contains("prepared") || lower.contains("scoped") { &self.prepared } else { &self.one_shot };
         let l = label.as_ref()?;
         self.turnout.iter().find(|(k, _)| k == l).cloned()
     }
