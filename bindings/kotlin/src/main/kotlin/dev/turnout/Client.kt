@@ -5,6 +5,7 @@ import dev.turnout.ffi.FfiConverterTypeContext
 import dev.turnout.ffi.FfiConverterTypeVariable
 import dev.turnout.internal.Jni
 import dev.turnout.internal.NativeRef
+import dev.turnout.internal.withRaw
 import java.util.concurrent.ConcurrentHashMap
 import dev.turnout.ffi.Client as FfiClient
 import dev.turnout.ffi.Context as FfiContext
@@ -50,13 +51,8 @@ class Client internal constructor(
     fun context(facets: Facets): Context {
         val json = facets.toJson()
         if (Jni.available) {
-            val h = ref.acquire()
-            try {
-                val ctx = Jni.context(h, json)
-                if (ctx != 0L) return Context(NativeRef(ctx, FfiConverterTypeContext.lift(ctx), "context"))
-            } finally {
-                ref.release()
-            }
+            val ctx = withRaw(ref) { h -> Jni.context(h, json) }
+            if (ctx != 0L) return Context(NativeRef(ctx, FfiConverterTypeContext.lift(ctx), "context"))
         }
         // The generated call raises the typed error if the facets are rejected.
         val gen = ref.call { it.contextJson(String(json, Charsets.UTF_8)) }
@@ -79,14 +75,7 @@ class Client internal constructor(
 
     /** Records a metric `service.name` with [value] and [facets]. */
     fun track(name: String, value: Double, facets: Facets) {
-        if (Jni.available) {
-            val h = ref.acquire()
-            try {
-                if (Jni.track(h, name, value, facets.toJson())) return
-            } finally {
-                ref.release()
-            }
-        }
+        if (Jni.available && withRaw(ref) { h -> Jni.track(h, name, value, facets.toJson()) }) return
         ref.call { c -> c.track(name, value, facets.toFfi()) }
     }
 
@@ -188,65 +177,25 @@ class Context internal constructor(
     /** The value of [variable] as a 64-bit integer, or [default] (fallback or another type). */
     fun int64(variable: Variable, default: Long): Long {
         if (!Jni.available) return both(variable) { c, v -> c.int64(v, default) }
-        val c = ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.int64(c, v, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            ref.release()
-        }
+        return withRaw(ref, variable.ref) { c, v -> Jni.int64(c, v, default) }
     }
 
     /** The value as a double, or [default]. */
     fun float64(variable: Variable, default: Double): Double {
         if (!Jni.available) return both(variable) { c, v -> c.float64(v, default) }
-        val c = ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.float64(c, v, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            ref.release()
-        }
+        return withRaw(ref, variable.ref) { c, v -> Jni.float64(c, v, default) }
     }
 
     /** The value as a boolean, or [default]. */
     fun bool(variable: Variable, default: Boolean): Boolean {
         if (!Jni.available) return both(variable) { c, v -> c.bool(v, default) }
-        val c = ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.bool(c, v, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            ref.release()
-        }
+        return withRaw(ref, variable.ref) { c, v -> Jni.bool(c, v, default) }
     }
 
     /** The value as a string, or [default]. */
     fun string(variable: Variable, default: String): String {
         if (!Jni.available) return both(variable) { c, v -> c.string(v, default) }
-        val c = ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.string(c, v, default) ?: default
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            ref.release()
-        }
+        return withRaw(ref, variable.ref) { c, v -> Jni.string(c, v, default) ?: default }
     }
 
     /** The value as compact JSON text, or null (fallback). */
@@ -257,14 +206,7 @@ class Context internal constructor(
 
     /** Records a metric `service.name` with this context's facets. */
     fun track(name: String, value: Double) {
-        if (Jni.available) {
-            val c = ref.acquire()
-            try {
-                if (Jni.contextTrack(c, name, value)) return
-            } finally {
-                ref.release()
-            }
-        }
+        if (Jni.available && withRaw(ref) { c -> Jni.contextTrack(c, name, value) }) return
         ref.call { it.track(name, value) }
     }
 
@@ -292,68 +234,28 @@ class Value internal constructor(
     fun int64(default: Long): Long {
         if (!Jni.available) return viaContext { it.int64(variable, default) }
         val json = facets.toJson()
-        val c = client.ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.oneShotInt64(c, v, json, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            client.ref.release()
-        }
+        return withRaw(client.ref, variable.ref) { c, v -> Jni.oneShotInt64(c, v, json, default) }
     }
 
     /** The value as a double, or [default]. */
     fun float64(default: Double): Double {
         if (!Jni.available) return viaContext { it.float64(variable, default) }
         val json = facets.toJson()
-        val c = client.ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.oneShotFloat64(c, v, json, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            client.ref.release()
-        }
+        return withRaw(client.ref, variable.ref) { c, v -> Jni.oneShotFloat64(c, v, json, default) }
     }
 
     /** The value as a boolean, or [default]. */
     fun bool(default: Boolean): Boolean {
         if (!Jni.available) return viaContext { it.bool(variable, default) }
         val json = facets.toJson()
-        val c = client.ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.oneShotBool(c, v, json, default)
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            client.ref.release()
-        }
+        return withRaw(client.ref, variable.ref) { c, v -> Jni.oneShotBool(c, v, json, default) }
     }
 
     /** The value as a string, or [default]. */
     fun string(default: String): String {
         if (!Jni.available) return viaContext { it.string(variable, default) }
         val json = facets.toJson()
-        val c = client.ref.acquire()
-        try {
-            val v = variable.ref.acquire()
-            try {
-                return Jni.oneShotString(c, v, json, default) ?: default
-            } finally {
-                variable.ref.release()
-            }
-        } finally {
-            client.ref.release()
-        }
+        return withRaw(client.ref, variable.ref) { c, v -> Jni.oneShotString(c, v, json, default) ?: default }
     }
 
     /** The value as compact JSON text, or null (fallback). */

@@ -64,3 +64,23 @@ internal class NativeRef<T : Disposable>(
         }
     }
 }
+
+/** Runs [block] with the raw handle of [a], counted as a call in flight (no error mapping: for the JNI calls). */
+internal inline fun <R> withRaw(
+    a: NativeRef<*>,
+    block: (Long) -> R,
+): R {
+    val x = a.acquire()
+    try {
+        return block(x)
+    } finally {
+        a.release()
+    }
+}
+
+/** Runs [block] with the raw handles of [a] and [b], both counted as calls in flight. */
+internal inline fun <R> withRaw(
+    a: NativeRef<*>,
+    b: NativeRef<*>,
+    block: (Long, Long) -> R,
+): R = withRaw(a) { x -> withRaw(b) { y -> block(x, y) } }
