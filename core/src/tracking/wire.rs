@@ -1,18 +1,22 @@
 //! The binary batch format, version 1 (documented in docs/wire-format.md).
 //!
 //! ```text
-//! batch   = magic "TRNB" | version u8 (=1) | strings | facet_sets | header | events | crc32c u32 LE
-//! strings = varint n, n x (varint h, h&1 ? 16 raw UUID bytes : (h>>1) UTF-8 bytes)
-//! sets    = varint n, n x (varint k, k x (varint key<<3|tag, payload))
-//! header  = client, sdk, sdk_version, platform (string indices), seq, zigzag created_ms, dropped, fold_overflow
-//! events  = varint n, n x event
+//! batch   = magic "TRNB" | version u8 (=1) | strings | shapes | sets | header | events | crc32c u32 LE
+//! strings = varint n, n x (varint h: h == 1 ? 16 UUID bytes : (h>>1) UTF-8 bytes)
+//! shapes  = varint n, n x (varint k, k x varint (name << 3 | tag))        names sorted bytewise
+//! sets    = varint n, n x (str service, varint shape, payload per facet of the shape)
+//!           string payload: varint h: even = back to facet string h>>1, 1 = new UUID, h&3 == 3 = new text
+//! header  = client, sdk, sdk_version, platform (strings), seq, zigzag created_ms, dropped, fold_overflow
+//! events  = varint n, n x (flags, zigzag dt, [count], set, name, value [, experiment, rule, choice])
 //! ```
 //!
-//! Every string (names, values, facet keys and values, header fields) is
-//! written once in the string table and referred to by index; every distinct
-//! facet set is written once and referred to by index; times are zigzag
-//! deltas. Encoding is deterministic: tables are filled in first-use order
-//! and the facets of a set are written sorted by name.
+//! Every string but facet values (names, services, decision values, facet
+//! names, header fields) is written once in the string table and referred to
+//! by index; facet string values are written inside the sets, once, and
+//! referred back to; every distinct (service, facets) pair is written once as a
+//! set of a shared shape; track names drop their `service.` prefix; times are
+//! zigzag deltas. Encoding is deterministic: tables are filled in first-use
+//! order and the facets of a set are written sorted by name.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
