@@ -89,6 +89,17 @@ fn summarise(dir: &Path) {
     }
 }
 
+/// Builds without running the tests: the native library, the generated bindings, the classes
+/// (facade, tests, demo runner, example) and `target/classpath.txt`; what [`runner_command`] needs.
+#[allow(dead_code)] // for `cargo xtask demo`, which reuses a fresh build
+pub(crate) fn build() -> Result<(), String> {
+    let dir = project_dir();
+    let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
+    ensure_maven()?;
+    step("mvn -DskipTests test (bindings/kotlin: compile only)");
+    exec(mvn(&dir, lib.parent().ok_or("library path has no parent")?).args(["-DskipTests", "test"]))
+}
+
 /// `mvn -B -q` in `dir`, with the native library directory passed to the tests.
 fn mvn(dir: &Path, native_dir: &Path) -> Command {
     let mut c = Command::new("mvn");

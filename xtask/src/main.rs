@@ -121,6 +121,7 @@ fn test() -> Result<(), String> {
     anchors()?;
     go::run(&[])?;
     python::run(&[])?;
+    kotlin::run(&[])?;
     swift::run(&[])?;
     wasm::run(&[])?;
     let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
