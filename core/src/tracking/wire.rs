@@ -121,8 +121,10 @@ pub fn unzigzag(v: u64) -> i64 {
 /// The batch's string table: strings interned by content, with a cache by
 /// `Arc` pointer in front (the engine shares one `Arc` per name and value).
 struct Strings<'a> {
-    /// (address, length) -> index: `Arc`s and `'static` facet names are looked up without hashing their text.
-    by_ptr: HashMap<(usize, usize), u32, FxBuildHasher>,
+    /// A small direct-mapped cache (address, length) -> index in front of
+    /// `by_text`: shared `Arc`s and `'static` facet names are found again
+    /// without hashing their text. A slot keeps the last string mapped to it.
+    by_ptr: Box<[(usize, usize, u32); PTR_CACHE]>,
     by_text: HashMap<&'a str, u32, FxBuildHasher>,
     out: Vec<u8>,
     n: u32,
@@ -133,7 +135,7 @@ impl<'a> Strings<'a> {
     fn for_events(events: usize) -> Self {
         let cap = 16 + events;
         Strings {
-            by_ptr: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
+            by_ptr: Box::new([(0, 0, 0); PTR_CACHE]),
             by_text: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             out: Vec::with_capacity(events * 12),
             n: 0,
@@ -155,14 +157,26 @@ impl<'a> Strings<'a> {
     /// encoded (an `Arc`, a facet name): repeats are found by address.
     #[inline]
     fn pinned(&mut self, s: &'a str) -> u32 {
-        let key = (s.as_ptr() as usize, s.len());
-        if let Some(i) = self.by_ptr.get(&key) {
-            return *i;
+        let (p, n) = (s.as_ptr() as usize, s.len());
+        // (No real string has address 0, the empty slots' value.)
+        let slot = cache_slot(p as u64);
+        let (q, m, i) = self.by_ptr[slot];
+        if q == p && m == n {
+            return i;
         }
         let i = self.text(s);
-        self.by_ptr.insert(key, i);
+        self.by_ptr[slot] = (p, n, i);
         i
     }
+}
+
+const PTR_CACHE_BITS: u32 = 7;
+const PTR_CACHE: usize = 1 << PTR_CACHE_BITS;
+
+/// The slot of an address (or a pair of them, mixed) in a direct-mapped cache.
+#[inline]
+fn cache_slot(x: u64) -> usize {
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PTR_CACHE_BITS)) as usize
 }
 
 /// Writes a string literal: `01` and 16 bytes for a canonical lowercase UUID,
@@ -239,6 +253,9 @@ struct Sets<'a> {
     /// never duplicates a set.
     by_hash: HashMap<u64, u32, FxBuildHasher>,
     next: Vec<u32>,
+    /// A direct-mapped cache (service address, facets identity) -> set in front
+    /// of `by_hash`: the events of one context find their set in one probe.
+    by_id: Box<[(usize, usize, u32); PTR_CACHE]>,
     /// Each set's service and facets, to confirm a hash match (shared facets
     /// are recognised by identity, others compared).
     reps: Vec<(&'a str, &'a Facets)>,
@@ -247,6 +264,13 @@ struct Sets<'a> {
     shapes: HashMap<Box<[u8]>, u32, FxBuildHasher>,
     shapes_out: Vec<u8>,
     shape_scratch: Vec<u8>,
+    /// Shapes by the addresses of their names and their tags (in shape
+    /// order): a set whose names are the same `'static` or shared strings as
+    /// an earlier set's finds its shape without interning each name again.
+    /// Hash -> alias; an alias is a span of `alias_keys` and its shape.
+    shape_by_addr: HashMap<u64, u32, FxBuildHasher>,
+    aliases: Vec<(u32, u32, u32)>,
+    alias_keys: Vec<(usize, usize, u8)>,
     /// Facet string values already defined -> their index among the batch's facet strings.
     values: HashMap<&'a str, u32, FxBuildHasher>,
     /// The set's facets with a sort key: their name's first 8 bytes, big-endian.
@@ -259,12 +283,16 @@ impl<'a> Sets<'a> {
         Sets {
             by_hash: HashMap::with_capacity_and_hasher(cap, FxBuildHasher),
             next: Vec::with_capacity(cap),
+            by_id: Box::new([(0, 0, 0); PTR_CACHE]),
             reps: Vec::with_capacity(cap),
             out: Vec::with_capacity(events * 12),
             n: 0,
             shapes: HashMap::with_capacity_and_hasher(16, FxBuildHasher),
             shapes_out: Vec::with_capacity(128),
             shape_scratch: Vec::with_capacity(32),
+            shape_by_addr: HashMap::with_capacity_and_hasher(16, FxBuildHasher),
+            aliases: Vec::with_capacity(16),
+            alias_keys: Vec::with_capacity(64),
             values: HashMap::with_capacity_and_hasher(cap * 2, FxBuildHasher),
             sorted: Vec::new(),
         }
@@ -272,6 +300,19 @@ impl<'a> Sets<'a> {
 
     /// The index of the set (service, facets), written on first use.
     fn set(&mut self, service: &'a Arc<str>, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
+        let id = (service.as_ptr() as usize, f.share_id());
+        let slot = cache_slot(id.0 as u64 ^ (id.1 as u64).rotate_left(29));
+        let (p, q, i) = self.by_id[slot];
+        if (p, q) == id {
+            return i;
+        }
+        let i = self.find_or_add(service, f, strings);
+        self.by_id[slot] = (id.0, id.1, i);
+        i
+    }
+
+    /// The set (service, facets) found by content, or added.
+    fn find_or_add(&mut self, service: &'a Arc<str>, f: &'a Facets, strings: &mut Strings<'a>) -> u32 {
         // Equal sets hash alike whatever their sharing: the fingerprint is a
         // digest of the facets' content, and one service is one string.
         let h = f.fingerprint() ^ {
@@ -300,21 +341,7 @@ impl<'a> Sets<'a> {
         self.sorted.extend(f.iter().map(|x| (name_prefix(x.key()), x)));
         self.sorted
             .sort_unstable_by(|(p, a), (q, b)| p.cmp(q).then_with(|| a.key().as_bytes().cmp(b.key().as_bytes())));
-        self.shape_scratch.clear();
-        put_varint(&mut self.shape_scratch, self.sorted.len() as u64);
-        for (_, facet) in &self.sorted {
-            let k = strings.pinned(facet.key());
-            put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
-        }
-        let shape = match self.shapes.get(&self.shape_scratch[..]) {
-            Some(&s) => s,
-            None => {
-                let s = self.shapes.len() as u32;
-                self.shapes_out.extend_from_slice(&self.shape_scratch);
-                self.shapes.insert(Box::from(&self.shape_scratch[..]), s);
-                s
-            }
-        };
+        let shape = self.shape(strings);
         put_varint(&mut self.out, u64::from(shape));
         for (_, facet) in &self.sorted {
             match facet.value() {
@@ -337,14 +364,57 @@ impl<'a> Sets<'a> {
     }
 }
 
+impl<'a> Sets<'a> {
+    /// The shape of the facets in `self.sorted`, written on first use.
+    fn shape(&mut self, strings: &mut Strings<'a>) -> u32 {
+        let key = |f: &Facet| (f.key().as_ptr() as usize, f.key().len(), facet_tag(f.value()));
+        let mut h = rustc_hash::FxHasher::default();
+        for (_, f) in &self.sorted {
+            let (p, n, t) = key(f);
+            h.write_usize(p);
+            h.write_usize(n);
+            h.write_u8(t);
+        }
+        let h = h.finish();
+        if let Some(&a) = self.shape_by_addr.get(&h) {
+            let (start, end, shape) = self.aliases[a as usize];
+            let keys = &self.alias_keys[start as usize..end as usize];
+            if keys.len() == self.sorted.len() && keys.iter().zip(&self.sorted).all(|(k, (_, f))| *k == key(f)) {
+                return shape;
+            }
+        }
+        self.shape_scratch.clear();
+        put_varint(&mut self.shape_scratch, self.sorted.len() as u64);
+        for (_, facet) in &self.sorted {
+            let k = strings.pinned(facet.key());
+            put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
+        }
+        let shape = match self.shapes.get(&self.shape_scratch[..]) {
+            Some(&s) => s,
+            None => {
+                let s = self.shapes.len() as u32;
+                self.shapes_out.extend_from_slice(&self.shape_scratch);
+                self.shapes.insert(Box::from(&self.shape_scratch[..]), s);
+                s
+            }
+        };
+        if let Entry::Vacant(e) = self.shape_by_addr.entry(h) {
+            let start = self.alias_keys.len() as u32;
+            self.alias_keys.extend(self.sorted.iter().map(|(_, f)| key(f)));
+            e.insert(self.aliases.len() as u32);
+            self.aliases.push((start, self.alias_keys.len() as u32, shape));
+        }
+        shape
+    }
+}
+
 /// A name's first 8 bytes as a big-endian number (zero-padded): ordering by
 /// it orders names bytewise, except that ties need a full comparison.
 #[inline]
 fn name_prefix(name: &str) -> u64 {
-    let mut b = [0u8; 8];
-    let n = name.len().min(8);
-    b[..n].copy_from_slice(&name.as_bytes()[..n]);
-    u64::from_be_bytes(b)
+    // Byte by byte: a short copy into a buffer read back as one word would
+    // stall on store forwarding.
+    name.as_bytes().iter().take(8).enumerate().fold(0u64, |w, (i, &c)| w | u64::from(c) << (56 - 8 * i))
 }
 
 /// Whether two facet sets encode alike: same names, tags and values (floats bit for bit).
