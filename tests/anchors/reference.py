@@ -1849,10 +1849,21 @@ def self_test():
          "facets": {"session": session}},
     ]
     want = bytes.fromhex(
-        "54524e42010f04633118747572 6e6f75742d72757374 0a302e312e30186c696e 75782d7838365f363406617070"
-        "0a64656c6179 0436300863697479 06706178 0e73657373696f6e010f8fad5bd9cb469fa16570867728950e0a636f6c6f72"
-        "0e22677265656e2212636f6c6f725465737410 6170702e706169640203390c41 54480a01480a00010203"
-        "01b4b5abfef9620000 03a4b31503040506 0000 50f001040b0c0d0100 01d00f040e000000000000294001 9e33d28c")
+        # magic, version, 14 strings: c1 turnout-rust 0.1.0 linux-x86_64 | app city pax session | delay 60 |
+        # color "green" colorTest | paid
+        "54524e4201 0e 046331 18747572 6e6f75742d72757374 0a302e312e30 186c696e75782d7838365f3634"
+        "06617070 0863697479 06706178 0e73657373696f6e 0a64656c6179 043630"
+        "0a636f6c6f72 0e22677265656e22 12636f6c6f7254657374 0870616964"
+        # 2 shapes: [city int, pax int, session str], [session str]
+        "02 03293138 0138"
+        # 2 sets: app, shape 0, city 6, pax 42, a new UUID | app, shape 1, facet string 0
+        "02 04000c5401 0f8fad5bd9cb469fa16570867728950e 040100"
+        # header: strings 0-3, seq 1, created 1700000001370, dropped 0, overflow 0
+        "00010203 01 b4b5abfef962 00 00"
+        # 3 events: rollout delay x3 | experiment color | track paid (bare) 12.5
+        "03 a4b31503000809 00 50f001000a0b0c01 09d00f010d0000000000002940"
+        # CRC-32C
+        "b2cca6c0")
     got = encode_batch(header, events)
     check("wire 12 encode", got.hex(), want.hex())
     try:
