@@ -512,7 +512,7 @@ fn write_docs(body: &str) -> Result<(), String> {
                  platform's numbers and paths.\n\n{block}\n\n"
             );
             match text.find("\n## ") {
-                Some(i) => format!("{}\n{section}{}", &text[..i + 1], &text[i + 1..]),
+                Some(i) => format!("{}{section}{}", &text[..i + 1], &text[i + 1..]),
                 None => format!("{text}\n{section}"),
             }
         }

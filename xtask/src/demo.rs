@@ -38,8 +38,9 @@ struct Platform {
     key: &'static str,
     /// Shown in the table.
     label: &'static str,
-    /// Builds the binding and its runner (skipped with `--prebuilt` unless `always_build`).
-    build: fn() -> Result<(), String>,
+    /// Builds the binding and its runner (skipped with `--prebuilt` unless `always_build`, which
+    /// then gets `true`).
+    build: fn(bool) -> Result<(), String>,
     /// Whether `build` runs even with `--prebuilt` (cheap, incremental builds).
     always_build: bool,
     /// The runner command, arguments of the contract to be appended; `Err` = not built.
@@ -64,22 +65,22 @@ fn platforms() -> Vec<Platform> {
 
 // ---- builds: each language's own xtask entry point ---------------------------------------------
 
-fn build_rust() -> Result<(), String> {
+fn build_rust(_prebuilt: bool) -> Result<(), String> {
     exec(cargo().args(["build", "--release", "--quiet", "-p", "turnout-cli", "-p", "turnout-example"]))
 }
 
-fn build_node() -> Result<(), String> {
+fn build_node(_prebuilt: bool) -> Result<(), String> {
     crate::wasm::run(&["build".to_string()])
 }
 
-fn build_python() -> Result<(), String> {
+fn build_python(_prebuilt: bool) -> Result<(), String> {
     crate::python::build().map(|_| ())
 }
 
 /// INTEGRATION POINT (Kotlin): `xtask/src/kotlin.rs` has no build-only entry point yet, so a
 /// missing or stale runner is built by the whole `cargo xtask kotlin` (mvn test: it compiles the
 /// runner and writes the classpath). When kotlin.rs exposes `build()`, call it here instead.
-fn build_kotlin() -> Result<(), String> {
+fn build_kotlin(_prebuilt: bool) -> Result<(), String> {
     let class = root().join("bindings/kotlin/target/test-classes/dev/turnout/tools/Runner.class");
     let sources = ["bindings/kotlin/src", "bindings/kotlin/pom.xml", "examples/kotlin", "ffi/src", "core/src"];
     let fresh = kotlin_runner().is_ok()
@@ -109,9 +110,10 @@ fn go_runner_path() -> PathBuf {
 
 /// INTEGRATION POINT (Go): `xtask/src/go.rs` exposes no runner build; the runner is the Go
 /// package's own command (`bindings/go/cmd/turnout-runner`), built here with `go build` against
-/// THE native library build (`crate::uniffi::build_library`, also used by Kotlin and Python).
-fn build_go() -> Result<(), String> {
-    if !root().join("target/release/libturnout_ffi.a").exists() {
+/// THE native library build (`crate::uniffi::build_library`, also used by Kotlin and Python;
+/// with `--prebuilt` the language steps built it).
+fn build_go(prebuilt: bool) -> Result<(), String> {
+    if !prebuilt || !root().join("target/release/libturnout_ffi.a").exists() {
         crate::uniffi::build_library()?;
     }
     let out = go_runner_path();
@@ -224,7 +226,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         i += 1;
         step(&format!("[{i}/{count}] building {} (elapsed {:.0} s)", p.label, t0.elapsed().as_secs_f64()));
         let tb = Instant::now();
-        match (p.build)() {
+        match (p.build)(o.prebuilt) {
             Ok(()) => println!("    {} built in {:.1} s", p.label, tb.elapsed().as_secs_f64()),
             Err(e) => {
                 println!("    {} build FAILED: {e}", p.label);
@@ -255,7 +257,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // 3. Reference: `turnout eval` (built by the Rust build; built here when --only skipped it).
     let cli = root().join("target/release/turnout");
     if !cli.exists() {
-        build_rust()?;
+        build_rust(o.prebuilt)?;
     }
     let reference_path = dir.join("REFERENCE.jsonl");
     let out = Command::new(&cli)
