@@ -249,18 +249,8 @@ fn decode(files: &[PathBuf]) -> Result<ExitCode, String> {
                     continue;
                 }
             };
-            let header = serde_json::to_value(&batch.header).map_err(|e| e.to_string())?;
-            if batch.events.is_empty() {
-                // An empty batch still carries loss counters: never hide it.
-                let mut line = header.clone();
-                line["kind"] = "batch".into();
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
-            }
-            for e in &batch.events {
-                let mut line = header.clone();
-                if let (Some(l), serde_json::Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
-                    l.extend(ev);
-                }
+            // An empty batch still prints one line: it carries loss counters.
+            for line in turnout_core::host::batch_event_lines(&batch) {
                 writeln!(out, "{line}").map_err(|e| e.to_string())?;
             }
         }

@@ -175,6 +175,30 @@ pub fn batch_to_json(batch: &DecodedBatch) -> Value {
     })
 }
 
+/// The JSON Lines form of a decoded batch (`turnout decode`, the collector):
+/// one object per event with the header's fields merged in, or, for a batch
+/// without events, one `{"kind": "batch", ...header}` line, so that a batch
+/// that only carries loss counters is never hidden.
+pub fn batch_event_lines(batch: &DecodedBatch) -> Vec<Value> {
+    let header = serde_json::to_value(&batch.header).unwrap_or(Value::Null);
+    if batch.events.is_empty() {
+        let mut line = header;
+        line["kind"] = "batch".into();
+        return vec![line];
+    }
+    batch
+        .events
+        .iter()
+        .map(|e| {
+            let mut line = header.clone();
+            if let (Some(l), Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
+                l.extend(ev);
+            }
+            line
+        })
+        .collect()
+}
+
 /// Decodes wire bytes into the JSON text of [`batch_to_json`]. A corrupted
 /// batch is rejected whole ([`crate::DecodeError`]), never mis-decoded.
 pub fn decode_batch_json(bytes: &[u8]) -> Result<String, HostError> {
@@ -277,6 +301,13 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert_eq!(decode_batch_json(&bad).unwrap_err(), HostError::Decode(DecodeError::Checksum));
+        let lines = batch_event_lines(&decode_batch(&bytes).unwrap());
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0]["clientId"].as_str(), lines[0]["name"].as_str()), (Some("c1"), Some("s.fare")));
+        let empty =
+            encode_batch_json(&serde_json::json!({"header": back["header"], "events": []}).to_string()).unwrap();
+        let lines = batch_event_lines(&decode_batch(&empty).unwrap());
+        assert_eq!((lines.len(), lines[0]["kind"].as_str(), lines[0]["dropped"].as_u64()), (1, Some("batch"), Some(2)));
         let no_events = serde_json::json!({"header": back["header"]}).to_string();
         assert!(encode_batch_json(&no_events).unwrap_err().to_string().contains("events"));
         assert!(encode_batch_json(r#"{"header":{}}"#).unwrap_err().to_string().contains("header"));

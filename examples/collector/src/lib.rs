@@ -410,23 +410,7 @@ impl Collector {
 /// The lines `turnout decode` prints for a batch: one per event with the
 /// header fields; an empty batch is one `"kind": "batch"` line.
 pub fn event_lines(batch: &DecodedBatch) -> Vec<Value> {
-    let header = serde_json::to_value(&batch.header).unwrap_or(Value::Null);
-    if batch.events.is_empty() {
-        let mut line = header;
-        line["kind"] = "batch".into();
-        return vec![line];
-    }
-    batch
-        .events
-        .iter()
-        .map(|e| {
-            let mut line = header.clone();
-            if let (Some(l), Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
-                l.extend(ev);
-            }
-            line
-        })
-        .collect()
+    turnout_core::host::batch_event_lines(batch)
 }
 
 /// A strong ETag for a config's bytes (CRC-32C and length).
