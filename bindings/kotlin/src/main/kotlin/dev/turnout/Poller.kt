@@ -136,7 +136,7 @@ data class PollerOptions
         val maxBatchEvents: Int = 1000,
         /** The HTTP client. */
         val transport: HttpTransport = HttpUrlConnectionTransport(),
-        /** Called (on the poller's thread) after a new config was installed. */
+        /** Called (on the poller's thread) after an installed config added, removed or changed variables. */
         val onChange: ((UpdateReport) -> Unit)? = null,
         /**
          * Called (on the poller's thread) for every failure: network errors and
@@ -229,7 +229,7 @@ class Poller(
                     val report = client.updateConfig(r.body)
                     etag = r.etag
                     configFailures = 0
-                    report(report)
+                    if (report.hasChanges) report(report)
                     true
                 }
                 else -> throw HttpStatusException(url, r.status)

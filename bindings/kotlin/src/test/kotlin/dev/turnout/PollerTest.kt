@@ -128,6 +128,11 @@ class PollerTest {
         client.context(facets).use { assertEquals(61, it.int64(v, 0)) }
         assertEquals(2, changes.size)
         assertEquals(listOf("delay"), changes[1].changed)
+
+        // The same content under a new ETag is installed, but changes nothing: no callback.
+        s.etag = "\"v2-again\""
+        eventually("re-fetched") { s.ifNoneMatch.contains("\"v2-again\"") }
+        assertEquals(2, changes.size)
     }
 
     @Test
