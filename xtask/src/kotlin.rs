@@ -72,9 +72,10 @@ fn summarise(dir: &Path) {
         let key = format!(" {name}=\"");
         tag.find(&key).and_then(|i| tag[i + key.len()..].split('"').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
-    for (reports, what) in
-        [("surefire-reports", "JNI fast path"), ("surefire-reports-uniffi", "generated bindings only")]
-    {
+    // A fresh line: Maven 3.8 leaves colour resets without a newline. One word before the counts
+    // (`kotlin-jni:` with the JNI fast path, `kotlin-uniffi:` with the generated bindings only).
+    println!();
+    for (reports, what) in [("surefire-reports", "kotlin-jni"), ("surefire-reports-uniffi", "kotlin-uniffi")] {
         let Ok(entries) = std::fs::read_dir(dir.join("target").join(reports)) else { continue };
         let (mut tests, mut failed, mut skipped) = (0, 0, 0);
         for e in entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".xml")) {
@@ -85,7 +86,7 @@ fn summarise(dir: &Path) {
                 skipped += attr(tag, "skipped");
             }
         }
-        println!("kotlin ({what}): {} passed, {failed} failed, {skipped} skipped", tests - failed - skipped);
+        println!("{what}: {} passed, {failed} failed, {skipped} skipped", tests - failed - skipped);
     }
 }
 
