@@ -271,9 +271,9 @@ fn kotlin(quick: bool) -> Result<Results, String> {
     ))
 }
 
-/// INTEGRATION POINT (Go): `xtask/src/go.rs` runs its benchmarks with inherited output
-/// (`cargo xtask go --bench`, which also runs every Go test); the matrix needs their numbers, so
-/// the same `go test -bench` commands run here with their output captured and parsed. The peers'
+/// `cargo xtask go --bench` runs the Go benchmarks with inherited output (and every Go test);
+/// the matrix needs their numbers, so the same `go test -bench` commands run here with their
+/// output captured and parsed. The peers'
 /// `BenchmarkScenario` is the benchmark behind go.rs's `TestRatios`.
 fn go(quick: bool) -> Result<Results, String> {
     if !root().join("target/release/libturnout_ffi.a").exists() {

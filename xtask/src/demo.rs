@@ -77,9 +77,8 @@ fn build_python(_prebuilt: bool) -> Result<(), String> {
     crate::python::build().map(|_| ())
 }
 
-/// INTEGRATION POINT (Kotlin): `xtask/src/kotlin.rs` has no build-only entry point yet, so a
-/// missing or stale runner is built by the whole `cargo xtask kotlin` (mvn test: it compiles the
-/// runner and writes the classpath). When kotlin.rs exposes `build()`, call it here instead.
+/// A missing or stale Kotlin runner is built by `kotlin::build()` (compile only, no tests: it
+/// compiles the runner and writes the classpath).
 fn build_kotlin(_prebuilt: bool) -> Result<(), String> {
     let class = root().join("bindings/kotlin/target/test-classes/dev/turnout/tools/Runner.class");
     let sources = ["bindings/kotlin/src", "bindings/kotlin/pom.xml", "examples/kotlin", "ffi/src", "core/src"];
@@ -89,7 +88,7 @@ fn build_kotlin(_prebuilt: bool) -> Result<(), String> {
         println!("    bindings/kotlin is built and newer than its sources: reused");
         return Ok(());
     }
-    crate::kotlin::run(&[])
+    crate::kotlin::build()
 }
 
 fn modified(p: &Path) -> Option<std::time::SystemTime> {
@@ -108,8 +107,7 @@ fn go_runner_path() -> PathBuf {
     root().join("target/demo/bin/turnout-runner-go")
 }
 
-/// INTEGRATION POINT (Go): `xtask/src/go.rs` exposes no runner build; the runner is the Go
-/// package's own command (`bindings/go/cmd/turnout-runner`), built here with `go build` against
+/// The Go runner is the Go package's own command (`bindings/go/cmd/turnout-runner`), built here with `go build` against
 /// THE native library build (`crate::uniffi::build_library`, also used by Kotlin and Python;
 /// with `--prebuilt` the language steps built it).
 fn build_go(prebuilt: bool) -> Result<(), String> {

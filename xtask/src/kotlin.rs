@@ -92,7 +92,6 @@ fn summarise(dir: &Path) {
 
 /// Builds without running the tests: the native library, the generated bindings, the classes
 /// (facade, tests, demo runner, example) and `target/classpath.txt`; what [`runner_command`] needs.
-#[allow(dead_code)] // for `cargo xtask demo`, which reuses a fresh build
 pub(crate) fn build() -> Result<(), String> {
     let dir = project_dir();
     let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
