@@ -173,7 +173,7 @@ impl<'a> Strings<'a> {
     }
 }
 
-const PTR_CACHE_BITS: u32 = 7;
+const PTR_CACHE_BITS: u32 = 8;
 const PTR_CACHE: usize = 1 << PTR_CACHE_BITS;
 
 /// The slot of an address (or a pair of them, mixed) in a direct-mapped cache.
