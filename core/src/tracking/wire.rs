@@ -938,6 +938,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     // `service.name` of bare track names, built once per (service, name).
     let mut full_names: HashMap<(usize, usize), Arc<str>, FxBuildHasher> =
         HashMap::with_capacity_and_hasher(16, FxBuildHasher);
+    let mut scratch = String::new();
     let strings = table.lits.len();
     let mut time = created_at_ms;
     for _ in 0..n {
@@ -980,13 +981,16 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
                     match full_names.get(&(svc, name)) {
                         Some(full) => Arc::clone(full),
                         None => {
-                            let bare = table.arc(name);
+                            let bare = table.lits[name];
                             budget.take(&r, service.len() + bare.len() + 32)?;
-                            let mut full = String::with_capacity(service.len() + 1 + bare.len());
-                            full.push_str(&service);
-                            full.push('.');
-                            full.push_str(&bare);
-                            let full: Arc<str> = Arc::from(full);
+                            scratch.clear();
+                            scratch.push_str(&service);
+                            scratch.push('.');
+                            match bare {
+                                Lit::Text(t) => scratch.push_str(t),
+                                Lit::Uuid(u) => scratch.push_str(&uuid_string(&u)),
+                            }
+                            let full: Arc<str> = Arc::from(scratch.as_str());
                             full_names.insert((svc, name), Arc::clone(&full));
                             full
                         }
