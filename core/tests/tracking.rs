@@ -560,3 +560,40 @@ fn shapes_with_a_repeated_key_are_rejected() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn bytes_do_not_depend_on_sharing_and_sets_keep_float_bits() {
+    let h = BatchHeader { client_id: "c".into(), seq: 1, ..Default::default() };
+    let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let ev = |facets: Facets, service: &str| Event {
+        time_ms: 5,
+        count: 1,
+        service: Arc::from(service),
+        name: Arc::from("s.n"),
+        data: EventData::Track { value: 1.0 },
+        facets,
+    };
+    let f = Facets::new().city(6).session(uuid).with("x", -0.0);
+    let one = ev(f.clone(), "s");
+    let shared = [one.clone(), one]; // one service Arc and one Facets for both
+    let separate = [ev(Facets::new().with("x", -0.0).session(uuid).city(6), "s"), ev(f.clone(), "s")];
+    let bytes = encode_batch(&h, &shared);
+    assert_eq!(encode_batch(&h, &separate), bytes, "equal events give equal bytes whatever their sharing");
+    // One set, one shape, the UUID once; the name is written bare.
+    let uuid_bytes = [0x0f, 0x8f, 0xad, 0x5b];
+    assert_eq!(bytes.windows(4).filter(|w| *w == uuid_bytes).count(), 1);
+    // 0.0 and -0.0 are different facet values: two sets, bits kept.
+    let zeros = [ev(f.clone(), "s"), ev(Facets::new().city(6).session(uuid).with("x", 0.0), "s")];
+    let d = decode_batch(&encode_batch(&h, &zeros)).unwrap();
+    let sign = |e: &Event| match e.facets.get("x").unwrap().value() {
+        FacetValue::Float(x) => x.is_sign_negative(),
+        other => panic!("{other:?}"),
+    };
+    assert!(sign(&d.events[0]) && !sign(&d.events[1]));
+    assert_eq!(&*d.events[1].name, "s.n");
+    // Another service is another set, even with the same facets.
+    let two = [ev(f.clone(), "s"), ev(f, "t")];
+    let d = decode_batch(&encode_batch(&h, &two)).unwrap();
+    assert_eq!((&*d.events[0].service, &*d.events[1].service), ("s", "t"));
+    assert_eq!((&*d.events[0].name, &*d.events[1].name), ("s.n", "s.n"));
+}

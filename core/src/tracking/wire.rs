@@ -251,7 +251,7 @@ const NONE: u32 = u32::MAX;
 
 /// The shape and facet-set tables, and the facet string values the sets define.
 struct Sets<'a> {
-    /// Content hash (the service's address and the facets' fingerprint) -> the
+    /// Content hash (of the service's text and the facets' fingerprint) -> the
     /// newest set with it; `next` chains sets of equal hash, so a collision
     /// never duplicates a set.
     by_hash: HashMap<u64, u32, FxBuildHasher>,
@@ -365,9 +365,7 @@ impl<'a> Sets<'a> {
         }
         i
     }
-}
 
-impl<'a> Sets<'a> {
     /// The shape of the facets in `self.sorted`, written on first use.
     fn shape(&mut self, strings: &mut Strings<'a>) -> u32 {
         let key = |f: &Facet| (f.key().as_ptr() as usize, f.key().len(), facet_tag(f.value()));
