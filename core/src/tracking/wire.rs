@@ -246,6 +246,15 @@ fn uuid_string(b: &[u8; 16]) -> String {
     std::str::from_utf8(&t).map(str::to_string).unwrap_or_default()
 }
 
+/// A facet of the set being written, with its sort key (its name's first 8
+/// bytes, big-endian) and its shape identity (its name's address and length,
+/// and its tag).
+struct Sorted<'a> {
+    prefix: u64,
+    addr: (usize, usize, u8),
+    facet: &'a Facet,
+}
+
 /// "No set": the end of a hash chain.
 const NONE: u32 = u32::MAX;
 
@@ -276,8 +285,8 @@ struct Sets<'a> {
     alias_keys: Vec<(usize, usize, u8)>,
     /// Facet string values already defined -> their index among the batch's facet strings.
     values: HashMap<&'a str, u32, FxBuildHasher>,
-    /// The set's facets with a sort key: their name's first 8 bytes, big-endian.
-    sorted: Vec<(u64, &'a Facet)>,
+    /// The set's facets being written, in shape order.
+    sorted: Vec<Sorted<'a>>,
 }
 
 impl<'a> Sets<'a> {
@@ -341,13 +350,17 @@ impl<'a> Sets<'a> {
         // Facets are written sorted by name (bytewise), so the bytes do not
         // depend on the order a host happened to set them in.
         self.sorted.clear();
-        self.sorted.extend(f.iter().map(|x| (name_prefix(x.key()), x)));
-        self.sorted
-            .sort_unstable_by(|(p, a), (q, b)| p.cmp(q).then_with(|| a.key().as_bytes().cmp(b.key().as_bytes())));
+        self.sorted.extend(f.iter().map(|x| {
+            let k = x.key();
+            Sorted { prefix: name_prefix(k), addr: (k.as_ptr() as usize, k.len(), facet_tag(x.value())), facet: x }
+        }));
+        self.sorted.sort_unstable_by(|a, b| {
+            a.prefix.cmp(&b.prefix).then_with(|| a.facet.key().as_bytes().cmp(b.facet.key().as_bytes()))
+        });
         let shape = self.shape(strings);
         put_varint(&mut self.out, u64::from(shape));
-        for (_, facet) in &self.sorted {
-            match facet.value() {
+        for x in &self.sorted {
+            match x.facet.value() {
                 FacetValue::Str(s) => {
                     let next = self.values.len() as u32;
                     match self.values.entry(s) {
@@ -368,27 +381,22 @@ impl<'a> Sets<'a> {
 
     /// The shape of the facets in `self.sorted`, written on first use.
     fn shape(&mut self, strings: &mut Strings<'a>) -> u32 {
-        let key = |f: &Facet| (f.key().as_ptr() as usize, f.key().len(), facet_tag(f.value()));
-        let mut h = rustc_hash::FxHasher::default();
-        for (_, f) in &self.sorted {
-            let (p, n, t) = key(f);
-            h.write_usize(p);
-            h.write_usize(n);
-            h.write_u8(t);
-        }
-        let h = h.finish();
+        let h = self.sorted.iter().fold(self.sorted.len() as u64, |h, x| {
+            let (p, n, t) = x.addr;
+            (h ^ p as u64 ^ (n as u64) << 40 ^ u64::from(t) << 56).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23)
+        });
         if let Some(&a) = self.shape_by_addr.get(&h) {
             let (start, end, shape) = self.aliases[a as usize];
             let keys = &self.alias_keys[start as usize..end as usize];
-            if keys.len() == self.sorted.len() && keys.iter().zip(&self.sorted).all(|(k, (_, f))| *k == key(f)) {
+            if keys.len() == self.sorted.len() && keys.iter().zip(&self.sorted).all(|(k, x)| *k == x.addr) {
                 return shape;
             }
         }
         self.shape_scratch.clear();
         put_varint(&mut self.shape_scratch, self.sorted.len() as u64);
-        for (_, facet) in &self.sorted {
-            let k = strings.pinned(facet.key());
-            put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(facet_tag(facet.value())));
+        for x in &self.sorted {
+            let k = strings.pinned(x.facet.key());
+            put_varint(&mut self.shape_scratch, u64::from(k) << 3 | u64::from(x.addr.2));
         }
         let shape = match self.shapes.get(&self.shape_scratch[..]) {
             Some(&s) => s,
@@ -401,7 +409,7 @@ impl<'a> Sets<'a> {
         };
         if let Entry::Vacant(e) = self.shape_by_addr.entry(h) {
             let start = self.alias_keys.len() as u32;
-            self.alias_keys.extend(self.sorted.iter().map(|(_, f)| key(f)));
+            self.alias_keys.extend(self.sorted.iter().map(|x| x.addr));
             e.insert(self.aliases.len() as u32);
             self.aliases.push((start, self.alias_keys.len() as u32, shape));
         }
