@@ -198,41 +198,54 @@ fn put_literal(out: &mut Vec<u8>, s: &str, shift: u32, tag: u64) {
     }
 }
 
-/// Lowercase hex digit values; 0xFF for anything else.
-const HEX_VALUE: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut c = 0;
-    while c < 10 {
-        t[b'0' as usize + c] = c as u8;
-        c += 1;
-    }
-    let mut c = 0;
-    while c < 6 {
-        t[b'a' as usize + c] = 10 + c as u8;
-        c += 1;
-    }
-    t
-};
-
 /// Where the 16 hex pairs of a canonical UUID start.
 const UUID_PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 /// A canonical lowercase hyphenated UUID as 16 bytes (only that exact form,
 /// so decoding gives back the same string).
 fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
+    let le32 = |i: usize| {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[i..i + 4]);
+        u64::from(u32::from_le_bytes(a))
+    };
+    // The 32 hex digits as four words of 8 ASCII bytes, decoded 8 at a time.
+    let words =
+        [le32(0) | le32(4) << 32, le32(9) | le32(14) << 32, le32(19) | le32(24) << 32, le32(28) | le32(32) << 32];
     let mut out = [0u8; 16];
-    let mut bad = 0u8;
-    for (o, &p) in out.iter_mut().zip(UUID_PAIRS.iter()) {
-        let hi = HEX_VALUE[b[p] as usize];
-        let lo = HEX_VALUE[b[p + 1] as usize];
-        bad |= hi | lo;
-        *o = hi << 4 | (lo & 0x0F);
+    for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&hex8(w)?.to_le_bytes());
     }
-    (bad & 0xF0 == 0).then_some(out)
+    Some(out)
+}
+
+/// Eight lowercase hex digits (ASCII, first digit in the low byte) as four
+/// bytes; `None` if any byte is not `0-9` or `a-f`.
+#[inline]
+fn hex8(w: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        return None;
+    }
+    // Bytes below 0x80: adding 0x80 - c sets a byte's high bit exactly when
+    // it is >= c, and never carries into the next byte.
+    let at_least = |c: u64| w.wrapping_add((0x80 - c) * ONES) & HIGH;
+    let digit = at_least(0x30) & !at_least(0x3A);
+    let letter = at_least(0x61) & !at_least(0x67);
+    if digit | letter != HIGH {
+        return None;
+    }
+    // '0'-'9' -> 0-9 (low nibble), 'a'-'f' -> 1-6 + 9 (bit 6 marks a letter).
+    let nib = (w & (0x0F * ONES)) + ((w >> 6) & ONES) * 9;
+    // Pairs (high digit first) into bytes, then the four bytes together.
+    let t = ((nib & 0x000F_000F_000F_000F) << 4) | ((nib >> 8) & 0x000F_000F_000F_000F);
+    let t = (t | t >> 8) & 0x0000_FFFF_0000_FFFF;
+    Some((t | t >> 16) as u32)
 }
 
 fn uuid_string(b: &[u8; 16]) -> String {
@@ -1040,4 +1053,52 @@ pub fn split_stream(bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
         out.push(r.bytes(n)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The UUID form, the slow way: 32 lowercase hex digits with hyphens at 8, 13, 18, 23.
+    fn reference(s: &str) -> Option<[u8; 16]> {
+        let b = s.as_bytes();
+        if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        let hex: Vec<u8> =
+            b.iter().enumerate().filter(|(i, _)| ![8, 13, 18, 23].contains(i)).map(|(_, c)| *c).collect();
+        if !hex.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)) {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (o, pair) in out.iter_mut().zip(hex.chunks(2)) {
+            *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn uuid_form_matches_the_slow_way_for_every_byte_at_every_position() {
+        let good = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(uuid_bytes(good), reference(good));
+        assert!(uuid_bytes(good).is_some());
+        assert_eq!(uuid_string(&uuid_bytes(good).unwrap()), good);
+        for i in 0..36 {
+            for c in 0..=255u8 {
+                let mut b = good.as_bytes().to_vec();
+                b[i] = c;
+                if let Ok(s) = std::str::from_utf8(&b) {
+                    assert_eq!(uuid_bytes(s), reference(s), "{s:?}");
+                }
+            }
+        }
+        for s in [
+            "",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+        ] {
+            assert_eq!(uuid_bytes(s), None, "{s}");
+        }
+    }
 }
