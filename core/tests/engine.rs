@@ -575,27 +575,30 @@ fn contexts_made_before_and_after_updates_decide_alike() {
 
 #[test]
 fn readers_see_whole_configs_during_concurrent_updates() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     let c = client(json!({"rollouts": [{"variable": "a", "default": 0}, {"variable": "b", "default": 0}]}));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
     let start = Arc::new(std::sync::Barrier::new(3));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let c = c.clone();
-            let stop = stop.clone();
-            let start = start.clone();
+            let (c, stop, reads, start) = (c.clone(), stop.clone(), reads.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
                 let (va, vb) = (c.variable("a"), c.variable("b"));
                 let ctx = c.context(Facets::new());
                 let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    // Both variables always come from the same version: a <= b.
+                loop {
+                    // Both variables always come from the same or a later version: a <= b.
                     let a = ctx.int64(&va, -1);
                     let b = ctx.int64(&vb, -1);
                     assert!(a <= b, "torn read {a} > {b}");
                     n += 1;
+                    reads.fetch_add(1, Relaxed);
+                    if stop.load(Relaxed) {
+                        return n;
+                    }
                 }
-                n
             })
         })
         .collect();
@@ -603,12 +606,19 @@ fn readers_see_whole_configs_during_concurrent_updates() {
     for i in 1..=300 {
         let cfg = json!({"rollouts": [{"variable": "a", "default": i}, {"variable": "b", "default": i}]});
         c.update_config(cfg.to_string().as_bytes()).unwrap();
-        std::thread::yield_now();
+        // Let the readers run between updates (bounded, so a loaded machine
+        // slows the test down instead of failing it).
+        let seen = reads.load(Relaxed);
+        let t = std::time::Instant::now();
+        while reads.load(Relaxed) == seen && t.elapsed() < std::time::Duration::from_millis(20) {
+            std::thread::yield_now();
+        }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Relaxed);
     for r in readers {
         assert!(r.join().unwrap() > 0);
     }
+    assert!(reads.load(Relaxed) >= 2);
 }
 
 #[test]
