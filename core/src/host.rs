@@ -101,7 +101,10 @@ impl HostOptions {
         if text.trim().is_empty() {
             return Ok(HostOptions::default());
         }
-        let v: Option<HostOptions> = serde_json::from_str(text).map_err(|e| HostError::Options(e.to_string()))?;
+        // The byte reader, as everywhere on this cold path: the WebAssembly
+        // build then carries one serde_json reader (see `config::fill_str`).
+        let v: Option<HostOptions> =
+            serde_json::from_slice(text.as_bytes()).map_err(|e| HostError::Options(e.to_string()))?;
         Ok(v.unwrap_or_default())
     }
 
@@ -153,7 +156,8 @@ impl HostOptions {
 /// Encodes `{"header": {...}, "events": [...]}` (the JSON form of a batch
 /// vector case and of `turnout decode`) into wire bytes.
 pub fn encode_batch_json(text: &str) -> Result<Vec<u8>, HostError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| HostError::Batch(format!("not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(text.as_bytes()).map_err(|e| HostError::Batch(format!("not valid JSON: {e}")))?;
     let header: BatchHeader = serde_json::from_value(v.get("header").cloned().unwrap_or(Value::Null))
         .map_err(|e| HostError::Batch(format!("header: {e}")))?;
     let events = v

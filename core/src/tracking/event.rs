@@ -65,7 +65,9 @@ impl Event {
         m.insert("name".into(), (*self.name).into());
         match &self.data {
             EventData::Decision { value, source, experiment, rule, choice } => {
-                let v: serde_json::Value = serde_json::from_str(value).unwrap_or_else(|_| (**value).into());
+                // (The byte reader: one serde_json reader in the WebAssembly build.)
+                let v: serde_json::Value =
+                    serde_json::from_slice(value.as_bytes()).unwrap_or_else(|_| (**value).into());
                 m.insert("value".into(), v);
                 m.insert("source".into(), source.as_str().into());
                 m.insert("experiment".into(), experiment.as_deref().into());
