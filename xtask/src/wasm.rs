@@ -7,6 +7,9 @@
 //! - `cargo xtask wasm build`: only build `wasm/pkg/` (and print the `.wasm` size).
 //! - `cargo xtask wasm bench`: build, then run the Node benchmark (`wasm/bench/`) with its peers.
 //! - `cargo xtask wasm serve`: build, then serve the repository on localhost for the playground.
+//! - `cargo xtask wasm size [N]`: build, then show where the bytes of the `.wasm` go: the same module
+//!   with its function names kept (`target/wasm-size/named.wasm`), by crate and its N largest items
+//!   (twiggy, installed from crates.io when missing; `twiggy dominators`/`paths` on that file dig further).
 //!
 //! Everything it needs is installed when missing: the `wasm32-unknown-unknown` target (rustup),
 //! `wasm-bindgen-cli` of exactly the version in Cargo.lock and `wasm-pack` (cargo install), the dev
@@ -38,7 +41,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             build()?;
             exec(node().arg(root().join("wasm/js/tools/serve.mjs")))
         }
-        Some(other) => Err(format!("cargo xtask wasm: unknown step `{other}` (use test, build, bench or serve)")),
+        Some("size") => {
+            build()?;
+            size(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40))
+        }
+        Some(other) => Err(format!("cargo xtask wasm: unknown step `{other}` (use test, build, bench, serve or size)")),
     }
 }
 
@@ -246,4 +253,101 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     step("node wasm/bench/bench.mjs");
     exec(node().arg(dir.join("bench.mjs")).args(args))
+}
+
+/// The wasm-opt arguments of the package build (`wasm/Cargo.toml`), so that the analysis runs the same passes.
+fn wasm_opt_args() -> Result<Vec<String>, String> {
+    let manifest = root().join("wasm/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let list = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("wasm-opt = ["))
+        .and_then(|l| l.strip_suffix(']'))
+        .ok_or_else(|| format!("{}: no `wasm-opt = [...]` line", manifest.display()))?;
+    Ok(list.split(',').map(|a| a.trim().trim_matches('"').to_string()).filter(|a| !a.is_empty()).collect())
+}
+
+/// The crate (or kind) an item of `twiggy top` belongs to: `turnout_core::config::compile::h..` is
+/// `turnout_core`, `<f64 as core::fmt::Display>::fmt` is `core`; exports' bodies (wasm-bindgen's
+/// shims, which the engine code they call is often inlined into) and data segments are their own rows.
+fn item_group(name: &str) -> String {
+    if name.starts_with("data segment") {
+        return "(data segments)".into();
+    }
+    if name.ends_with("multivalue shim") || !name.contains("::") {
+        return "(exports with the code inlined into them, glue)".into();
+    }
+    let mut n = name;
+    // `<T as path::Trait>::f`: T's crate, or the trait's for a primitive T (`<f64 as core::fmt::Display>`).
+    if let Some((ty, tr)) = name.strip_prefix('<').and_then(|x| x.split_once(" as ")) {
+        n = if ty.contains("::") { ty } else { tr };
+    }
+    for prefix in ["<", "&", "mut ", "dyn "] {
+        n = n.strip_prefix(prefix).unwrap_or(n);
+    }
+    let end = n.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(n.len());
+    n[..end].to_string()
+}
+
+/// `cargo xtask wasm size [N]`: the built `.wasm` again with function names kept, by crate and top items.
+fn size(top: usize) -> Result<(), String> {
+    if version_of("twiggy").is_none() {
+        step("cargo install twiggy (wasm size analysis)");
+        exec(cargo().args(["install", "twiggy", "--locked"]))?;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let input = target.join(TARGET).join("wasm-release/turnout_wasm.wasm");
+    let out = target.join("wasm-size");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    step("wasm-bindgen --keep-debug, wasm-opt -g with the package's passes (target/wasm-size/named.wasm)");
+    exec(
+        tool("wasm-bindgen")
+            .arg("--target")
+            .arg("web")
+            .arg("--weak-refs")
+            .arg("--keep-debug")
+            .arg("--out-dir")
+            .arg(&out)
+            .arg(&input),
+    )?;
+    let named = out.join("named.wasm");
+    exec(
+        tool("wasm-opt").args(wasm_opt_args()?).arg("-g").arg(out.join("turnout_wasm_bg.wasm")).arg("-o").arg(&named),
+    )?;
+    let csv = tool("twiggy")
+        .args(["top", "-n", "1000000", "-f", "csv"])
+        .arg(&named)
+        .output()
+        .map_err(|e| format!("twiggy: {e}"))?;
+    if !csv.status.success() {
+        return Err(format!("twiggy top failed: {}", String::from_utf8_lossy(&csv.stderr)));
+    }
+    // Rows: "name",shallow bytes,shallow %,... (names with commas are quoted).
+    let mut groups: Vec<(String, u64)> = Vec::new();
+    let mut total = 0;
+    for line in String::from_utf8_lossy(&csv.stdout).lines().skip(1) {
+        let (name, rest) = match line.strip_prefix('"') {
+            Some(q) => q.rsplit_once("\",").map(|(n, r)| (n.replace("\"\"", "\""), r)).unwrap_or_default(),
+            None => line.split_once(',').map(|(n, r)| (n.to_string(), r)).unwrap_or_default(),
+        };
+        let Some(bytes) = rest.split(',').next().and_then(|b| b.parse::<u64>().ok()) else { continue };
+        if name.contains("names\" subsection") {
+            continue; // the name section itself: not in the shipped module
+        }
+        total += bytes;
+        let g = item_group(&name);
+        match groups.iter_mut().find(|(k, _)| *k == g) {
+            Some(slot) => slot.1 += bytes,
+            None => groups.push((g, bytes)),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+    println!("\nBy crate (shallow bytes of code and data, names excluded; total {total}):");
+    for (g, bytes) in groups.iter().take(25) {
+        println!("{bytes:>9}  {:>5.1}%  {g}", *bytes as f64 * 100.0 / total.max(1) as f64);
+    }
+    println!("\nLargest items:");
+    exec(tool("twiggy").args(["top", "-n", &top.to_string()]).arg(&named))?;
+    println!("\nFurther: twiggy dominators|paths {} (see docs/benchmarks.md, WebAssembly size)", crate::rel(&named));
+    Ok(())
 }

@@ -99,6 +99,31 @@ test('updateConfig reports what changed; a kill switch flip is a change', () => 
   c.free();
 });
 
+test('a config that is not JSON is rejected with serde_json\'s message and position, as natively', () => {
+  // The WebAssembly build reads every config with serde_json's byte reader
+  // (native builds use its &str reader for UTF-8 text: core/src/config.rs,
+  // fill_str). These are the messages `turnout validate` prints for the same
+  // bytes; each case reaches a different check of the reader.
+  const c = new Client({ config: SEED });
+  const cases = [
+    ['{not json', 'key must be a string at line 1 column 2'],
+    ['[1,]', 'trailing comma at line 1 column 4'],
+    ['{"a": "\\ud800"}', 'unexpected end of hex escape at line 1 column 14'],
+    ['{"a": "\\u00e9\\q"}', 'invalid escape at line 1 column 15'],
+    ['{"a": 1e999}', 'number out of range at line 1 column 11'],
+    ['{"a": "x\u0001"}', 'control character (\\u0000-\\u001F) found while parsing a string at line 1 column 9'],
+    ['{"a":1} x', 'trailing characters at line 1 column 9'],
+    ['{"a": "\u00e9', 'EOF while parsing a string at line 1 column 9'],
+    [new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), 'invalid unicode code point at line 1 column 7'],
+  ];
+  for (const [config, message] of cases) {
+    const e = throwsTurnout(() => c.validate(config), 'INVALID_CONFIG');
+    assert.deepEqual(e.problems, [{ document: 'bundle', field: '', message: `not valid JSON: ${message}` }], String(config));
+  }
+  assert.equal(c.getVariable(DELAY, { city: 6, svc: 302 }).value, 60);
+  c.free();
+});
+
 test('a bad config throws INVALID_CONFIG with every problem and leaves the old one in force', () => {
   const c = new Client({ config: SEED });
   const before = c.getVariable(DELAY, { city: 6, svc: 302 });
