@@ -132,7 +132,9 @@ impl Facet {
             FacetValue::Float(_) => 2,
             FacetValue::Bool(_) => 3,
         };
-        f.digest = crate::hash::salted_hash(&f.key, [&[tag][..], f.canonical().as_bytes()]);
+        // salted_hash(key, [tag, canonical]) without a key buffer.
+        let sep = [crate::hash::SALT_SEP, tag, crate::hash::UNIT_SEP];
+        f.digest = crate::hash::hash_parts([f.key.as_bytes(), &sep, f.canonical().as_bytes()]);
         f
     }
 
