@@ -390,6 +390,13 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The core client (for the plain-C fast paths in [`crate::fast`]).
+    pub(crate) fn core(&self) -> &core::Client {
+        &self.inner
+    }
+}
+
 /// A variable handle: resolve the name once, use it with any context.
 #[derive(Debug, uniffi::Object)]
 pub struct Variable {

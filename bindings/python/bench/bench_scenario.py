@@ -93,7 +93,7 @@ def turnout_paths(passes: int) -> typing.Dict[str, float]:
         lambda: [client.get_variable(NAME, f).int64(0) for f in built], passes, check_exact, drain)
 
     cold = turnout.Client(CONFIG, context_cache_size=0)
-    out["turnout one-shot, no context cache (native context per call)"] = measure(
+    out["turnout one-shot, no context cache (every call decided from its facets JSON, no context)"] = measure(
         lambda: [cold.get_variable(NAME, f).int64(0) for f in facets], max(5, passes // 10), check_exact,
         lambda: drain(cold))
 

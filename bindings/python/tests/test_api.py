@@ -124,11 +124,31 @@ def test_fixed_clock_moves(client: turnout.Client) -> None:
     assert b is not None and turnout.decode_batch(b.bytes)["events"][0]["time"] == 1700000000000
 
 
+def test_first_sighting_one_shot_agrees_and_records() -> None:
+    # The one-call path for new facets gives the prepared path's decision and records it.
+    c = turnout.Client(EXAMPLE, decision_events="all")
+    for pax in range(200):
+        f = {"city": 10, "pax": pax, "svc": 302}
+        first = c.get_variable("automatedMessageDelay", f)
+        with c.context(f) as ctx:
+            assert first == ctx.decision("automatedMessageDelay")
+        assert c.get_variable("automatedMessageDelay", f) == first  # second sighting: cached context
+    assert c.tracking_stats().recorded == 600
+    with pytest.raises(turnout.FacetsError):
+        c.get_variable("automatedMessageDelay", {"pax": [1]})
+
+
 def test_context_cache_is_bounded() -> None:
     c = turnout.Client(EXAMPLE, context_cache_size=3)
     for pax in range(10):
         c.get_variable("automatedMessageDelay", {"pax": pax})
-    assert len(c._contexts) == 3
+    # Facets seen once are decided without a context (one native call).
+    assert (len(c._contexts), len(c._seen)) == (0, 3)
+    for _ in range(2):
+        for pax in range(7, 10):
+            c.get_variable("automatedMessageDelay", {"pax": pax})
+    # Seen again: cached contexts, still bounded.
+    assert (len(c._contexts), len(c._seen)) == (3, 3)
     # 1, 1.0 and True are different facet values, even though Python hashes them equal.
     assert len({id(c._context_for({"x": v})) for v in (1, 1.0, True)}) == 3
     nocache = turnout.Client(EXAMPLE, context_cache_size=0)
@@ -151,3 +171,21 @@ def test_facets_builder() -> None:
 def test_versions() -> None:
     assert turnout.spec_version() == 1
     assert turnout.library_version() == turnout.__version__
+
+
+def test_facets_json_fast_form_is_the_json_encoders() -> None:
+    # The hand-built JSON of the common shape must be byte-identical to the encoder's.
+    from turnout._facets import _dumps, facets_json
+
+    cases = [
+        {"pax": 1, "city": -7, "svc": 2**63 - 1, "drv": -(2**63)},
+        {"name": 'quote " backslash \\ newline \n tab \t', "uni": "Zürich 中文 😀", "ctl": "\x00\x1f"},
+        {"on": True, "off": False, "ünï": "x"},
+        {},
+    ]
+    for f in cases:
+        assert facets_json(f) == _dumps(f).encode()
+    # Outside the fast shape: still checked and encoded by the general path.
+    assert json.loads(facets_json({"f": 1.5, "n": None})) == {"f": 1.5, "n": None}
+    with pytest.raises(turnout.FacetsError):
+        facets_json({"big": 2**63})

@@ -7,9 +7,11 @@ Two paths, as in every turnout binding:
   ``ctx = client.context(facets)`` once per unit, then
   ``ctx.int64(var, default)``: one C call carrying two handles and a number.
 - **one-shot**: ``client.get_variable(name, facets).int64(default)``. The
-  facets are turned into a cache key on every call; the native context for
-  them is built once and kept in a bounded per-client cache
-  (``context_cache_size``), and the decision record read once per distinct
+  facets are turned into a cache key on every call. Facets seen for the
+  first time are decided in one native call from their JSON text (no
+  context is built); facets seen again get a native context, kept in a
+  bounded per-client cache (``context_cache_size``), and then cost two dict
+  lookups and one C call. The decision record is read once per distinct
   answer (decisions are immutable and shared).
 
 Nothing is decided here: every answer comes from the engine.
@@ -275,6 +277,25 @@ _DECISIONS: typing.Dict[bytes, Decision] = {}
 _DECISIONS_MAX = 8192
 
 
+def _cache_key(facets: FacetsLike) -> typing.Any:
+    """The one-shot cache key of facets (the same key the inline path of
+    :meth:`Client.get_variable` builds), or ``None`` when they are not cacheable."""
+    t = type(facets)
+    if t is dict:
+        key: typing.Any = (*facets.items(), *map(type, facets.values()))  # type: ignore[union-attr]
+    elif t is Facets:
+        key = facets.json()  # type: ignore[union-attr]
+    elif facets is None:
+        key = ()
+    else:
+        return None
+    try:
+        hash(key)
+    except TypeError:  # an unhashable value: not cached; facets_json rejects it
+        return None
+    return key
+
+
 def _decision_of(raw: bytes) -> Decision:
     d = _DECISIONS.get(raw)
     if d is None:
@@ -527,6 +548,8 @@ class Client(_Closeable):
         self._gen: typing.Any = gen
         self._vars: typing.Dict[str, Variable] = {}
         self._contexts: typing.Dict[typing.Any, Context] = {}
+        # Cache keys of facets decided once without a context (bounded like the cache).
+        self._seen: typing.Dict[typing.Any, None] = {}
         self._cache_max = context_cache_size
         self._lock = threading.Lock()
 
@@ -565,19 +588,8 @@ class Client(_Closeable):
 
     def _context_for(self, facets: FacetsLike) -> Context:
         """The cached context for these facets (one-shot calls)."""
-        t = type(facets)
-        if t is dict:
-            key: typing.Any = (*facets.items(), *map(type, facets.values()))  # type: ignore[union-attr]
-        elif t is Facets:
-            key = facets.json()  # type: ignore[union-attr]
-        elif facets is None:
-            key = ()
-        else:
-            key = None
-        try:
-            ctx = self._contexts.get(key)
-        except TypeError:  # an unhashable value: not cached; facets_json rejects it
-            key, ctx = None, None
+        key = _cache_key(facets)
+        ctx = None if key is None else self._contexts.get(key)
         if ctx is None:
             ctx = self.context(facets)
             if key is not None and self._cache_max:
@@ -598,8 +610,30 @@ class Client(_Closeable):
             var = self._vars[name]
             ctx = self._contexts[(*facets.items(), *map(type, facets.values()))]  # type: ignore[union-attr]
         except (KeyError, TypeError, AttributeError):
-            var = self.variable(name)
-            ctx = self._context_for(facets)
+            return self._get_variable_cold(name, facets)
+        raw = _decision_bytes(ctx._gen._handle, var._h)  # cached contexts are never closed
+        d = _DECISIONS.get(raw)
+        return d if d is not None else _decision_of(raw)
+
+    def _get_variable_cold(self, name: str, facets: FacetsLike) -> Decision:
+        """A one-shot decision for facets that are not cached: decided from
+        their JSON in one native call the first time they are seen, through a
+        cached context from the second time on."""
+        key = _cache_key(facets)
+        first = key is not None and (not self._cache_max or key not in self._seen)
+        if first and type(name) is str:
+            raw = native.one_shot_decision_bytes(self._live()._handle, name.encode(), facets_json(facets))
+            if raw is not None:
+                if self._cache_max:
+                    with self._lock:
+                        seen = self._seen
+                        if len(seen) >= self._cache_max:
+                            del seen[next(iter(seen))]
+                        seen[key] = None
+                return _decision_of(raw)
+        # Seen before, not cacheable, or invalid input (the general path raises the typed error).
+        var = self.variable(name)
+        ctx = self._context_for(facets)
         raw = _decision_bytes(ctx._gen._handle, var._h)  # cached contexts are never closed
         d = _DECISIONS.get(raw)
         return d if d is not None else _decision_of(raw)

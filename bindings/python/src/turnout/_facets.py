@@ -12,6 +12,7 @@ vectors' exact-integer form, is accepted as an integer too.
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 import typing
 
@@ -29,6 +30,29 @@ I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring  # the C-accelerated string quoting json.dumps uses
+
+
+def _plain_json(facets: typing.Mapping[str, typing.Any]) -> typing.Optional[str]:
+    """The JSON text of the common facets shape (non-empty str names; int in
+    64 bits, str or bool values) without the encoder's set-up cost; ``None``
+    for anything else (the checked general path handles it)."""
+    parts = []
+    for k, v in facets.items():
+        if type(k) is not str or not k:
+            return None
+        t = type(v)
+        if t is int:
+            if not I64_MIN <= v <= I64_MAX:
+                return None
+            parts.append(f"{_quote(k)}:{v}")
+        elif t is str:
+            parts.append(f"{_quote(k)}:{_quote(v)}")
+        elif t is bool:
+            parts.append(f"{_quote(k)}:{'true' if v else 'false'}")
+        else:
+            return None
+    return "{" + ",".join(parts) + "}"
 
 
 def _check_value(name: str, value: typing.Any) -> None:
@@ -202,6 +226,9 @@ def facets_json(facets: FacetsLike) -> bytes:
         return facets.json().encode()
     if not isinstance(facets, typing.Mapping):
         raise FacetsError(f"facets are a Facets or a mapping of name -> value, not {type(facets).__name__}")
+    plain = _plain_json(facets)
+    if plain is not None:
+        return plain.encode()
     for k, v in facets.items():
         if type(k) is not str or not k:
             raise FacetsError(f"a facet name is a non-empty str, not {k!r}")

@@ -24,6 +24,7 @@ generated module checks the contract version and every checksum on import.
 from __future__ import annotations
 
 import ctypes
+import threading
 import typing
 
 from . import _errors as errors
@@ -39,7 +40,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
 ffi: typing.Any = _generated
 """The generated module (typed ``Any``: it is not annotated for checkers)."""
 
-__all__ = ["ffi", "raise_mapped", "fast_int64", "fast_float64", "fast_bool"]
+__all__ = ["ffi", "raise_mapped", "fast_int64", "fast_float64", "fast_bool", "one_shot_decision_bytes"]
 
 _u64 = ctypes.c_uint64
 _Status = ffi._UniffiRustCallStatus
@@ -73,6 +74,33 @@ fast_float64: typing.Callable[[typing.Optional[int], typing.Optional[int], float
 fast_bool: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
     "turnout_fast_bool", (_u64, _u64, ctypes.c_int8), ctypes.c_int8
 )
+
+_fast_get_variable_json = _fn(
+    "turnout_fast_get_variable_json",
+    (_u64, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t),
+    ctypes.c_int64,
+)
+_OUT_CAP = 512
+_out = threading.local()
+
+
+def one_shot_decision_bytes(client: typing.Optional[int], name: bytes, facets_json: bytes) -> typing.Optional[bytes]:
+    """A one-shot decision in one crossing (``turnout_fast_get_variable_json``):
+    the bytes of :func:`decision_bytes`, or ``None`` when the name or facets
+    are invalid (the caller's general path then raises the typed error)."""
+    buf = getattr(_out, "buf", None)
+    if buf is None:
+        buf = _out.buf = ctypes.create_string_buffer(_OUT_CAP)
+    n: int = _fast_get_variable_json(client, name, len(name), facets_json, len(facets_json), buf, len(buf))
+    if n < 0:
+        return None
+    if n > len(buf):  # a long value or label: once more with room for it
+        buf = _out.buf = ctypes.create_string_buffer(n)
+        n = _fast_get_variable_json(client, name, len(name), facets_json, len(facets_json), buf, len(buf))
+        if n < 0 or n > len(buf):
+            return None
+    return buf.raw[:n]
+
 
 _clone_client = _fn("uniffi_turnout_ffi_fn_clone_client", (_u64, _StatusPtr), _u64)
 _clone_context = _fn("uniffi_turnout_ffi_fn_clone_context", (_u64, _StatusPtr), _u64)
