@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(call("d", r#"{"city": [6]}"#, 256).0, -1);
         assert_eq!(call("d", "not json", 256).0, -1);
         // SAFETY: a null client is rejected before any read.
-        assert_eq!(unsafe { turnout_fast_get_variable_json(0, [].as_ptr(), 0, [].as_ptr(), 0, std::ptr::null_mut(), 0) }, -1);
+        assert_eq!(
+            unsafe { turnout_fast_get_variable_json(0, [].as_ptr(), 0, [].as_ptr(), 0, std::ptr::null_mut(), 0) },
+            -1
+        );
     }
 
     #[test]
