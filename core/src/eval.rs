@@ -33,16 +33,30 @@ pub(crate) struct DecBuf {
 
 impl DecBuf {
     pub(crate) fn new(n: i64) -> DecBuf {
+        // Two digits per division (ids are long: a 10-digit id takes 5).
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
         let mut buf = [0u8; 20];
         let mut i = buf.len();
         let mut u = n.unsigned_abs();
-        loop {
+        while u >= 100 {
+            let d = (u % 100) as usize * 2;
+            u /= 100;
+            i -= 2;
+            buf[i] = PAIRS[d];
+            buf[i + 1] = PAIRS[d + 1];
+        }
+        if u >= 10 {
+            let d = u as usize * 2;
+            i -= 2;
+            buf[i] = PAIRS[d];
+            buf[i + 1] = PAIRS[d + 1];
+        } else {
             i -= 1;
-            buf[i] = b'0' + (u % 10) as u8;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
+            buf[i] = b'0' + u as u8;
         }
         if n < 0 {
             i -= 1;

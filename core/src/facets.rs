@@ -213,10 +213,23 @@ impl Facets {
         names.iter().filter_map(|n| self.get(n)).fold(self.fingerprint, |acc, f| acc.wrapping_sub(f.digest))
     }
 
-    /// Builds a set from facets whose names are known to be distinct (one
-    /// fingerprint pass, no per-insert scan).
-    pub(crate) fn from_distinct(items: impl IntoIterator<Item = (Cow<'static, str>, FacetValue)>) -> Facets {
-        Facets::from_built(items.into_iter().map(|(k, v)| Facet::new(k, v)).collect())
+    /// Builds a set from (name, value) pairs set in order (a later name
+    /// replaces an earlier value), with one allocation for the facets: names
+    /// are compared by lookup word first, well-known names are not copied.
+    pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Facets {
+        let pairs = pairs.into_iter();
+        let mut items: Vec<Facet> = Vec::with_capacity(pairs.size_hint().0.max(4));
+        for (name, value) in pairs {
+            let w = key_word(name);
+            match items.iter_mut().find(|f| f.word == w && *f.key == *name) {
+                Some(slot) => *slot = Facet::new(std::mem::take(&mut slot.key), value),
+                None => {
+                    let key = names::well_known(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed);
+                    items.push(Facet::new(key, value));
+                }
+            }
+        }
+        Facets::from_built(items)
     }
 
     /// Builds a set from facets already built, with distinct names (the batch
@@ -420,5 +433,19 @@ mod tests {
         let e = Facets::from_json_str(r#"{"tags": [1]}"#).unwrap_err();
         assert!(e.to_string().contains("tags"));
         assert!(Facets::from_json_str("[1]").is_err());
+    }
+
+    #[test]
+    fn integer_canonical_strings_match_std() {
+        let mut cases =
+            vec![0i64, 1, 9, 10, 99, 100, 101, 999, 1000, -1, -10, -99, -100, i64::MAX, i64::MIN, i64::MIN + 1];
+        let mut p = 1i64;
+        while let Some(next) = p.checked_mul(10) {
+            cases.extend([p - 1, p, p + 1, -p, next / 10 * 9]);
+            p = next;
+        }
+        for n in cases {
+            assert_eq!(crate::eval::DecBuf::new(n).as_str(), n.to_string(), "{n}");
+        }
     }
 }

@@ -16,7 +16,6 @@
 //! The hot path (prepared [`Context`](crate::Context) x
 //! [`Variable`](crate::Variable) -> number) never goes through here.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -26,7 +25,7 @@ use crate::client::ClientOptions;
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::Isolation;
 use crate::error::HostError;
-use crate::facets::{names, Facets};
+use crate::facets::Facets;
 use crate::tracking::{decode_batch, encode_batch, BatchHeader, DecisionEvents, DecodedBatch, Event, TrackingOptions};
 use crate::value::FacetValue;
 
@@ -215,17 +214,7 @@ pub fn decode_batch_json(bytes: &[u8]) -> Result<String, HostError> {
 /// first position and takes the last value), but well-known names are not
 /// copied and the fingerprint is computed once instead of once per facet.
 pub fn facets_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Facets {
-    let mut items: Vec<(Cow<'static, str>, FacetValue)> = Vec::new();
-    for (name, value) in pairs {
-        match items.iter_mut().find(|(k, _)| k == name) {
-            Some(slot) => slot.1 = value,
-            None => {
-                let key = names::well_known(name).map_or_else(|| Cow::Owned(name.to_string()), Cow::Borrowed);
-                items.push((key, value));
-            }
-        }
-    }
-    Facets::from_distinct(items)
+    Facets::from_pairs(pairs)
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@
 //! 5. The example (`examples/go`) run against a local collector.
 //!
 //! `--bench` then runs the Go benchmarks and the peer comparison
-//! (`bindings/go/peers`, which downloads the GrowthBook Go SDK from the Go
-//! module proxy).
+//! (`bindings/go/peers`, which downloads the GrowthBook and LaunchDarkly Go
+//! SDKs from the Go module proxy).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -195,6 +195,6 @@ fn go_bench() -> Result<(), String> {
         "-count",
         "3",
     ]))?;
-    step("peers: turnout vs GrowthBook on the shared scenario (bindings/go/peers)");
+    step("peers: turnout vs GrowthBook and LaunchDarkly on the shared scenario (bindings/go/peers)");
     exec(go(&go_dir().join("peers")).args(["test", "-count=1", "-run", "Ratios", "-v", "."]))
 }

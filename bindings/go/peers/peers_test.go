@@ -3,9 +3,11 @@
 //
 // A separate module, so that the turnout module itself has no dependencies.
 // Peers: the GrowthBook Go SDK (github.com/growthbook/growthbook-golang),
-// evaluated locally from a features payload. go-feature-flag and the Unleash
-// Go client are not served by the module proxy on this machine (403), so they
-// are not compared.
+// evaluated locally from a features payload, and the LaunchDarkly Go server
+// SDK (github.com/launchdarkly/go-server-sdk/v7), evaluating locally from a
+// flag file (ldfiledata, no network, analytics events off). go-feature-flag
+// and the Unleash Go client are not served by the module proxy on this
+// machine (403), so they are not compared.
 //
 //	cd bindings/go/peers && go test -run Ratios -v          # the table with ratios
 //	cd bindings/go/peers && go test -run '^$' -bench . -benchmem
@@ -17,9 +19,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	growthbook "github.com/growthbook/growthbook-golang"
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
 	turnout "github.com/turnout-dev/turnout-go"
 )
 
@@ -69,6 +77,46 @@ func gbInt(r *growthbook.FeatureResult) int64 {
 		return int64(f)
 	}
 	return 0
+}
+
+// The seed rollout as a LaunchDarkly flag: variations 30, 60, 90; rule "sg"
+// (city 6 and svc in [302, 11]) -> 60; rule "jkt" (city 10) -> a 25/75
+// rollout bucketed by pax between 90 and 30; fallthrough 30.
+const launchdarklyFlags = `{"flags": {"automatedMessageDelay": {
+	"key": "automatedMessageDelay", "version": 1, "on": true, "salt": "turnout-bench",
+	"variations": [30, 60, 90], "offVariation": 0, "fallthrough": {"variation": 0},
+	"rules": [
+		{"id": "sg", "clauses": [
+			{"attribute": "city", "op": "in", "values": [6]},
+			{"attribute": "svc", "op": "in", "values": [302, 11]}], "variation": 1},
+		{"id": "jkt", "clauses": [{"attribute": "city", "op": "in", "values": [10]}],
+			"rollout": {"bucketBy": "pax", "variations": [
+				{"variation": 2, "weight": 25000}, {"variation": 0, "weight": 75000}]}}]}}}`
+
+// ldClient starts a LaunchDarkly client that reads launchdarklyFlags from a
+// temporary file and sends nothing (no events, no diagnostics).
+func ldClient(tb testing.TB) (*ld.LDClient, scenario) {
+	s, _ := load(tb)
+	path := filepath.Join(tb.TempDir(), "flags.json")
+	if err := os.WriteFile(path, []byte(launchdarklyFlags), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := ld.Config{
+		DataSource:       ldfiledata.DataSource().FilePaths(path),
+		Events:           ldcomponents.NoEvents(),
+		DiagnosticOptOut: true,
+		Logging:          ldcomponents.NoLogging(),
+	}
+	c, err := ld.MakeCustomClient("offline-bench", cfg, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, s
+}
+
+func ldUnit(u unit) ldcontext.Context {
+	return ldcontext.NewBuilder(strconv.FormatInt(u.Pax, 10)).
+		SetInt("city", int(u.City)).SetInt("svc", int(u.Svc)).SetInt("pax", int(u.Pax)).Build()
 }
 
 // decider is one way of taking the scenario's decision for unit i.
@@ -144,12 +192,30 @@ func deciders() []decider {
 				return gbInt(user.EvalFeature(ctx, "automatedMessageDelay"))
 			}, func() {}, func() { c.Close() }
 		}},
+		{"launchdarkly/prepared", "prepared", func(tb testing.TB) (func(int) int64, func(), func()) {
+			c, s := ldClient(tb)
+			units := make([]ldcontext.Context, len(s.Contexts))
+			for i, u := range s.Contexts {
+				units[i] = ldUnit(u)
+			}
+			return func(i int) int64 {
+				v, _ := c.IntVariation("automatedMessageDelay", units[i], 0)
+				return int64(v)
+			}, func() {}, func() { c.Close() }
+		}},
+		{"launchdarkly/one-shot", "one-shot", func(tb testing.TB) (func(int) int64, func(), func()) {
+			c, s := ldClient(tb)
+			return func(i int) int64 {
+				v, _ := c.IntVariation("automatedMessageDelay", ldUnit(s.Contexts[i]), 0)
+				return int64(v)
+			}, func() {}, func() { c.Close() }
+		}},
 	}
 }
 
-// check verifies one pass: turnout must hit expectedSum exactly; GrowthBook
-// buckets with its own hash, so only its deterministic rule (167 x 60) and a
-// plausible 25% in city 10 are checked.
+// check verifies one pass: turnout must hit expectedSum exactly; the peers
+// bucket with their own hashes, so only the deterministic rule (167 x 60) and
+// a plausible 25% in city 10 are checked.
 func check(tb testing.TB, name string, decide func(int) int64) {
 	s, _ := load(tb)
 	var sum int64

@@ -85,31 +85,73 @@ enum Entry<'a> {
     Json(&'a str),
 }
 
+/// Reads one typed entry (tag already read), or `None` for a JSON entry.
+fn pair<'a>(r: &mut Reader<'a>, tag: u8) -> Result<Option<(&'a str, FacetValue)>, Fail> {
+    Ok(Some(match tag {
+        TURNOUT_FACET_INT64 => (r.string()?, FacetValue::Int(i64::from_le_bytes(r.eight()?))),
+        TURNOUT_FACET_FLOAT64 => (r.string()?, FacetValue::Float(f64::from_le_bytes(r.eight()?))),
+        TURNOUT_FACET_BOOL => {
+            let name = r.string()?;
+            match r.byte()? {
+                0 => (name, FacetValue::Bool(false)),
+                1 => (name, FacetValue::Bool(true)),
+                _ => return Err(r.fail("boolean not 0 or 1")),
+            }
+        }
+        TURNOUT_FACET_STRING => {
+            let name = r.string()?;
+            (name, FacetValue::Str(r.string()?.to_owned()))
+        }
+        TURNOUT_FACET_JSON => return Ok(None),
+        _ => {
+            r.pos -= 1;
+            return Err(r.fail(&format!("unknown entry tag {tag}")));
+        }
+    }))
+}
+
+/// Decodes a binary buffer. The common buffer (typed entries only) is read
+/// straight into the facets, with no intermediate list; one holding a JSON
+/// entry is read again by [`decode_with_json`].
 fn decode_binary(bytes: &[u8]) -> Result<Facets, Fail> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut failed = None;
+    let mut saw_json = false;
+    let pairs = std::iter::from_fn(|| {
+        if r.pos >= bytes.len() || failed.is_some() {
+            return None;
+        }
+        let next = r.byte().and_then(|tag| pair(&mut r, tag));
+        match next {
+            Ok(Some(p)) => Some(p),
+            Ok(None) => {
+                saw_json = true;
+                None
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    });
+    let facets = turnout_core::host::facets_from_pairs(pairs);
+    match (failed, saw_json) {
+        (Some(e), _) => Err(e),
+        (None, true) => decode_with_json(bytes),
+        (None, false) => Ok(facets),
+    }
+}
+
+/// [`decode_binary`] for a buffer with JSON entries: their objects are parsed
+/// first, so that the names set from them can be borrowed.
+fn decode_with_json(bytes: &[u8]) -> Result<Facets, Fail> {
     let mut r = Reader { bytes, pos: 0 };
     let mut entries = Vec::new();
     while r.pos < bytes.len() {
         let tag = r.byte()?;
-        entries.push(match tag {
-            TURNOUT_FACET_INT64 => Entry::Pair(r.string()?, FacetValue::Int(i64::from_le_bytes(r.eight()?))),
-            TURNOUT_FACET_FLOAT64 => Entry::Pair(r.string()?, FacetValue::Float(f64::from_le_bytes(r.eight()?))),
-            TURNOUT_FACET_BOOL => {
-                let name = r.string()?;
-                match r.byte()? {
-                    0 => Entry::Pair(name, FacetValue::Bool(false)),
-                    1 => Entry::Pair(name, FacetValue::Bool(true)),
-                    _ => return Err(r.fail("boolean not 0 or 1")),
-                }
-            }
-            TURNOUT_FACET_STRING => {
-                let name = r.string()?;
-                Entry::Pair(name, FacetValue::Str(r.string()?.to_owned()))
-            }
-            TURNOUT_FACET_JSON => Entry::Json(r.string()?),
-            _ => {
-                r.pos -= 1;
-                return Err(r.fail(&format!("unknown entry tag {tag}")));
-            }
+        entries.push(match pair(&mut r, tag)? {
+            Some((name, value)) => Entry::Pair(name, value),
+            None => Entry::Json(r.string()?),
         });
     }
     // JSON entries are parsed first, so that their names can be borrowed below.
