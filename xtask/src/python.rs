@@ -61,12 +61,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let py = venv_python(&venv());
     step("mypy --strict bindings/python/src/turnout (the type hints users get through py.typed)");
     exec(Command::new(&py).args(["-m", "mypy"]).current_dir(package_dir()))?;
+    // The runner test compares decisions with the turnout CLI's.
+    if !["release", "debug"].iter().any(|b| root().join("target").join(b).join("turnout").exists()) {
+        step("cargo build --release -p turnout-cli (the runner test compares with it)");
+        exec(crate::cargo().args(["build", "--release", "--quiet", "-p", "turnout-cli"]))?;
+    }
     step("pytest bindings/python/tests (against the installed wheel)");
     exec(
         Command::new(&py)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
             .current_dir(package_dir())
-            .env("TURNOUT_ROOT", root()),
+            .env("TURNOUT_ROOT", root())
+            .env("TURNOUT_REQUIRE_CLI", "1"),
     )?;
     check_wheel_in_fresh_venv(&wheel)
 }

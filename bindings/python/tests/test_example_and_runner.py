@@ -58,6 +58,8 @@ def test_the_runner_follows_the_contract(tmp_path: pathlib.Path) -> None:
     assert t["platform"] == "python" and t["decisions"] >= len(inputs) and t["nsPerDecisionMedian"] > 0
     cli = _cli()
     if cli is None:
+        # `cargo xtask python` sets TURNOUT_REQUIRE_CLI: there the comparison must run.
+        assert not os.environ.get("TURNOUT_REQUIRE_CLI"), "the turnout CLI is not built (cargo build -p turnout-cli)"
         pytest.skip("the turnout CLI is not built: decisions not compared with Rust's")
     rust = subprocess.run([str(cli), "eval", "--now-ms", "1763800000000", "--config", str(config), "--contexts",
                            str(contexts)], capture_output=True, text=True, timeout=60, env=dict(os.environ))
