@@ -2,7 +2,7 @@
 // experimentation engine that decides locally, in well under a microsecond,
 // which value of a variable a passenger, driver, booking or request gets, and
 // decides it identically on every platform (the same Rust core, through its
-// C ABI: ffi/include/turnout.h).
+// C ABI: include/turnout.h).
 //
 //	client, err := turnout.New(configJSON, turnout.WithService("booking"))
 //	if err != nil { ... }
@@ -24,9 +24,11 @@
 // Every decision is recorded as an event (repeats fold into counts); Start
 // (with WithEventsURL) or Flush upload them as compact binary batches.
 //
-// Building: the package links the static library target/release/libturnout_ffi.a
-// of this repository (`cargo build --release -p turnout-ffi`, or
-// `cargo xtask go`, which also runs the tests).
+// Installing: go get github.com/turnout-dev/turnout-go@latest. The module
+// carries the library prebuilt (lib/<GOOS>_<GOARCH>/libturnout_ffi.a, linked
+// statically) for linux/amd64, linux/arm64, darwin/amd64 and darwin/arm64;
+// builds need CGO_ENABLED=1 and a C compiler (CC set to the target's one when
+// cross-compiling). Nothing else is needed at build or run time.
 //
 // Handles (Client, Context, Variable) are safe for concurrent use. Close each
 // when done; a cleanup frees any that is garbage collected first. Close must

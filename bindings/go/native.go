@@ -10,13 +10,21 @@ package turnout
 // library never keeps them. Everything the library returns is copied into Go
 // memory and freed at once with its matching turnout_*_free.
 //
+// The library is linked statically: lib/<GOOS>_<GOARCH>/libturnout_ffi.a
+// (prebuilt in the published module; placed by `cargo xtask go` in this
+// repository) with the header include/turnout.h. platform_unsupported.go and
+// cgo_required.go turn any other build into a clear compile error.
+//
 // debugBeforeCall (a no-op without the debug build tag) sits between loading
 // a handle and calling C: with -tags debug it forces garbage collection
 // there now and then, so a missing KeepAlive is caught by the GC test.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../ffi/include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libturnout_ffi.a -lm -ldl -lpthread
+#cgo CFLAGS: -I${SRCDIR}/include
+#cgo linux,amd64 LDFLAGS: ${SRCDIR}/lib/linux_amd64/libturnout_ffi.a -lm -ldl -lpthread
+#cgo linux,arm64 LDFLAGS: ${SRCDIR}/lib/linux_arm64/libturnout_ffi.a -lm -ldl -lpthread
+#cgo darwin,amd64 LDFLAGS: ${SRCDIR}/lib/darwin_amd64/libturnout_ffi.a
+#cgo darwin,arm64 LDFLAGS: ${SRCDIR}/lib/darwin_arm64/libturnout_ffi.a
 #cgo noescape turnout_context_int64
 #cgo nocallback turnout_context_int64
 #cgo noescape turnout_context_float64

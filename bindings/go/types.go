@@ -6,7 +6,7 @@ import (
 )
 
 // Version is the version of this Go package (written in batch headers).
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // LibraryVersion is the version of the linked native library.
 func LibraryVersion() string { return nativeVersion() }

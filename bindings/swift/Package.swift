@@ -1,19 +1,25 @@
-// swift-tools-version:5.7
-// The turnout Swift package: the UniFFI-generated bindings (TurnoutFFI, written
-// by `cargo xtask swift`, not in git), the C module for their header plus the
-// hot-path functions (turnout_ffiFFI), and the Swift facade (Turnout).
+// swift-tools-version:5.9
+// The turnout Swift package: the UniFFI-generated bindings (TurnoutFFI), the C module of the
+// native library (turnout_ffiFFI: UniFFI's header plus the hot-path functions) and the Swift
+// facade (Turnout). No unsafeFlags, so it can be used as a dependency:
 //
-// The native library is linked from TURNOUT_LIB_DIR, by default the
-// workspace's target/release (`cargo build --release -p turnout-ffi`).
-// For iOS, package libturnout_ffi.a per architecture as an XCFramework and
-// replace the linker settings with a binaryTarget (see README.md).
+// - Apple platforms: turnout_ffiFFI is a binary target, an XCFramework of the static library
+//   for every Apple slice with the header and module map (scripts/build-xcframework.sh, run on
+//   macOS; a release replaces `path:` with the `url:` and `checksum:` the script prints).
+// - Linux: turnout_ffiFFI is a system library found through pkg-config (`turnout_ffi.pc`,
+//   shipped next to the static library in the release archive; set PKG_CONFIG_PATH to it).
+//
+// The generated sources (Sources/TurnoutFFI/turnout_ffi.swift, Sources/turnout_ffiFFI/
+// turnout_ffiFFI.h) are written by `cargo xtask swift` in the repository and are part of the
+// release archive built by `cargo xtask dist`.
 
-import Foundation
 import PackageDescription
 
-let packageDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-let libDir = ProcessInfo.processInfo.environment["TURNOUT_LIB_DIR"]
-    ?? packageDir.appendingPathComponent("../../target/release").standardizedFileURL.path
+#if os(Linux)
+let native: Target = .systemLibrary(name: "turnout_ffiFFI", path: "Sources/turnout_ffiFFI", pkgConfig: "turnout_ffi")
+#else
+let native: Target = .binaryTarget(name: "turnout_ffiFFI", path: "turnout_ffiFFI.xcframework")
+#endif
 
 let package = Package(
     name: "Turnout",
@@ -22,13 +28,8 @@ let package = Package(
         .library(name: "Turnout", targets: ["Turnout"]),
     ],
     targets: [
-        .systemLibrary(name: "turnout_ffiFFI", path: "Sources/turnout_ffiFFI"),
-        .target(
-            name: "TurnoutFFI",
-            dependencies: ["turnout_ffiFFI"],
-            path: "Sources/TurnoutFFI",
-            linkerSettings: [.unsafeFlags(["-L", libDir, "-Xlinker", "-rpath", "-Xlinker", libDir])]
-        ),
+        native,
+        .target(name: "TurnoutFFI", dependencies: ["turnout_ffiFFI"], path: "Sources/TurnoutFFI"),
         .target(name: "Turnout", dependencies: ["TurnoutFFI", "turnout_ffiFFI"], path: "Sources/Turnout"),
         .testTarget(name: "TurnoutTests", dependencies: ["Turnout"], path: "Tests/TurnoutTests"),
     ]

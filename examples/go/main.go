@@ -2,8 +2,11 @@
 // decide for a passenger (one-shot and prepared), track an event, and flush
 // the recorded events as a batch to a collector.
 //
-//	cargo build --release -p turnout-ffi        # the native library (or: cargo xtask go)
+//	cargo xtask go        # the native library, placed in bindings/go/lib (and the tests)
 //	cd examples/go && go run . http://127.0.0.1:8080/events
+//
+// go.mod replaces the module with ../../bindings/go; outside this repository
+// drop the replace and `go get github.com/turnout-dev/turnout-go@latest`.
 package main
 
 import (

@@ -114,6 +114,7 @@ fn build_go(prebuilt: bool) -> Result<(), String> {
     if !prebuilt || !root().join("target/release/libturnout_ffi.a").exists() {
         crate::uniffi::build_library()?;
     }
+    crate::go::place_host_library()?;
     let out = go_runner_path();
     exec(
         Command::new("go")

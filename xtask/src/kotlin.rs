@@ -4,12 +4,15 @@
 //!
 //! 1. `crate::uniffi::generate("kotlin", bindings/kotlin/target/generated-sources/uniffi)`: the one
 //!    release build of `turnout-ffi` (UniFFI exports + the JNI fast path, `ffi/src/jni.rs`), then
-//!    the generated Kotlin (package `dev.turnout.ffi`, settings in `ffi/uniffi.toml`).
+//!    the generated Kotlin (package `dev.turnout.ffi`, settings in `ffi/uniffi.toml`). The
+//!    library is copied to `bindings/kotlin/target/native-resources/<jna-prefix>/` (e.g.
+//!    `linux-x86-64/libturnout_ffi.so`), a resource directory of the POM: the tests load it
+//!    from the classpath exactly as users load it from the published jar (no `jna.library.path`).
 //! 2. `mvn -B -q test` in `bindings/kotlin` (Maven and a JDK are installed with apt-get when
 //!    missing; the first run downloads the Kotlin compiler and plugins from Maven Central):
 //!    compiles the generated code with the facade (`src/main/kotlin`), the tests, the demo runner
 //!    (`src/tools/kotlin`) and the example (`examples/kotlin`), and runs the JUnit tests with the
-//!    native library on `jna.library.path`: every conformance vector through `index.json` (writes
+//!    native library from the classpath: every conformance vector through `index.json` (writes
 //!    `target/conformance/kotlin.json`), the batch vectors, threads, bad input, the poller
 //!    against local HTTP servers, the example. It also writes `bindings/kotlin/target/classpath.txt`.
 //!
@@ -21,13 +24,13 @@
 //! The demo runner (tests/bench/README.md) after a build, from the repository root:
 //!
 //! ```text
-//! java -Djna.library.path=target/release \
-//!     -cp bindings/kotlin/target/classes:bindings/kotlin/target/test-classes:$(cat bindings/kotlin/target/classpath.txt) \
+//! java -cp bindings/kotlin/target/classes:bindings/kotlin/target/test-classes:$(cat bindings/kotlin/target/classpath.txt) \
 //!     dev.turnout.tools.Runner --config CONFIG.json --contexts CONTEXTS.jsonl --now-ms MS \
 //!     --out DECISIONS.jsonl --timing TIMING.json
 //! ```
 //!
-//! ([`runner_command`] returns that command for `cargo xtask demo`.)
+//! ([`runner_command`] returns that command for `cargo xtask demo`; `target/classes` carries the
+//! native library.) The release jar is built by `cargo xtask dist` (`dist/maven.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,8 +39,50 @@ use crate::run as exec;
 use crate::{root, step, succeeds};
 
 /// The Maven project.
-fn project_dir() -> PathBuf {
+pub(crate) fn project_dir() -> PathBuf {
     root().join("bindings/kotlin")
+}
+
+/// JNA's resource prefix of this machine (`linux-x86-64`, ...), where the jar carries its library.
+fn host_jna_prefix() -> Result<&'static str, String> {
+    let os = if cfg!(target_os = "macos") { "darwin" } else { "linux" };
+    let arch = if cfg!(target_arch = "aarch64") { "aarch64" } else { "x86_64" };
+    crate::dist::native::TARGETS
+        .iter()
+        .find(|t| t.triple.starts_with(arch) && t.triple.contains(os))
+        .map(|t| t.jna)
+        .ok_or_else(|| format!("no JNA resource prefix for {arch}-{os}"))
+}
+
+/// Empties `target/native-resources` (the POM's resource directory of native libraries) and
+/// removes every platform's copy from `target/classes` (Maven copies the resources again).
+pub(crate) fn clear_natives() -> Result<(), String> {
+    let dir = project_dir().join("target");
+    crate::dist::fresh_dir(&dir.join("native-resources"))?;
+    for t in &crate::dist::native::TARGETS {
+        let stale = dir.join("classes").join(t.jna);
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale).map_err(|e| format!("{}: {e}", stale.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `lib` as the native library of JNA's platform `prefix`, for the jar and the tests'
+/// classpath: `target/native-resources/<prefix>/<file name>`; returns the copy.
+pub(crate) fn add_native(prefix: &str, lib: &Path) -> Result<PathBuf, String> {
+    let to = project_dir().join("target/native-resources").join(prefix);
+    std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+    crate::dist::copy_into(lib, &to)
+}
+
+/// The generated bindings and this machine's library in the resources: what `mvn` needs.
+fn prepare() -> Result<(), String> {
+    let dir = project_dir();
+    let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
+    clear_natives()?;
+    add_native(host_jna_prefix()?, &lib)?;
+    ensure_maven()
 }
 
 /// Runs `cargo xtask kotlin [--bench [JMH args]]`.
@@ -49,19 +94,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let dir = project_dir();
-    let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
-    ensure_maven()?;
-    let native_dir = lib.parent().ok_or("library path has no parent")?;
+    prepare()?;
     if bench {
         step("mvn -Pbench test-compile (JMH benchmarks, tests skipped)");
-        exec(mvn(&dir, native_dir).args(["-Pbench", "-DskipTests", "test"]))?;
-        return run_bench(&dir, native_dir, &args[1..]);
+        exec(mvn(&dir).args(["-Pbench", "-DskipTests", "test"]))?;
+        return run_bench(&dir, &args[1..]);
     }
     step("mvn test (bindings/kotlin: facade, conformance vectors, threads, poller, example)");
     for reports in ["surefire-reports", "surefire-reports-uniffi"] {
         let _ = std::fs::remove_dir_all(dir.join("target").join(reports)); // no stale totals
     }
-    let result = exec(mvn(&dir, native_dir).arg("test"));
+    let result = exec(mvn(&dir).arg("test"));
     summarise(&dir);
     result
 }
@@ -93,24 +136,20 @@ fn summarise(dir: &Path) {
 /// Builds without running the tests: the native library, the generated bindings, the classes
 /// (facade, tests, demo runner, example) and `target/classpath.txt`; what [`runner_command`] needs.
 pub(crate) fn build() -> Result<(), String> {
-    let dir = project_dir();
-    let lib = crate::uniffi::generate("kotlin", &dir.join("target/generated-sources/uniffi"))?;
-    ensure_maven()?;
+    prepare()?;
     step("mvn -DskipTests test (bindings/kotlin: compile only)");
-    exec(mvn(&dir, lib.parent().ok_or("library path has no parent")?).args(["-DskipTests", "test"]))
+    exec(mvn(&project_dir()).args(["-DskipTests", "test"]))
 }
 
-/// `mvn -B -q` in `dir`, with the native library directory passed to the tests.
-fn mvn(dir: &Path, native_dir: &Path) -> Command {
+/// `mvn -B -q` in `dir`.
+pub(crate) fn mvn(dir: &Path) -> Command {
     let mut c = Command::new("mvn");
-    c.current_dir(dir)
-        .args(["-B", "-q", "-Dstyle.color=never"])
-        .arg(format!("-Dturnout.native.dir={}", native_dir.display()));
+    c.current_dir(dir).args(["-B", "-q", "-Dstyle.color=never"]);
     c
 }
 
 /// Maven and a JDK (17 or newer): preinstalled on the project's machines; apt-get otherwise.
-fn ensure_maven() -> Result<(), String> {
+pub(crate) fn ensure_maven() -> Result<(), String> {
     if succeeds(Command::new("mvn").arg("--version")) && succeeds(Command::new("javac").arg("--version")) {
         return Ok(());
     }
@@ -132,11 +171,11 @@ fn classpath(dir: &Path) -> Result<String, String> {
     ))
 }
 
-/// `java` with the native library and the project's classpath, running `main_class`.
-fn java(dir: &Path, native_dir: &Path, main_class: &str) -> Result<Command, String> {
+/// `java` with the project's classpath (whose `target/classes` carries the native library),
+/// running `main_class`.
+fn java(dir: &Path, main_class: &str) -> Result<Command, String> {
     let mut c = Command::new("java");
-    c.arg(format!("-Djna.library.path={}", native_dir.display()))
-        .arg(format!("-Dturnout.repo.root={}", root().display()))
+    c.arg(format!("-Dturnout.repo.root={}", root().display()))
         .arg("-cp")
         .arg(classpath(dir)?)
         .arg(main_class)
@@ -144,10 +183,10 @@ fn java(dir: &Path, native_dir: &Path, main_class: &str) -> Result<Command, Stri
     Ok(c)
 }
 
-fn run_bench(dir: &Path, native_dir: &Path, jmh_args: &[String]) -> Result<(), String> {
+fn run_bench(dir: &Path, jmh_args: &[String]) -> Result<(), String> {
     step("JMH: the shared scenario (tests/bench/scenario.json) through every Kotlin path");
     let results = dir.join("target/jmh-result.json");
-    let mut c = java(dir, native_dir, "org.openjdk.jmh.Main")?;
+    let mut c = java(dir, "org.openjdk.jmh.Main")?;
     c.arg("-rf").arg("json").arg("-rff").arg(&results);
     if jmh_args.is_empty() {
         c.args(["-f", "1", "-wi", "3", "-i", "5", "-w", "1", "-r", "1"]);
@@ -188,9 +227,5 @@ fn print_medians(results: &Path) -> Result<(), String> {
 /// The demo runner (tests/bench/README.md); append its arguments. Needs a prior `cargo xtask kotlin`.
 #[allow(dead_code)] // for `cargo xtask demo` (the cross-language identity check)
 pub(crate) fn runner_command() -> Result<Command, String> {
-    java(
-        &project_dir(),
-        &crate::uniffi::library_path().parent().map(Path::to_path_buf).unwrap_or_default(),
-        "dev.turnout.tools.Runner",
-    )
+    java(&project_dir(), "dev.turnout.tools.Runner")
 }

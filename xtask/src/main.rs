@@ -10,17 +10,22 @@
 //! - `fuzz [SECONDS]`: run each cargo-fuzz target for SECONDS (default 30).
 //! - `wasm`, `kotlin`, `python`, `swift`, `go`: build and test one binding
 //!   (one module each; `test` runs them all).
+//! - `dist [--test] [--only a,b]`: every package as a release artifact in `target/dist/` with
+//!   `MANIFEST.json`, and the consumer tests that install each one outside the repository (`dist/`).
+//! - `version [--set X.Y.Z]`: check (or set) the one version of every package (`version.rs`).
 
 mod benchmatrix;
 mod conformance;
 mod contexts;
 mod demo;
+mod dist;
 mod go;
 mod kotlin;
 mod python;
 mod swift;
 mod uniffi;
 mod vectors;
+mod version;
 mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -47,8 +52,10 @@ fn main() -> ExitCode {
         Some("python") => python::run(rest),
         Some("swift") => swift::run(rest),
         Some("go") => go::run(rest),
+        Some("dist") => dist::run(rest),
+        Some("version") => version::run(rest),
         _ => Err("usage: cargo xtask <demo | test | vectors [--check] | conformance [--run] | bench [--quick] | fuzz [SECONDS] \
-                  | wasm | kotlin | python | swift | go>"
+                  | wasm | kotlin | python | swift | go | dist [--test] [--only a,b] | version [--set X.Y.Z]>"
             .to_string()),
     };
     match result {
@@ -116,12 +123,14 @@ fn test() -> Result<(), String> {
     ensure_rust_components()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("one version for every package (cargo xtask version)");
+    version::check()?;
     step("cargo clippy (warnings denied)");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
-    // The two generator tools have no tests and heavy dependencies: their
-    // binaries are built once, in release, by the steps that run them.
-    step("cargo test --workspace (except the generator tools)");
-    run(cargo().args(["test", "--workspace", "--exclude", "uniffi-bindgen", "--exclude", "cbindgen-gen"]))?;
+    // cbindgen-gen has no tests and heavy dependencies: it is built by the step that runs it.
+    // (turnout-ffi's uniffi-bindgen binary is built here, in the dev profile the bindings reuse.)
+    step("cargo test --workspace (except the header generator)");
+    run(cargo().args(["test", "--workspace", "--exclude", "cbindgen-gen"]))?;
     step("conformance vectors are up to date");
     vectors::run(&root(), true)?;
     step("spec anchors (independent Python reference)");
@@ -131,6 +140,8 @@ fn test() -> Result<(), String> {
     kotlin::run(&[])?;
     swift::run(&[])?;
     wasm::run(&[])?;
+    step("release artifacts and their consumer tests (cargo xtask dist --test, reusing the builds above)");
+    dist::run(&["--test".to_string(), "--reuse-builds".to_string()])?;
     let secs = std::env::var("TURNOUT_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     fuzz(secs)?;
     step("cross-language identity check (cargo xtask demo --prebuilt)");

@@ -8,9 +8,12 @@
 //!    `turnout_fast.h` and `link "turnout_ffi"`). Checked: the generated module map names the
 //!    module ours does, and every `turnout_fast_*` of `ffi/src/fast.rs` is declared in
 //!    `turnout_fast.h` (and nothing else).
-//! 3. With `swift` on PATH: `swift build` and `swift test` in `bindings/swift` (the native library
-//!    from `TURNOUT_LIB_DIR` = target/release), then `swift build` of `examples/swift`. Without
-//!    one (this machine), it says so and succeeds: the package is generated, not compiled.
+//! 3. With `swift` on PATH: `swift build` and `swift test` in `bindings/swift`, then `swift build`
+//!    of `examples/swift`. On Linux the system-library target `turnout_ffiFFI` finds
+//!    `target/release/libturnout_ffi` through `target/swift-pkgconfig/turnout_ffi.pc`
+//!    (PKG_CONFIG_PATH); on macOS the binary target needs the XCFramework, built first by
+//!    `bindings/swift/scripts/build-xcframework.sh`. Without a Swift toolchain (this machine), it
+//!    says so and succeeds: the package is generated, not compiled.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,12 +22,9 @@ use crate::{rel, root, run as exec, step, succeeds};
 
 const MODULE: &str = "turnout_ffiFFI";
 
-/// Runs `cargo xtask swift`.
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if let Some(other) = args.first() {
-        return Err(format!("cargo xtask swift: unknown argument {other}"));
-    }
-    let package = root().join("bindings/swift");
+/// Generates the Swift sources and header into the package at `package` (the repository's
+/// `bindings/swift`, or the copy `cargo xtask dist` archives); returns the native library.
+pub(crate) fn generate(package: &Path) -> Result<std::path::PathBuf, String> {
     let out = root().join("target/uniffi-swift");
     let lib = crate::uniffi::generate("swift", &out)?;
 
@@ -37,7 +37,26 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     copy(&out.join("turnout_ffi.swift"), &ffi_swift.join("turnout_ffi.swift"))?;
     copy(&out.join(format!("{MODULE}.h")), &package.join(format!("Sources/{MODULE}/{MODULE}.h")))?;
     check_fast_header(&package.join(format!("Sources/{MODULE}/turnout_fast.h")))?;
-    step(&format!("Swift package generated in {}", rel(&package)));
+    step(&format!("Swift package generated in {}", rel(package)));
+    Ok(lib)
+}
+
+/// A pkg-config file for the Linux system-library target: `-L<dir> -lturnout_ffi` and what the
+/// static library needs from the C library. `dir` may be `${pcfiledir}` (relative to the file).
+pub(crate) fn pkg_config(dir: &str, version: &str) -> String {
+    format!(
+        "Name: turnout_ffi\nDescription: turnout's native library (UniFFI + C ABI), static\n\
+         Version: {version}\nCflags:\nLibs: -L{dir} -lturnout_ffi -lm -ldl -lpthread\n"
+    )
+}
+
+/// Runs `cargo xtask swift`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(other) = args.first() {
+        return Err(format!("cargo xtask swift: unknown argument {other}"));
+    }
+    let package = root().join("bindings/swift");
+    let lib = generate(&package)?;
 
     if !succeeds(Command::new("swift").arg("--version")) {
         println!(
@@ -46,18 +65,30 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         );
         return Ok(());
     }
-    let lib_dir = lib.parent().ok_or("library path has no parent")?;
+    // Linux: the system-library target finds the library through pkg-config. macOS: the
+    // binary target needs turnout_ffiFFI.xcframework (scripts/build-xcframework.sh) first.
+    // The static library alone in its directory (next to the .so, the linker would take the .so).
+    let pc_dir = root().join("target/swift-pkgconfig");
+    let lib_dir = pc_dir.join("lib");
+    std::fs::create_dir_all(&lib_dir).map_err(|e| e.to_string())?;
+    copy(&lib.with_file_name("libturnout_ffi.a"), &lib_dir.join("libturnout_ffi.a"))?;
+    let version = crate::version::workspace_version()?;
+    std::fs::write(pc_dir.join("turnout_ffi.pc"), pkg_config(&lib_dir.to_string_lossy(), &version))
+        .map_err(|e| e.to_string())?;
+    if cfg!(target_os = "macos") && !package.join("turnout_ffiFFI.xcframework").exists() {
+        step("bindings/swift/scripts/build-xcframework.sh (the binary target on macOS)");
+        exec(&mut Command::new(package.join("scripts/build-xcframework.sh")))?;
+    }
+    let swift = |dir: &Path, args: &[&str]| {
+        let mut c = Command::new("swift");
+        c.args(args).current_dir(dir).env("PKG_CONFIG_PATH", &pc_dir).env("TURNOUT_ROOT", root());
+        c
+    };
     step("swift build && swift test (bindings/swift)");
-    exec(Command::new("swift").arg("build").current_dir(&package).env("TURNOUT_LIB_DIR", lib_dir))?;
-    exec(
-        Command::new("swift")
-            .arg("test")
-            .current_dir(&package)
-            .env("TURNOUT_LIB_DIR", lib_dir)
-            .env("TURNOUT_ROOT", root()),
-    )?;
+    exec(&mut swift(&package, &["build"]))?;
+    exec(&mut swift(&package, &["test"]))?;
     step("swift build (examples/swift)");
-    exec(Command::new("swift").arg("build").current_dir(root().join("examples/swift")).env("TURNOUT_LIB_DIR", lib_dir))
+    exec(&mut swift(&root().join("examples/swift"), &["build"]))
 }
 
 fn read(p: &Path) -> Result<String, String> {

@@ -1,6 +1,7 @@
-//! Shared by `cargo xtask kotlin | python | swift`: builds the native library
-//! once (`cargo build --release -p turnout-ffi`) and runs the in-workspace,
-//! version-pinned `uniffi-bindgen` in library mode.
+//! Shared by `cargo xtask kotlin | python | swift | go`: builds the native library
+//! once (`cargo build --release -p turnout-ffi --lib --no-default-features`) and runs
+//! the version-pinned `uniffi-bindgen` (the `turnout-ffi` crate's own binary, built in the
+//! dev profile that `cargo test --workspace` builds anyway) in library mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +14,19 @@ pub(crate) fn library_path() -> PathBuf {
     root().join("target/release").join(name)
 }
 
-/// Builds `turnout-ffi` (cdylib + staticlib) and `uniffi-bindgen`, release.
+/// Builds `turnout-ffi` (cdylib + staticlib), release, without the generator's dependencies.
 /// Cargo makes the second call of a session a no-op.
 pub(crate) fn build_library() -> Result<PathBuf, String> {
-    step("cargo build --release -p turnout-ffi -p uniffi-bindgen");
-    run(cargo().args(["build", "--release", "--quiet", "-p", "turnout-ffi", "-p", "uniffi-bindgen"]))?;
+    step("cargo build --release -p turnout-ffi --lib --no-default-features");
+    run(cargo().args(["build", "--release", "--quiet", "-p", "turnout-ffi", "--lib", "--no-default-features"]))?;
     Ok(library_path())
+}
+
+/// Builds the pinned `uniffi-bindgen` (dev profile) and returns its path.
+pub(crate) fn build_bindgen() -> Result<PathBuf, String> {
+    step("cargo build -p turnout-ffi --bin uniffi-bindgen");
+    run(cargo().args(["build", "--quiet", "-p", "turnout-ffi", "--bin", "uniffi-bindgen"]))?;
+    Ok(root().join("target/debug/uniffi-bindgen"))
 }
 
 /// Generates the bindings for `language` (`kotlin`, `python` or `swift`) into
@@ -26,11 +34,12 @@ pub(crate) fn build_library() -> Result<PathBuf, String> {
 /// the library they load.
 pub(crate) fn generate(language: &str, out_dir: &Path) -> Result<PathBuf, String> {
     let lib = build_library()?;
+    let bindgen = build_bindgen()?;
     if out_dir.exists() {
         std::fs::remove_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     }
     step(&format!("uniffi-bindgen generate --language {language} -> {}", crate::rel(out_dir)));
-    run(Command::new(root().join("target/release/uniffi-bindgen"))
+    run(Command::new(bindgen)
         .args(["generate", "--library"])
         .arg(&lib)
         .args(["--language", language, "--no-format", "--out-dir"])

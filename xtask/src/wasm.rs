@@ -13,8 +13,8 @@
 //!
 //! Everything it needs is installed when missing: the `wasm32-unknown-unknown` target (rustup),
 //! `wasm-bindgen-cli` of exactly the version in Cargo.lock and `wasm-pack` (cargo install), the dev
-//! dependencies of `wasm/js` (`npm ci`: `binaryen` for `wasm-opt`, `playwright-core`, `typescript`) and Debian's
-//! `chromium` (apt-get). wasm-pack runs with `--mode no-install`, so it downloads nothing itself.
+//! dependencies of `wasm/js` (`npm ci`: `binaryen` for `wasm-opt`, `esbuild` for the CommonJS entry,
+//! `playwright-core`, `typescript`) and Debian's `chromium` (apt-get). wasm-pack runs with `--mode no-install`, so it downloads nothing itself.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,7 +23,7 @@ use crate::run as exec;
 use crate::{cargo, root, step};
 
 const TARGET: &str = "wasm32-unknown-unknown";
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Runs `cargo xtask wasm [test | build | bench | serve]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -53,7 +53,7 @@ fn js_dir() -> PathBuf {
     root().join("wasm/js")
 }
 
-fn pkg_dir() -> PathBuf {
+pub(crate) fn pkg_dir() -> PathBuf {
     root().join("wasm/pkg")
 }
 
@@ -123,11 +123,12 @@ fn ensure_tools() -> Result<(), String> {
     let modules = js.join("node_modules");
     let lock = js.join("package-lock.json");
     let stale = !modules.join(".bin/wasm-opt").exists()
+        || !modules.join(".bin/esbuild").exists()
         || !modules.join("playwright-core/package.json").exists()
         || !modules.join("typescript/package.json").exists()
         || modified(&lock) > modified(&modules.join(".package-lock.json"));
     if stale {
-        step("npm ci (wasm/js: binaryen for wasm-opt, playwright-core, typescript)");
+        step("npm ci (wasm/js: binaryen for wasm-opt, esbuild, playwright-core, typescript)");
         exec(tool("npm").current_dir(&js).args(["ci", "--no-audit", "--no-fund"]))?;
     }
     Ok(())
@@ -176,9 +177,19 @@ fn build() -> Result<(), String> {
     Ok(())
 }
 
-/// Copies the facade next to the generated module and writes the package manifest.
+/// Copies the facade next to the generated module, generates the CommonJS entry and its
+/// declarations, and writes the package manifest.
+///
+/// The package (`wasm/pkg/`, packed as is by `cargo xtask dist`):
+/// - `node.js` (ESM, Node and Deno), `web.js` (browsers and bundlers), `worker.js` (workerd: the
+///   `.wasm` imported as a module), all over the facade `index.js` + `poller.js`;
+/// - `index.cjs`: `require('turnout')`, esbuild's CommonJS bundle of `node.js` (the facade and the
+///   glue inlined, the `.wasm` read and instantiated synchronously next to it), never hand-written;
+/// - `index.d.ts`, and `index.d.cts` (the same declarations, for `require` under TypeScript's
+///   `node16`/`nodenext` resolution).
 fn assemble(pkg: &Path) -> Result<(), String> {
     let js = js_dir();
+    let version = package_version()?;
     let copy =
         |from: &Path, to: &Path| std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
     let src = js.join("src");
@@ -189,17 +200,58 @@ fn assemble(pkg: &Path) -> Result<(), String> {
         }
     }
     copy(&js.join("README.md"), &pkg.join("README.md"))?;
+    copy(&src.join("index.d.ts"), &pkg.join("index.d.cts"))?;
     // The glue's own declarations are internal (index.d.ts is the API).
     for f in ["wasm/turnout_wasm.d.ts", "wasm/turnout_wasm_bg.wasm.d.ts", "wasm/package.json", "wasm/README.md"] {
         let _ = std::fs::remove_file(pkg.join(f));
     }
+    // `require('turnout')`: node.js bundled as CommonJS. `import.meta.url` (node.js locates the
+    // .wasm with it) becomes the URL of index.cjs, which sits next to node.js.
+    exec(
+        tool("esbuild")
+            .arg(pkg.join("node.js"))
+            .args([
+                "--bundle",
+                "--platform=node",
+                "--format=cjs",
+                "--target=node18",
+                "--legal-comments=none",
+                "--log-level=warning",
+                "--define:import.meta.url=__turnout_module_url",
+                "--banner:js=// require('turnout'): generated from node.js by esbuild (cargo xtask wasm build).\n\
+                 const __turnout_module_url = require('node:url').pathToFileURL(__filename).href;",
+            ])
+            .arg(format!("--outfile={}", pkg.join("index.cjs").display())),
+    )?;
     // The published manifest: wasm/js/package.json without its dev parts. Node
     // writes it, keeping the key order (the order of `exports` conditions matters).
-    let script = "const fs = require('fs'); const [src, dst] = process.argv.slice(1); \
+    let script = "const fs = require('fs'); const [src, dst, version] = process.argv.slice(1); \
                   const p = JSON.parse(fs.readFileSync(src, 'utf8')); \
                   delete p.devDependencies; delete p.scripts; delete p.private; \
+                  if (p.version !== version) throw new Error(`package.json version ${p.version}, workspace ${version}`); \
                   fs.writeFileSync(dst, JSON.stringify(p, null, 2) + '\\n');";
-    exec(node().arg("-e").arg(script).arg(js.join("package.json")).arg(pkg.join("package.json")))
+    exec(node().arg("-e").arg(script).arg(js.join("package.json")).arg(pkg.join("package.json")).arg(&version))
+}
+
+/// The workspace version, once checked against the package's two literals (`version` of
+/// `wasm/js/package.json` and `VERSION` of `src/index.js`, both kept by `cargo xtask version`).
+fn package_version() -> Result<String, String> {
+    let version = crate::version::workspace_version()?;
+    let js = js_dir();
+    let index = std::fs::read_to_string(js.join("src/index.js")).map_err(|e| format!("wasm/js/src/index.js: {e}"))?;
+    if !index.contains(&format!("export const VERSION = '{version}';")) {
+        return Err(format!(
+            "wasm/js/src/index.js: VERSION is not the workspace version {version} (run `cargo xtask version --set {version}`)"
+        ));
+    }
+    let manifest =
+        std::fs::read_to_string(js.join("package.json")).map_err(|e| format!("wasm/js/package.json: {e}"))?;
+    if !manifest.contains(&format!("\"version\": \"{version}\"")) {
+        return Err(format!(
+            "wasm/js/package.json: version is not the workspace version {version} (run `cargo xtask version --set {version}`)"
+        ));
+    }
+    Ok(version)
 }
 
 fn gzipped_len(path: &Path) -> Result<u64, String> {
@@ -211,7 +263,7 @@ fn gzipped_len(path: &Path) -> Result<u64, String> {
 }
 
 /// Debian's Chromium for the browser tests (never a browser download of a test tool).
-fn ensure_chromium() -> Result<(), String> {
+pub(crate) fn ensure_chromium() -> Result<(), String> {
     if Path::new(CHROMIUM).exists() {
         return Ok(());
     }

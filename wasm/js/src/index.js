@@ -14,7 +14,7 @@ import { Context, Variable, WasmClient } from './wasm/turnout_wasm.js';
 import { Poller } from './poller.js';
 
 /** The package version (the engine crate has the same one; see `engineInfo()`). */
-export const VERSION = '0.1.0';
+export const VERSION = '0.2.0';
 
 export { Context, Variable };
 

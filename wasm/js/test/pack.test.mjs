@@ -1,12 +1,13 @@
 // The package as a user gets it: `npm pack` of wasm/pkg, installed into a
-// fresh project, imported by name (ESM, and from CommonJS by dynamic import),
-// and the Node example (examples/node/main.mjs) run from that project against
-// a local collector.
+// fresh project, imported by name (ESM `import`, CommonJS `require`, and from
+// CommonJS by dynamic import), and the Node example (examples/node/main.mjs)
+// run from that project against a local collector. (`cargo xtask dist --test`
+// also runs the browser bundle in Chromium and the Worker in workerd.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm, writeFile, readFile, readdir, copyFile, mkdir, stat } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, readFile, readdir, copyFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
@@ -38,6 +39,8 @@ test('the tarball holds the package and nothing else', async () => {
   const files = (await readdir(installed, { recursive: true })).filter((f) => !f.endsWith('wasm')).sort();
   assert.deepEqual(files, [
     'README.md',
+    'index.cjs',
+    'index.d.cts',
     'index.d.ts',
     'index.js',
     'node.js',
@@ -45,17 +48,36 @@ test('the tarball holds the package and nothing else', async () => {
     'poller.js',
     'wasm/turnout_wasm.js',
     'web.js',
+    'worker.js',
   ]);
-  assert.ok((await stat(path.join(installed, 'wasm/turnout_wasm_bg.wasm'))).size > 1000);
+  const wasm = await readFile(path.join(installed, 'wasm/turnout_wasm_bg.wasm'));
+  assert.ok(wasm.length > 1000);
+  const sections = WebAssembly.Module.customSections;
+  const mod = new WebAssembly.Module(wasm);
+  for (const name of ['name', '.debug_info', '.debug_line', 'sourceMappingURL']) {
+    assert.equal(sections(mod, name).length, 0, `no ${name} section (debug information) in the shipped module`);
+  }
   const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8'));
   assert.equal(manifest.name, 'turnout');
-  // Condition order matters: the first matching one wins.
-  assert.deepEqual(Object.entries(manifest.exports['.']), [
-    ['types', './index.d.ts'],
+  assert.equal(manifest.main, './index.cjs');
+  // Condition order matters: the first matching one wins. `types` first (index.d.cts for
+  // require); `workerd` before the rest (Workers import the .wasm as a module); `require`
+  // before `node` (CommonJS gets the synchronous CJS bundle); `node`/`deno` read the .wasm
+  // from disk; everything else (browsers, bundlers) fetches it.
+  assert.deepEqual(JSON.parse(JSON.stringify(Object.entries(manifest.exports['.']))), [
+    ['types', { require: './index.d.cts', default: './index.d.ts' }],
+    ['workerd', './worker.js'],
+    ['require', './index.cjs'],
     ['node', './node.js'],
     ['deno', './node.js'],
     ['default', './web.js'],
   ]);
+  assert.deepEqual(Object.keys(manifest.exports['.'].types), ['require', 'default']);
+  assert.equal(
+    await readFile(path.join(installed, 'index.d.cts'), 'utf8'),
+    await readFile(path.join(installed, 'index.d.ts'), 'utf8'),
+    'the CommonJS declarations are the ESM ones',
+  );
   assert.equal(manifest.devDependencies, undefined);
   assert.equal(manifest.dependencies, undefined, 'no runtime dependencies');
 });
@@ -71,10 +93,20 @@ test('a fresh project imports it by name (ESM and CommonJS) and decides', async 
   assert.deepEqual(JSON.parse(esm.stdout), [60, 30]);
   await writeFile(
     path.join(project, 'cjs.cjs'),
-    `import('turnout').then(({ Client, VERSION }) => console.log(VERSION, new Client({ config: '{"variable":"v","rollouts":[],"default":1}' }).getVariable('v', {}).value));`,
+    `const { Client, VERSION, TurnoutError } = require('turnout');
+     const c = new Client({ config: '{"variable":"v","rollouts":[],"default":1}' });
+     let code;
+     try { c.updateConfig('{'); } catch (e) { code = e instanceof TurnoutError && e.code; }
+     console.log(require.resolve('turnout').endsWith('index.cjs'), VERSION, c.getVariable('v', {}).value, code);`,
   );
   const cjs = await run(process.execPath, ['cjs.cjs'], { cwd: project });
-  assert.match(cjs.stdout, /^\d+\.\d+\.\d+ 1\n$/);
+  assert.match(cjs.stdout, /^true \d+\.\d+\.\d+ 1 INVALID_CONFIG\n$/, 'require() is synchronous and decides');
+  await writeFile(
+    path.join(project, 'dynamic.cjs'),
+    `import('turnout').then(({ Client, VERSION }) => console.log(VERSION, new Client({ config: '{"variable":"v","rollouts":[],"default":1}' }).getVariable('v', {}).value));`,
+  );
+  const dynamic = await run(process.execPath, ['dynamic.cjs'], { cwd: project });
+  assert.match(dynamic.stdout, /^\d+\.\d+\.\d+ 1\n$/);
 });
 
 test('the Node example runs from the installed package and delivers its events to a collector', async () => {

@@ -45,7 +45,8 @@ __all__ = [
     "ConfigSource",
 ]
 
-__version__ = "0.1.0"
+__version__: str = str(ffi.library_version())
+"""The package version: the native library's (one version for every turnout package, set in Cargo.toml)."""
 
 ConfigSource = typing.Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", typing.Mapping[str, typing.Any]]
 """A config: JSON bytes or text, a path to a JSON file, or the parsed JSON (a mapping)."""

@@ -87,7 +87,7 @@ public struct ClientOptions: Sendable {
 /// the event queue. Thread-safe; share one per process.
 public final class Client: @unchecked Sendable {
     /// The package version (written in batch headers).
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 
     let native: TurnoutFFI.Client
     private let lock = NSLock()

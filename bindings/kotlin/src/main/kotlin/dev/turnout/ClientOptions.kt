@@ -90,7 +90,7 @@ data class ClientOptions(
         const val SDK_NAME = "turnout-kotlin"
 
         /** This facade's version. */
-        const val SDK_VERSION = "0.1.0"
+        const val SDK_VERSION = "0.2.0"
 
         /** `android` on Android (ART/Dalvik), else `jvm`. */
         @JvmStatic

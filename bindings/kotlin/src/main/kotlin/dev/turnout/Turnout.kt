@@ -1,6 +1,7 @@
 package dev.turnout
 
 import dev.turnout.internal.Jni
+import dev.turnout.internal.NativeLoader
 import dev.turnout.ffi.Client as FfiClient
 
 /**
@@ -13,6 +14,12 @@ import dev.turnout.ffi.Client as FfiClient
  * ```
  */
 object Turnout {
+    // Every facade path to the native library starts here: the library carried by the jar is
+    // extracted (once) before the generated bindings load it (internal/NativeLoader.kt).
+    init {
+        NativeLoader.ensure()
+    }
+
     /**
      * A client bootstrapped with [config] (a bundle or a single document, JSON
      * bytes), so the first decision never waits for the network.

@@ -60,7 +60,7 @@ class FacadeTest {
     fun `options reach the engine`() {
         val o = ClientOptions(service = "booking", decisionEvents = DecisionEvents.EXPERIMENTS, excludeFacets = listOf("device"), fixedTimeMs = 42)
         assertEquals(
-            """{"service":"booking","decisionEvents":"experiments","excludeFacets":["device"],"sdk":"turnout-kotlin","sdkVersion":"0.1.0","platform":"jvm","fixedTimeMs":42}""",
+            """{"service":"booking","decisionEvents":"experiments","excludeFacets":["device"],"sdk":"turnout-kotlin","sdkVersion":"${ClientOptions.SDK_VERSION}","platform":"jvm","fixedTimeMs":42}""",
             o.toJson(),
         )
         Turnout.client(example, ClientOptions(service = "booking", excludeFacets = listOf("device"), clientId = "c-1")).use { c ->
@@ -157,5 +157,16 @@ class FacadeTest {
         assertEquals(1, Turnout.specVersion)
         assertTrue(Turnout.libraryVersion.isNotBlank())
         assertEquals(if (System.getProperty("turnout.jni") == "false") "uniffi" else "jni", Turnout.fastPath)
+    }
+
+    @Test
+    fun `the native library comes from the classpath, as in the published jar`() {
+        // No jna.library.path: the library is the resource /<jna-prefix>/libturnout_ffi.so,
+        // extracted once, and JNA (and the JNI fast path) loaded that file.
+        assertNull(System.getProperty("jna.library.path"))
+        val file = dev.turnout.internal.NativeLoader.extracted
+        assertNotNull(file, "${dev.turnout.internal.NativeLoader.resource} not extracted")
+        assertTrue(file!!.isFile)
+        assertEquals(file, com.sun.jna.NativeLibrary.getInstance(dev.turnout.internal.NativeLoader.NAME).file)
     }
 }

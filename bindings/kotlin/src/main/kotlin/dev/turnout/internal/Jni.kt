@@ -15,17 +15,19 @@ internal object Jni {
     /**
      * Whether the JNI functions are linked. The library is loaded into the JVM
      * from the very file JNA loaded (so both share one instance and the same
-     * handles); on Android, where JNA itself loads from the APK's jniLibs,
-     * `System.loadLibrary` finds the same `.so`. Set the system property
+     * handles): the one [NativeLoader] extracted from the jar; on Android,
+     * where JNA itself loads from the APK's jniLibs, `System.loadLibrary`
+     * finds the same `.so`. Set the system property
      * `turnout.jni=false` to use the generated UniFFI calls only.
      */
     @JvmField val available: Boolean = load()
 
     private fun load(): Boolean {
         if (System.getProperty("turnout.jni") == "false") return false
+        NativeLoader.ensure()
         // Initialise the generated bindings first: JNA loads the library and checks its checksums.
         dev.turnout.ffi.specVersion()
-        val name = System.getProperty("uniffi.component.turnout_ffi.libraryOverride") ?: "turnout_ffi"
+        val name = System.getProperty("uniffi.component.${NativeLoader.NAME}.libraryOverride") ?: NativeLoader.NAME
         val loaded = runCatching {
             val file = NativeLibrary.getInstance(name).file
             if (file != null && file.isFile) System.load(file.absolutePath) else System.loadLibrary(name)

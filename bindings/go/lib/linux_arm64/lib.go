@@ -1,0 +1,4 @@
+// Package linux_arm64 holds no Go code: its directory holds libturnout_ffi.a for
+// linux/arm64, which native.go links. The turnout package imports it so
+// that go mod vendor copies the library.
+package linux_arm64
