@@ -276,7 +276,7 @@ fn kotlin(quick: bool) -> Result<Results, String> {
 /// output captured and parsed. The peers'
 /// `BenchmarkScenario` is the benchmark behind go.rs's `TestRatios`.
 fn go(quick: bool) -> Result<Results, String> {
-    if !root().join("target/release/libturnout_ffi.a").exists() {
+    if !crate::uniffi::static_library_path().exists() {
         crate::uniffi::build_library()?;
     }
     let (benchtime, count) = if quick { ("100000x", "1") } else { ("1000000x", "3") };

@@ -111,7 +111,7 @@ fn go_runner_path() -> PathBuf {
 /// THE native library build (`crate::uniffi::build_library`, also used by Kotlin and Python;
 /// with `--prebuilt` the language steps built it).
 fn build_go(prebuilt: bool) -> Result<(), String> {
-    if !prebuilt || !root().join("target/release/libturnout_ffi.a").exists() {
+    if !prebuilt || !crate::uniffi::static_library_path().exists() {
         crate::uniffi::build_library()?;
     }
     crate::go::place_host_library()?;

@@ -55,7 +55,8 @@ fn go_dir() -> PathBuf {
     root().join("bindings/go")
 }
 
-/// Copies `target/release/libturnout_ffi.a` to `bindings/go/lib/<GOOS>_<GOARCH>/` (gitignored),
+/// Copies the host's static library ([`crate::uniffi::static_library_path`], the release
+/// artifacts' build on Linux) to `bindings/go/lib/<GOOS>_<GOARCH>/` (gitignored),
 /// where `native.go` links it from, as the published module links its prebuilt libraries.
 /// The file is left alone when it already has the same contents (no needless rebuilds).
 pub(crate) fn place_host_library() -> Result<(), String> {
@@ -68,7 +69,7 @@ pub(crate) fn place_host_library() -> Result<(), String> {
     if !platform.contains('_') {
         return Err(format!("go env GOOS GOARCH gave {env:?}"));
     }
-    let from = root().join("target/release/libturnout_ffi.a");
+    let from = crate::uniffi::static_library_path();
     let dir = go_dir().join("lib").join(&platform);
     let to = dir.join("libturnout_ffi.a");
     let bytes = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
@@ -76,7 +77,7 @@ pub(crate) fn place_host_library() -> Result<(), String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::write(&to, &bytes).map_err(|e| format!("{}: {e}", to.display()))?;
     }
-    println!("bindings/go/lib/{platform}/libturnout_ffi.a = target/release/libturnout_ffi.a");
+    println!("bindings/go/lib/{platform}/libturnout_ffi.a = {}", crate::rel(&from));
     Ok(())
 }
 
@@ -112,7 +113,7 @@ fn c_test() -> Result<(), String> {
     let out = root().join("target/c-test");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let src = root().join("ffi/tests/c/test_capi.c");
-    let lib = root().join("target/release/libturnout_ffi.a");
+    let lib = crate::uniffi::static_library_path();
     let config = root().join("ffi/tests/c/config.json");
     let gcc = |extra: &[&str], bin: &Path| -> Result<(), String> {
         let mut c = Command::new("gcc");

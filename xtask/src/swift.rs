@@ -10,7 +10,7 @@
 //!    `turnout_fast.h` (and nothing else).
 //! 3. With `swift` on PATH: `swift build` and `swift test` in `bindings/swift`, then `swift build`
 //!    of `examples/swift`. On Linux the system-library target `turnout_ffiFFI` finds
-//!    `target/release/libturnout_ffi` through `target/swift-pkgconfig/turnout_ffi.pc`
+//!    the host's static library (`cargo xtask dist`'s build) through `target/swift-pkgconfig/turnout_ffi.pc`
 //!    (PKG_CONFIG_PATH); on macOS the binary target needs the XCFramework, built first by
 //!    `bindings/swift/scripts/build-xcframework.sh`. Without a Swift toolchain (this machine), it
 //!    says so and succeeds: the package is generated, not compiled.

@@ -8,17 +8,54 @@ use std::process::Command;
 
 use crate::{cargo, root, run, step};
 
-/// The native library built by [`build_library`] (`.so` on Linux, `.dylib` on macOS).
+/// The release target of this machine among the artifacts' targets (Linux x86_64 or aarch64):
+/// on those hosts every binding's tests use the very library the release artifacts ship.
+fn host_target() -> Option<&'static crate::dist::native::Target> {
+    let arch = if cfg!(target_arch = "aarch64") { "aarch64" } else { "x86_64" };
+    crate::dist::native::TARGETS.iter().find(|t| cfg!(target_os = "linux") && t.linux && t.triple.starts_with(arch))
+}
+
+/// The directory of the native library built by [`build_library`].
+fn library_dir() -> PathBuf {
+    match host_target() {
+        Some(t) => root().join("target").join(t.triple).join("release"),
+        None => root().join("target/release"),
+    }
+}
+
+/// The shared library built by [`build_library`] (`.so` on Linux, `.dylib` on macOS).
 pub(crate) fn library_path() -> PathBuf {
     let name = if cfg!(target_os = "macos") { "libturnout_ffi.dylib" } else { "libturnout_ffi.so" };
-    root().join("target/release").join(name)
+    library_dir().join(name)
+}
+
+/// The static library built by [`build_library`] (what Go links).
+pub(crate) fn static_library_path() -> PathBuf {
+    library_dir().join("libturnout_ffi.a")
 }
 
 /// Builds `turnout-ffi` (cdylib + staticlib), release, without the generator's dependencies.
-/// Cargo makes the second call of a session a no-op.
+/// On Linux x86_64/aarch64 this is the release artifacts' build (zig, glibc 2.17, debug info
+/// stripped: `dist::native`), so tests and artifacts share one library; elsewhere a plain
+/// `cargo build --release`. Cargo makes the second call of a session a no-op.
 pub(crate) fn build_library() -> Result<PathBuf, String> {
-    step("cargo build --release -p turnout-ffi --lib --no-default-features");
-    run(cargo().args(["build", "--release", "--quiet", "-p", "turnout-ffi", "--lib", "--no-default-features"]))?;
+    match host_target() {
+        Some(t) => {
+            crate::dist::native::build(t)?;
+        }
+        None => {
+            step("cargo build --release -p turnout-ffi --lib --no-default-features");
+            run(cargo().args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "turnout-ffi",
+                "--lib",
+                "--no-default-features",
+            ]))?;
+        }
+    }
     Ok(library_path())
 }
 

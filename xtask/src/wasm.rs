@@ -101,15 +101,7 @@ fn locked_wasm_bindgen() -> Result<String, String> {
 
 /// Installs what the build needs, only when it is missing or of the wrong version.
 fn ensure_tools() -> Result<(), String> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
-        .unwrap_or(false);
-    if !installed {
-        step(&format!("rustup target add {TARGET}"));
-        exec(Command::new("rustup").args(["target", "add", TARGET]))?;
-    }
+    crate::dist::native::ensure_target(TARGET)?;
     let want = locked_wasm_bindgen()?;
     if version_of("wasm-bindgen") != Some(format!("wasm-bindgen {want}")) {
         step(&format!("cargo install wasm-bindgen-cli --version {want} (the crate's version in Cargo.lock)"));

@@ -22,7 +22,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::native::{self, Target};
-use super::{consumer_command, fresh_dir, output, Dist, Reference, Scratch, VARIABLE};
+use super::{consumer_command, copy_tree, fresh_dir, output, Dist, Reference, Scratch, VARIABLE};
 use crate::{rel, root, step, succeeds};
 
 /// The module path (the mirror repository).
@@ -313,21 +313,6 @@ fn go(app: &Path, scratch: &Path) -> Command {
         .env("GONOPROXY", "")
         .env("CGO_ENABLED", "1");
     c
-}
-
-/// Copies a directory tree.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
-        let e = e.map_err(|e| e.to_string())?;
-        let target = to.join(e.file_name());
-        if e.file_type().map_err(|e| e.to_string())?.is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else {
-            copy(&e.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Installs the module from the proxy tree alone into a fresh project and checks its decisions.

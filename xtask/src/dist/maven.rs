@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::{consumer_command, fresh_dir, native, output, Dist, Reference, Scratch, VARIABLE};
+use super::{consumer_command, copy_tree, fresh_dir, native, output, Dist, Reference, Scratch, VARIABLE};
 use crate::{kotlin, rel, run as exec, step};
 
 const GROUP_ID: &str = "dev.turnout";
@@ -223,21 +223,6 @@ fn local_repository() -> PathBuf {
 fn forget(dir: &Path) -> Result<(), String> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// Copies the directory `from` to `to` (created), recursively.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
-        let e = e.map_err(|e| e.to_string())?;
-        let target = to.join(e.file_name());
-        if e.file_type().map_err(|e| e.to_string())?.is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), &target).map_err(|err| format!("{}: {err}", e.path().display()))?;
-        }
     }
     Ok(())
 }

@@ -349,6 +349,21 @@ pub(crate) fn copy_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
     Ok(to)
 }
 
+/// Copies the directory `from` to `to` (created), recursively.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let target = to.join(e.file_name());
+        if e.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target).map_err(|err| format!("{}: {err}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Recreates `dir` empty.
 pub(crate) fn fresh_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() {
