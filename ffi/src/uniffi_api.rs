@@ -420,24 +420,26 @@ pub struct Context {
 
 #[uniffi::export]
 impl Context {
-    /// The value as a 64-bit integer, or `default` (fallback or wrong type).
-    pub fn int64(&self, variable: &Variable, default: i64) -> i64 {
-        self.inner.int64(&variable.inner, default)
+    /// The value as a 64-bit integer, or `default_value` (fallback or wrong type).
+    /// (Not `default`: UniFFI copies parameter names into the C header the Swift package
+    /// imports, where `default` is a keyword.)
+    pub fn int64(&self, variable: &Variable, default_value: i64) -> i64 {
+        self.inner.int64(&variable.inner, default_value)
     }
 
-    /// The value as a double, or `default`.
-    pub fn float64(&self, variable: &Variable, default: f64) -> f64 {
-        self.inner.float64(&variable.inner, default)
+    /// The value as a double, or `default_value`.
+    pub fn float64(&self, variable: &Variable, default_value: f64) -> f64 {
+        self.inner.float64(&variable.inner, default_value)
     }
 
-    /// The value as a boolean, or `default`.
-    pub fn bool(&self, variable: &Variable, default: bool) -> bool {
-        self.inner.bool(&variable.inner, default)
+    /// The value as a boolean, or `default_value`.
+    pub fn bool(&self, variable: &Variable, default_value: bool) -> bool {
+        self.inner.bool(&variable.inner, default_value)
     }
 
-    /// The value as a string, or `default`.
-    pub fn string(&self, variable: &Variable, default: String) -> String {
-        self.inner.string(&variable.inner, &default)
+    /// The value as a string, or `default_value`.
+    pub fn string(&self, variable: &Variable, default_value: String) -> String {
+        self.inner.string(&variable.inner, &default_value)
     }
 
     /// The value as compact JSON text, or `None` (fallback).

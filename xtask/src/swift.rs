@@ -37,6 +37,7 @@ pub(crate) fn generate(package: &Path) -> Result<std::path::PathBuf, String> {
     copy(&out.join("turnout_ffi.swift"), &ffi_swift.join("turnout_ffi.swift"))?;
     copy(&out.join(format!("{MODULE}.h")), &package.join(format!("Sources/{MODULE}/{MODULE}.h")))?;
     check_fast_header(&package.join(format!("Sources/{MODULE}/turnout_fast.h")))?;
+    check_c_module(&package.join(format!("Sources/{MODULE}")))?;
     step(&format!("Swift package generated in {}", rel(package)));
     Ok(lib)
 }
@@ -97,6 +98,21 @@ fn read(p: &Path) -> Result<String, String> {
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+}
+
+/// The C module's headers parse as C11 (what Swift's clang importer reads; without a Swift
+/// toolchain, the one check of them here). Clang's nullability qualifiers (`_Nonnull`,
+/// `_Nullable`) are defined away for gcc. This caught a parameter named `default`, a C keyword.
+pub(crate) fn check_c_module(dir: &Path) -> Result<(), String> {
+    let probe = root().join("target/swift-header-check.c");
+    std::fs::write(&probe, format!("#include \"{MODULE}.h\"\n#include \"turnout_fast.h\"\n"))
+        .map_err(|e| e.to_string())?;
+    exec(
+        Command::new("cc")
+            .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-D_Nonnull=", "-D_Nullable=", "-I"])
+            .arg(dir)
+            .arg(&probe),
+    )
 }
 
 /// `turnout_fast.h` declares exactly the `turnout_fast_*` functions of `ffi/src/fast.rs`.

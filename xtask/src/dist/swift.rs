@@ -106,7 +106,7 @@ pub(crate) fn consume(d: &Dist, entry: &Value, r: &Reference) -> Result<(), Stri
         }
     }
     let manifest = std::fs::read_to_string(pkg.join("Package.swift")).map_err(|e| e.to_string())?;
-    if manifest.contains("unsafeFlags") {
+    if manifest.contains(".unsafeFlags(") {
         return Err("Package.swift uses unsafeFlags, which SwiftPM refuses in a dependency".into());
     }
     let client_swift = std::fs::read_to_string(pkg.join("Sources/Turnout/Client.swift")).map_err(|e| e.to_string())?;
@@ -128,7 +128,8 @@ pub(crate) fn consume(d: &Dist, entry: &Value, r: &Reference) -> Result<(), Stri
         consumer_command("pkg-config", &scratch.0).env("PKG_CONFIG_PATH", &pc_path).args(["--libs", "turnout_ffi"]),
     )?;
     let mut cc = consumer_command("cc", &scratch.0);
-    cc.args(["-std=c11", "-Wall", "-Werror", "-O1", "-o", "smoke", "smoke.c", "-I"])
+    // Clang's nullability qualifiers in UniFFI's header, defined away for gcc.
+    cc.args(["-std=c11", "-Wall", "-Werror", "-O1", "-D_Nonnull=", "-D_Nullable=", "-o", "smoke", "smoke.c", "-I"])
         .arg(pkg.join("Sources/turnout_ffiFFI"));
     cc.args(libs.split_whitespace());
     exec(&mut cc)?;

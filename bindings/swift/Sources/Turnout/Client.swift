@@ -305,7 +305,7 @@ public final class Context: @unchecked Sendable {
     /// The value as a string, or `default`.
     public func string(_ variable: Variable, default orElse: String) throws -> String {
         try check()
-        return native.string(variable: variable.native, default: orElse)
+        return native.string(variable: variable.native, defaultValue: orElse)
     }
 
     /// The value as JSON, or `nil` (fallback).
