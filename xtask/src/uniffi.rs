@@ -18,7 +18,7 @@ fn host_target() -> Option<&'static crate::dist::native::Target> {
 /// The directory of the native library built by [`build_library`].
 fn library_dir() -> PathBuf {
     match host_target() {
-        Some(t) => root().join("target").join(t.triple).join("release"),
+        Some(t) => crate::dist::native::output_dir(t.triple),
         None => root().join("target/release"),
     }
 }

@@ -132,7 +132,8 @@ fn target_dir(triple: &str) -> PathBuf {
 /// even though several artifacts (wheels, jar, Go module, Swift archive) ask for it.
 static BUILT: std::sync::Mutex<Vec<(&'static str, PathBuf, Option<PathBuf>)>> = std::sync::Mutex::new(Vec::new());
 
-/// Builds (or reuses) `turnout-ffi` for `t`, stripped of debug info; once per process.
+/// Builds (or reuses) `turnout-ffi` for `t`; returns its libraries stripped of debug info in
+/// [`output_dir`]. Once per process.
 pub(crate) fn build(t: &Target) -> Result<Libs, String> {
     if let Some((_, a, so)) = BUILT.lock().map_err(|e| e.to_string())?.iter().find(|(k, _, _)| *k == t.triple) {
         return Ok(Libs { staticlib: a.clone(), cdylib: so.clone() });
@@ -173,13 +174,25 @@ pub(crate) fn build(t: &Target) -> Result<Libs, String> {
             t.triple,
         ]))?;
     }
-    strip_debug(&staticlib)?;
-    let cdylib = if linked && dylib.exists() {
-        strip_debug(&dylib)?;
-        Some(dylib)
-    } else {
-        None
-    };
+    // The stripped copies live in a directory of their own: maturin builds the wheels in the
+    // same cargo target directory and would overwrite cargo's outputs with unstripped ones.
+    let out = output_dir(t.triple);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let staticlib = copy_stripped(&staticlib, &out)?;
+    let cdylib = if linked && dylib.exists() { Some(copy_stripped(&dylib, &out)?) } else { None };
     BUILT.lock().map_err(|e| e.to_string())?.push((t.triple, staticlib.clone(), cdylib.clone()));
     Ok(Libs { staticlib, cdylib })
+}
+
+/// Where [`build`] puts the stripped libraries of `triple`: `target/native/<triple>/`.
+pub(crate) fn output_dir(triple: &str) -> PathBuf {
+    root().join("target/native").join(triple)
+}
+
+/// Copies `lib` into `dir` and strips the copy's debug info; returns the copy.
+fn copy_stripped(lib: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let to = dir.join(lib.file_name().ok_or("no file name")?);
+    std::fs::copy(lib, &to).map_err(|e| format!("copy {} -> {}: {e}", lib.display(), to.display()))?;
+    strip_debug(&to)?;
+    Ok(to)
 }
