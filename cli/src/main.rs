@@ -68,6 +68,9 @@ struct EvalArgs {
     /// The service name recorded in events.
     #[arg(long, default_value = "turnout-cli")]
     service: String,
+    /// The largest config accepted, in bytes (docs/spec.md section 16).
+    #[arg(long, value_name = "BYTES", default_value_t = turnout_core::limits::DEFAULT_MAX_CONFIG_BYTES)]
+    max_config_bytes: usize,
 }
 
 fn main() -> ExitCode {
@@ -118,6 +121,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
             sdk: "turnout-cli".into(),
             ..TrackingOptions::default()
         },
+        max_config_bytes: args.max_config_bytes,
     };
     let config = read(&args.config)?;
     let (client, report) =
@@ -185,14 +189,28 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut stream = Vec::new();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| format!("reading {source}: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let text = match eval_line(&client, &line) {
-            Ok(d) => d,
-            Err(e) => serde_json::json!({"line": n + 1, "error": e}).to_string(),
+    let mut input = input;
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    // Spec section 14: every bad line (not UTF-8, not JSON, too long, bad
+    // facets) gives an error line, and the next line is read.
+    while let Some(fits) =
+        read_line(&mut input, &mut buf, MAX_LINE_BYTES).map_err(|e| format!("reading {source}: {e}"))?
+    {
+        n += 1;
+        let text = if !fits {
+            Some(Err(format!("the line is longer than {MAX_LINE_BYTES} bytes")))
+        } else {
+            match std::str::from_utf8(&buf) {
+                Err(e) => Some(Err(format!("not valid UTF-8: {e}"))),
+                Ok(line) if line.trim().is_empty() => None,
+                Ok(line) => Some(eval_line(&client, line)),
+            }
+        };
+        let text = match text {
+            None => continue,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => serde_json::json!({"line": n, "error": e}).to_string(),
         };
         writeln!(out, "{text}").map_err(|e| e.to_string())?;
         if args.events.is_some() && client.tracking_stats().queued >= EVENTS_PER_BATCH {
@@ -205,6 +223,48 @@ fn eval(args: EvalArgs) -> Result<ExitCode, String> {
         std::fs::write(path, &stream).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest context line `eval --contexts` reads (a context of 1,024
+/// facets of 8 KiB each fits); a longer one is an error line.
+const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Reads one line (without its `\n` or `\r\n`) into `buf`, holding at most
+/// `max` bytes of it: `Some(true)` a line, `Some(false)` a line longer than
+/// `max` (the rest of it skipped), `None` at the end of the input.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let mut fits = true;
+    let mut any = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        any = true;
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = max.saturating_sub(buf.len());
+        if take - usize::from(done) > room {
+            fits = false;
+        }
+        if fits {
+            buf.extend_from_slice(&chunk[..take - usize::from(done)]);
+        }
+        input.consume(take);
+        if done {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(fits))
 }
 
 /// Batch size used by `eval --events`.
@@ -250,8 +310,15 @@ fn decode(files: &[PathBuf]) -> Result<ExitCode, String> {
                 }
             };
             // An empty batch still prints one line: it carries loss counters.
-            for line in turnout_core::host::batch_event_lines(&batch) {
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            // One line at a time: the output is never held whole.
+            let mut err = None;
+            turnout_core::host::for_each_event_line(&batch, |line| {
+                if err.is_none() {
+                    err = writeln!(out, "{line}").err();
+                }
+            });
+            if let Some(e) = err {
+                return Err(e.to_string());
             }
         }
     }

@@ -30,6 +30,10 @@ pub struct ClientOptions {
     pub clock: Arc<dyn Clock>,
     /// Decision events, `track()`, queue limits and batch headers.
     pub tracking: TrackingOptions,
+    /// The largest config accepted, in bytes (default
+    /// [`DEFAULT_MAX_CONFIG_BYTES`](crate::limits::DEFAULT_MAX_CONFIG_BYTES), 16 MiB);
+    /// a larger one is refused with [`ConfigError::Limit`] before it is parsed.
+    pub max_config_bytes: usize,
 }
 
 impl Default for ClientOptions {
@@ -39,6 +43,7 @@ impl Default for ClientOptions {
             isolation: Isolation::default(),
             clock: Arc::new(SystemClock),
             tracking: TrackingOptions::default(),
+            max_config_bytes: crate::limits::DEFAULT_MAX_CONFIG_BYTES,
         }
     }
 }
@@ -254,11 +259,11 @@ impl Client {
     /// per-document isolation, a broken document inside a good bundle keeps its
     /// last good version and is listed in [`UpdateReport::rejected`].
     pub fn update_config(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
-        let root = config::parse_json(config)?;
+        let root = config::parse_json(config, self.inner.options.max_config_bytes)?;
         // One updater at a time, so "previous" is well defined; readers never wait.
         let _guard = self.inner.update_lock.lock().unwrap_or_else(|p| p.into_inner());
         let prev = self.inner.snapshot.load_full();
-        let outcome = config::compile(&root, &prev.compiled, self.inner.options.isolation)?;
+        let outcome = config::compile(&root, config.len(), &prev.compiled, self.inner.options.isolation)?;
         let report = diff(&prev.compiled, &outcome.compiled, outcome.rejected, outcome.warnings);
         let snap = Snapshot { generation: GENERATION.fetch_add(1, Ordering::Relaxed), compiled: outcome.compiled };
         let generation = snap.generation;
@@ -270,9 +275,9 @@ impl Client {
     /// Checks a bundle without installing it: every problem, or the report an
     /// update would give against the current config.
     pub fn validate(&self, config: &[u8]) -> Result<UpdateReport, ConfigError> {
-        let root = config::parse_json(config)?;
+        let root = config::parse_json(config, self.inner.options.max_config_bytes)?;
         let prev = self.inner.snapshot.load_full();
-        let outcome = config::compile(&root, &prev.compiled, Isolation::Strict)?;
+        let outcome = config::compile(&root, config.len(), &prev.compiled, Isolation::Strict)?;
         Ok(diff(&prev.compiled, &outcome.compiled, outcome.rejected, outcome.warnings))
     }
 
@@ -353,6 +358,9 @@ impl Client {
         let snap = self.inner.snapshot.load();
         let env = Env::new(facets, &*self.inner.options.clock);
         let mut out: Vec<Decision> = Vec::new();
+        if env.invalid() {
+            return out;
+        }
         for e in &snap.compiled.experiments {
             if &*e.name != name && e.domain.as_deref() != Some(name) {
                 continue;

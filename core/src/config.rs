@@ -34,6 +34,10 @@ use serde_json::{Number, Value};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::error::{ConfigError, Problem};
+use crate::limits::{
+    expanded_constraints_budget, Limit, LimitError, MAX_ARRAY_LEN, MAX_EXPERIMENTS_PER_DOMAIN, MAX_IN_LIST,
+    MAX_JSON_DEPTH, MAX_REGEX_PROGRAM_BYTES, MAX_STRING_BYTES,
+};
 use crate::model::*;
 use crate::value::{FacetValue, Num};
 
@@ -43,7 +47,6 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub const MAX_TIMESLICE_CHOICES: usize = 256;
 /// The largest total period of a time-slice variable, in seconds (about 31,700 years).
 pub const MAX_TIMESLICE_PERIOD: u64 = 1_000_000_000_000;
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// How a rejected document is handled when the rest of the bundle is fine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,7 +109,7 @@ impl<'a> Tape<'a> {
     /// Parses a whole JSON text: the same parser calls, the same checks and
     /// the same errors as `serde_json::from_slice::<Value>` (the tape is filled
     /// through `deserialize_any` exactly like a `Value` is).
-    fn parse(bytes: &'a [u8]) -> serde_json::Result<Tape<'a>> {
+    fn parse(bytes: &'a [u8]) -> Result<Tape<'a>, FillError> {
         // Sized for a typical config (a token per 6 or 7 bytes), so that the
         // tape of a bundle of up to about 6 MB never grows; bigger inputs
         // grow it as they go rather than reserve memory before they are
@@ -138,9 +141,23 @@ impl<'a> Tape<'a> {
 fn fill<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
     toks: &mut Vec<Tok<'de>>,
-) -> serde_json::Result<()> {
-    Fill(toks).deserialize(&mut *de)?;
-    de.end()
+) -> Result<(), FillError> {
+    let mut hit = None;
+    let r = Fill { toks, hit: &mut hit, depth: 0 }.deserialize(&mut *de).and_then(|()| de.end());
+    match (hit, r) {
+        (Some(l), _) => Err(FillError::Limit(l)),
+        (None, Err(e)) => Err(FillError::Json(e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// Why a JSON text could not be put on a tape.
+#[derive(Debug)]
+pub(crate) enum FillError {
+    /// Not JSON (the exact `serde_json` error).
+    Json(serde_json::Error),
+    /// Over a limit of [`crate::limits`].
+    Limit(LimitError),
 }
 
 /// [`fill`] for text already known to be UTF-8. Natively this is serde_json's
@@ -150,17 +167,47 @@ fn fill<'de, R: serde_json::de::Read<'de>>(
 /// UTF-8 the two readers accept the same texts with the same results and
 /// errors (serde_json's `StrRead` is its `SliceRead` minus that check).
 #[cfg(not(target_arch = "wasm32"))]
-fn fill_str<'a>(s: &'a str, toks: &mut Vec<Tok<'a>>) -> serde_json::Result<()> {
+fn fill_str<'a>(s: &'a str, toks: &mut Vec<Tok<'a>>) -> Result<(), FillError> {
     fill(&mut serde_json::Deserializer::from_str(s), toks)
 }
 
 #[cfg(target_arch = "wasm32")]
-fn fill_str<'a>(s: &'a str, toks: &mut Vec<Tok<'a>>) -> serde_json::Result<()> {
+fn fill_str<'a>(s: &'a str, toks: &mut Vec<Tok<'a>>) -> Result<(), FillError> {
     fill(&mut serde_json::Deserializer::from_slice(s.as_bytes()), toks)
 }
 
-/// Appends one value to the tape. Mirrors `serde_json::Value`'s own visitor.
-struct Fill<'v, 'a>(&'v mut Vec<Tok<'a>>);
+/// Appends one value to the tape. Mirrors `serde_json::Value`'s own visitor,
+/// and enforces the limits on depth, string and array length while parsing
+/// (so that nothing over them is ever held): the first limit hit is kept in
+/// `hit` and parsing stops with a placeholder error.
+struct Fill<'v, 'a> {
+    toks: &'v mut Vec<Tok<'a>>,
+    hit: &'v mut Option<LimitError>,
+    depth: usize,
+}
+
+impl<'a> Fill<'_, 'a> {
+    fn stop<E: serde::de::Error>(&mut self, limit: Limit, max: usize, found: usize) -> E {
+        *self.hit = Some(LimitError::new(limit, max, found));
+        E::custom("limit exceeded")
+    }
+    fn string<E: serde::de::Error>(mut self, v: Cow<'a, str>) -> Result<(), E> {
+        if v.len() > MAX_STRING_BYTES {
+            return Err(self.stop(Limit::StringBytes, MAX_STRING_BYTES, v.len()));
+        }
+        self.toks.push(Tok::Str(v));
+        Ok(())
+    }
+    fn nested(&mut self) -> Fill<'_, 'a> {
+        Fill { toks: self.toks, hit: self.hit, depth: self.depth + 1 }
+    }
+    fn enter<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(self.stop(Limit::JsonDepth, MAX_JSON_DEPTH, self.depth + 1));
+        }
+        Ok(())
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Fill<'_, 'de> {
     type Value = ();
@@ -176,63 +223,69 @@ impl<'de> Visitor<'de> for Fill<'_, 'de> {
         f.write_str("any valid JSON value")
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.0.push(Tok::Bool(v));
+        self.toks.push(Tok::Bool(v));
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.0.push(Tok::Num(v.into()));
+        self.toks.push(Tok::Num(v.into()));
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.0.push(Tok::Num(v.into()));
+        self.toks.push(Tok::Num(v.into()));
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.0.push(Number::from_f64(v).map_or(Tok::Null, Tok::Num));
+        self.toks.push(Number::from_f64(v).map_or(Tok::Null, Tok::Num));
         Ok(())
     }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.push(Tok::Str(Cow::Owned(v.to_string())));
-        Ok(())
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if v.len() > MAX_STRING_BYTES {
+            let mut s = self;
+            return Err(s.stop(Limit::StringBytes, MAX_STRING_BYTES, v.len()));
+        }
+        self.string(Cow::Owned(v.to_string()))
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.0.push(Tok::Str(Cow::Borrowed(v)));
-        Ok(())
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.string(Cow::Borrowed(v))
     }
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.0.push(Tok::Str(Cow::Owned(v)));
-        Ok(())
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+        self.string(Cow::Owned(v))
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.0.push(Tok::Null);
+        self.toks.push(Tok::Null);
         Ok(())
     }
     fn visit_none<E>(self) -> Result<(), E> {
-        self.0.push(Tok::Null);
+        self.toks.push(Tok::Null);
         Ok(())
     }
     fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let at = self.0.len();
-        self.0.push(Tok::Arr { end: 0, len: 0 });
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.enter()?;
+        let at = self.toks.len();
+        self.toks.push(Tok::Arr { end: 0, len: 0 });
         let mut len = 0;
-        while seq.next_element_seed(Fill(self.0))?.is_some() {
+        while seq.next_element_seed(self.nested())?.is_some() {
             len += 1;
+            if len > MAX_ARRAY_LEN {
+                return Err(self.stop(Limit::ArrayLen, MAX_ARRAY_LEN, len));
+            }
         }
-        let end = self.0.len();
-        self.0[at] = Tok::Arr { end, len };
+        let end = self.toks.len();
+        self.toks[at] = Tok::Arr { end, len };
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let at = self.0.len();
-        self.0.push(Tok::Obj(0));
-        while map.next_key_seed(Fill(self.0))?.is_some() {
-            map.next_value_seed(Fill(self.0))?;
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.enter()?;
+        let at = self.toks.len();
+        self.toks.push(Tok::Obj(0));
+        while map.next_key_seed(self.nested())?.is_some() {
+            map.next_value_seed(self.nested())?;
         }
-        let end = self.0.len();
-        self.0[at] = Tok::Obj(end);
+        let end = self.toks.len();
+        self.toks[at] = Tok::Obj(end);
         Ok(())
     }
 }
@@ -524,14 +577,25 @@ fn mix(a: u64, b: u64) -> u64 {
 /// The strings of one load that the compiled config keeps and that
 /// evaluation does not read on its hot path (value texts and strings,
 /// constraint texts), each distinct one stored once.
-#[derive(Default)]
 struct Strings {
     set: FxHashSet<Arc<str>>,
     /// Where texts are put together before they are looked up.
     scratch: String,
+    /// Constraints compiled or expanded from segments so far, and the budget
+    /// ([`expanded_constraints_budget`]); once over it, compiling stops adding any.
+    expanded: usize,
+    budget: usize,
 }
 
 impl Strings {
+    fn new(budget: usize) -> Strings {
+        Strings { set: FxHashSet::default(), scratch: String::new(), expanded: 0, budget }
+    }
+    /// Counts `n` more constraints; false once the budget is exceeded.
+    fn expand(&mut self, n: usize) -> bool {
+        self.expanded = self.expanded.saturating_add(n);
+        self.expanded <= self.budget
+    }
     fn get(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.set.get(s) {
             return Arc::clone(a);
@@ -915,8 +979,8 @@ fn constraint(
     let op = match op_name {
         "=" | "==" => Op::Eq(scalar(sink)?),
         "!=" => Op::Ne(scalar(sink)?),
-        "in" => Op::In(operand_list(value, &vpath, op_name, sink)?),
-        "nin" | "!in" => Op::Nin(operand_list(value, &vpath, op_name, sink)?),
+        "in" => Op::In(Arc::new(InList::new(operand_list(value, &vpath, op_name, sink)?))),
+        "nin" | "!in" => Op::Nin(Arc::new(InList::new(operand_list(value, &vpath, op_name, sink)?))),
         // Spec rule 3: false when either side is not numeric (a non-numeric
         // value makes the constraint always false; it is not a load error).
         ">" | ">=" | "<" | "<=" => {
@@ -941,7 +1005,11 @@ fn constraint(
                 sink.err(vpath, format!("`/` takes a fraction between 0 and 1, found {p}"));
                 return None;
             }
-            Op::Fraction { p, prefix: crate::hash::salt_prefix(salt.unwrap_or(default_salt)) }
+            Op::Fraction {
+                p,
+                prefix: crate::hash::salt_prefix(salt.unwrap_or(default_salt)),
+                explicit_salt: salt.is_some(),
+            }
         }
         "semver=" | "semver==" => Op::Semver(SemverOp::Eq, semver_of(sink)?),
         "semver!=" => Op::Semver(SemverOp::Ne, semver_of(sink)?),
@@ -957,8 +1025,18 @@ fn constraint(
                 sink.err(vpath, "`regex` needs a string pattern");
                 return None;
             };
-            match regex_lite::RegexBuilder::new(pat).size_limit(REGEX_SIZE_LIMIT).build() {
-                Ok(r) => Op::Regex(r),
+            match regex_lite::RegexBuilder::new(pat).size_limit(MAX_REGEX_PROGRAM_BYTES).build() {
+                Ok(r) => Op::Regex(Arc::new(r)),
+                Err(e) if e.to_string().contains("size limit") => {
+                    sink.err(
+                        vpath,
+                        format!(
+                            "limit `{}` exceeded: the compiled regex is over the maximum of {MAX_REGEX_PROGRAM_BYTES} bytes",
+                            Limit::RegexProgram
+                        ),
+                    );
+                    return None;
+                }
                 Err(e) => {
                     sink.err(vpath, format!("invalid regex: {e}"));
                     return None;
@@ -999,6 +1077,10 @@ fn operand_list(value: J<'_, '_>, vpath: &Path<'_>, op_name: &str, sink: &mut Si
         }
     };
     let elems = arr.elems()?;
+    if elems.len() > MAX_IN_LIST {
+        sink.err(vpath, LimitError::new(Limit::InList, MAX_IN_LIST, elems.len()).to_string());
+        return None;
+    }
     let mut out = Vec::with_capacity(elems.len());
     for (i, e) in elems.enumerate() {
         match operand(e) {
@@ -1021,7 +1103,7 @@ fn constraints(
     list: Option<J<'_, '_>>,
     path: &Path<'_>,
     default_salt: &str,
-    segments: &Segments<'_, '_>,
+    segments: &Segments<'_>,
     strings: &mut Strings,
     sink: &mut Sink<'_>,
 ) -> Vec<Constraint> {
@@ -1039,15 +1121,15 @@ fn constraints(
                         continue;
                     };
                     match segments.get(name) {
-                        Some(Ok(list)) => {
-                            let root = Path::Root;
-                            let segs = root.key("segments");
-                            let seg = segs.key(name);
-                            let cpath = seg.key("constraints");
-                            for (j, c) in list.elems().into_iter().flatten().enumerate() {
-                                if let Some(c) = constraint(c, &cpath.index(j), default_salt, strings, sink) {
-                                    out.push(c);
-                                }
+                        Some(Ok(seg)) => {
+                            // Compiled once; every reference shares its payloads
+                            // and counts against the expansion budget.
+                            if !strings.expand(seg.constraints.len()) {
+                                return out;
+                            }
+                            out.extend(seg.constraints.iter().map(|c| c.with_default_salt(default_salt)));
+                            for (f, m) in &seg.warnings {
+                                sink.warn(f.as_str(), m.clone());
                             }
                         }
                         Some(Err(())) => sink.err(field, format!("segment `{name}` is invalid (see its own problems)")),
@@ -1066,6 +1148,9 @@ fn constraints(
         Some(list) => match list.elems() {
             Some(elems) => {
                 let cpath = path.key("constraints");
+                if !strings.expand(elems.len()) {
+                    return out;
+                }
                 out.reserve_exact(elems.len());
                 for (i, c) in elems.enumerate() {
                     if let Some(c) = constraint(c, &cpath.index(i), default_salt, strings, sink) {
@@ -1079,14 +1164,18 @@ fn constraints(
     out
 }
 
-/// Segment name -> its raw constraint list, or `Err` when it is invalid.
-type Segments<'t, 'a> = HashMap<&'t str, Result<J<'t, 'a>, ()>>;
+/// A valid segment, compiled once (with the placeholder salt `""`).
+struct Segment {
+    constraints: Vec<Constraint>,
+    /// (field, message) of the warnings its constraints give, repeated in
+    /// every document that references it.
+    warnings: Vec<(String, String)>,
+}
 
-fn compile_segments<'t, 'a>(
-    raw: Option<J<'t, 'a>>,
-    strings: &mut Strings,
-    problems: &mut Vec<Problem>,
-) -> Segments<'t, 'a> {
+/// Segment name -> the segment, or `Err` when it is invalid.
+type Segments<'t> = HashMap<&'t str, Result<Segment, ()>>;
+
+fn compile_segments<'t>(raw: Option<J<'t, '_>>, strings: &mut Strings, problems: &mut Vec<Problem>) -> Segments<'t> {
     let mut out = HashMap::new();
     let Some(raw) = raw else { return out };
     let root = Path::Root;
@@ -1109,21 +1198,19 @@ fn compile_segments<'t, 'a>(
                 None
             }
         };
+        let mut constraints = Vec::new();
         if let Some(list) = list {
-            // Validate once with a placeholder salt; references recompile with their own.
+            // Compiled once with a placeholder salt: a reference sets its document's default salt.
             for (i, c) in list.elems().into_iter().flatten().enumerate() {
-                constraint(c, &cpath.index(i), "", strings, &mut sink);
+                if let Some(c) = constraint(c, &cpath.index(i), "", strings, &mut sink) {
+                    constraints.push(c);
+                }
             }
         }
-        let ok = sink.problems.is_empty();
+        let ok = sink.problems.is_empty() && list.is_some();
         problems.append(&mut sink.problems);
-        out.insert(
-            name,
-            match (ok, list) {
-                (true, Some(l)) => Ok(l),
-                _ => Err(()),
-            },
-        );
+        let warnings = sink.warnings.into_iter().map(|w| (w.field, w.message)).collect();
+        out.insert(name, if ok { Ok(Segment { constraints, warnings }) } else { Err(()) });
     }
     out
 }
@@ -1170,7 +1257,7 @@ fn experiment_key<'t>(v: J<'t, '_>) -> Option<&'t str> {
 
 fn compile_rollout(
     v: J<'_, '_>,
-    segments: &Segments<'_, '_>,
+    segments: &Segments<'_>,
     strings: &mut Strings,
     sink: &mut Sink<'_>,
 ) -> Option<Rollout> {
@@ -1347,6 +1434,8 @@ fn compile_variable(
             let total: f64 = weights.iter().sum();
             if !choices_raw.is_empty() && total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 sink.err(cspath, "the weights must add up to more than 0");
+            } else if !total.is_finite() {
+                sink.err(cspath, format!("the weights add up to {total}: their sum must be a finite number"));
             }
             let mut acc = 0.0;
             let thresholds = weights
@@ -1394,7 +1483,7 @@ fn compile_variable(
 
 fn compile_experiment(
     v: J<'_, '_>,
-    segments: &Segments<'_, '_>,
+    segments: &Segments<'_>,
     strings: &mut Strings,
     sink: &mut Sink<'_>,
 ) -> Option<Experiment> {
@@ -1522,18 +1611,29 @@ pub(crate) fn round12(x: f64) -> f64 {
 /// Parses bundle bytes, with a clear error for non-UTF-8 or bad JSON (the
 /// same error, word for word, as `serde_json::from_slice::<Value>` gives).
 /// The result borrows its strings from `bytes`.
-pub(crate) fn parse_json(bytes: &[u8]) -> Result<Tape<'_>, ConfigError> {
-    Tape::parse(bytes).map_err(|e| ConfigError::Json(e.to_string()))
+pub(crate) fn parse_json(bytes: &[u8], max_bytes: usize) -> Result<Tape<'_>, ConfigError> {
+    if bytes.len() > max_bytes {
+        return Err(ConfigError::Limit(LimitError::new(Limit::ConfigBytes, max_bytes, bytes.len())));
+    }
+    Tape::parse(bytes).map_err(|e| match e {
+        FillError::Json(e) => ConfigError::Json(e.to_string()),
+        FillError::Limit(l) => ConfigError::Limit(l),
+    })
 }
 
 /// Compiles a bundle. With [`Isolation::PerDocument`], a rejected document
 /// keeps its last good version from `prev` when there is one. Bundle-level
 /// problems (not a bundle, duplicate names, overlapping slots), or every
 /// document rejected, reject the whole update.
-pub(crate) fn compile(root: &Tape<'_>, prev: &Compiled, isolation: Isolation) -> Result<Outcome, ConfigError> {
+pub(crate) fn compile(
+    root: &Tape<'_>,
+    bytes: usize,
+    prev: &Compiled,
+    isolation: Isolation,
+) -> Result<Outcome, ConfigError> {
     let raw = split_bundle(root.root()).map_err(ConfigError::Invalid)?;
     let mut all_problems = Vec::new();
-    let mut strings = Strings::default();
+    let mut strings = Strings::new(expanded_constraints_budget(bytes));
     let segments = compile_segments(raw.segments, &mut strings, &mut all_problems);
     let mut rejected = Vec::new();
     let mut bundle_problems = Vec::new();
@@ -1653,6 +1753,9 @@ pub(crate) fn compile(root: &Tape<'_>, prev: &Compiled, isolation: Isolation) ->
             }
         }
     }
+    if strings.expanded > strings.budget {
+        return Err(ConfigError::Limit(LimitError::new(Limit::ExpandedConstraints, strings.budget, strings.expanded)));
+    }
     check_slot_overlaps(&experiments, &mut bundle_problems);
 
     if !bundle_problems.is_empty() {
@@ -1678,45 +1781,62 @@ pub(crate) fn compile(root: &Tape<'_>, prev: &Compiled, isolation: Isolation) ->
     Ok(Outcome { compiled, rejected, warnings })
 }
 
+/// Checks the slots of each domain: at most [`MAX_EXPERIMENTS_PER_DOMAIN`]
+/// slotted experiments, one slot unit (that of the domain's first experiment
+/// in bundle order), and no two slots overlapping. O(n log n): the slots are
+/// sorted by their start and swept once, each experiment that overlaps an
+/// earlier-starting one reported once (naming the one it overlaps).
 fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Problem>) {
-    let mut by_domain: HashMap<&str, Vec<&Experiment>> = HashMap::new();
+    let mut by_domain: HashMap<&str, Vec<(&Experiment, &Slotting)>> = HashMap::new();
     for e in experiments {
         if let Some(s) = &e.slotting {
             if s.hi > s.lo {
-                by_domain.entry(&s.salt).or_default().push(e);
+                by_domain.entry(&s.salt).or_default().push((e, s));
             }
         }
     }
     let mut domains: Vec<_> = by_domain.into_iter().collect();
     domains.sort_by(|a, b| a.0.cmp(b.0));
-    for (domain, list) in domains {
-        for (i, a) in list.iter().enumerate() {
-            for b in &list[i + 1..] {
-                let (sa, sb) = match (&a.slotting, &b.slotting) {
-                    (Some(x), Some(y)) => (x, y),
-                    _ => continue,
-                };
-                let unit = |e: &Experiment, u: &SlotUnit| match u {
-                    SlotUnit::Facet(f) => format!("facet `{f}`"),
-                    SlotUnit::Window => match e.variables.first().map(|v| &v.strategy) {
-                        Some(Strategy::TimeSlice { period, .. }) => {
-                            format!("the {period} s time window")
-                        }
-                        _ => "the time window".to_string(),
-                    },
-                };
-                if unit(a, &sa.unit) != unit(b, &sb.unit) {
-                    problems.push(Problem {
-                        document: format!("experiment \"{}\"", b.name),
-                        field: "slotting".into(),
-                        message: format!(
-                            "slots on {} but experiment `{}` in domain `{domain}` slots on {}: the slots of one domain must share one unit to be exclusive",
-                            unit(b, &sb.unit), a.name, unit(a, &sa.unit)
-                        ),
-                    });
-                    continue;
-                }
-                if sa.lo < sb.hi && sb.lo < sa.hi {
+    let unit = |e: &Experiment, u: &SlotUnit| match u {
+        SlotUnit::Facet(f) => format!("facet `{f}`"),
+        SlotUnit::Window => match e.variables.first().map(|v| &v.strategy) {
+            Some(Strategy::TimeSlice { period, .. }) => format!("the {period} s time window"),
+            _ => "the time window".to_string(),
+        },
+    };
+    for (domain, mut list) in domains {
+        if list.len() > MAX_EXPERIMENTS_PER_DOMAIN {
+            problems.push(Problem {
+                document: "bundle".into(),
+                field: String::new(),
+                message: format!(
+                    "domain `{domain}`: {}",
+                    LimitError::new(Limit::ExperimentsPerDomain, MAX_EXPERIMENTS_PER_DOMAIN, list.len())
+                ),
+            });
+            continue;
+        }
+        let (first, first_slot) = list[0];
+        let first_unit = unit(first, &first_slot.unit);
+        for &(b, sb) in &list[1..] {
+            let u = unit(b, &sb.unit);
+            if u != first_unit {
+                problems.push(Problem {
+                    document: format!("experiment \"{}\"", b.name),
+                    field: "slotting".into(),
+                    message: format!(
+                        "slots on {u} but experiment `{}` in domain `{domain}` slots on {first_unit}: the slots of one domain must share one unit to be exclusive",
+                        first.name
+                    ),
+                });
+            }
+        }
+        // Stable: equal starts keep bundle order.
+        list.sort_by(|a, b| a.1.lo.total_cmp(&b.1.lo));
+        let mut reach: Option<(&Experiment, &Slotting)> = None;
+        for &(b, sb) in &list {
+            if let Some((a, sa)) = reach {
+                if sb.lo < sa.hi {
                     problems.push(Problem {
                         document: format!("experiment \"{}\"", b.name),
                         field: "slotting".into(),
@@ -1726,6 +1846,10 @@ fn check_slot_overlaps(experiments: &[Arc<Experiment>], problems: &mut Vec<Probl
                         ),
                     });
                 }
+            }
+            match reach {
+                Some((_, sa)) if sa.hi >= sb.hi => {}
+                _ => reach = Some((b, sb)),
             }
         }
     }

@@ -67,6 +67,9 @@ pub enum ErrorCode {
     TypeMismatch,
     /// The variable's document was rejected and had no last good version.
     ParseError,
+    /// The context (facets) is over a limit of `docs/spec.md` section 16
+    /// (too many facets, a name or value too long).
+    InvalidContext,
 }
 
 impl ErrorCode {
@@ -76,6 +79,7 @@ impl ErrorCode {
             ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
             ErrorCode::TypeMismatch => "TYPE_MISMATCH",
             ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::InvalidContext => "INVALID_CONTEXT",
         }
     }
 }

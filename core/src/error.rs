@@ -6,6 +6,8 @@ use std::fmt;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::limits::LimitError;
+
 /// A facet set could not be built.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum FacetError {
@@ -23,6 +25,9 @@ pub enum FacetError {
     /// The facets text was not valid JSON.
     #[error("facets are not valid JSON: {0}")]
     Json(String),
+    /// The facets exceed a limit (count, name or value size).
+    #[error("facets rejected: {0}")]
+    Limit(LimitError),
 }
 
 /// One problem found in a config: which document, which field, why.
@@ -55,6 +60,10 @@ pub enum ConfigError {
     /// The JSON was not a valid bundle or document; every problem is listed.
     #[error("config rejected ({} problem{}): {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, ProblemList(.0))]
     Invalid(Vec<Problem>),
+    /// The config as a whole exceeds a limit (size, depth, string or array
+    /// length, expanded constraints); nothing of it was compiled.
+    #[error("config rejected: {0}")]
+    Limit(LimitError),
 }
 
 impl ConfigError {
@@ -67,6 +76,17 @@ impl ConfigError {
                 message: format!("not valid JSON: {m}"),
             }],
             ConfigError::Invalid(p) => p.clone(),
+            ConfigError::Limit(l) => {
+                vec![Problem { document: "bundle".into(), field: String::new(), message: l.to_string() }]
+            }
+        }
+    }
+
+    /// The limit exceeded, when this error is [`ConfigError::Limit`].
+    pub fn limit(&self) -> Option<LimitError> {
+        match self {
+            ConfigError::Limit(l) => Some(*l),
+            _ => None,
         }
     }
 }

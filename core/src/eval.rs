@@ -92,6 +92,11 @@ impl<'a> Env<'a> {
         Env { facets, clock, ts: OnceCell::new() }
     }
 
+    /// Whether the facets are over a limit (every decision is then `INVALID_CONTEXT`).
+    pub(crate) fn invalid(&self) -> bool {
+        self.facets.limit_error().is_some()
+    }
+
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<FacetView<'_>> {
         match self.facets.get(key) {
@@ -221,13 +226,13 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
     match &c.op {
         Op::Eq(o) => eq(v, o),
         Op::Ne(o) => !eq(v, o),
-        Op::In(list) => list.iter().any(|o| eq(v, o)),
-        Op::Nin(list) => !list.iter().any(|o| eq(v, o)),
+        Op::In(list) => list.contains(v.canon, v.num, |o| eq(v, o)),
+        Op::Nin(list) => !list.contains(v.canon, v.num, |o| eq(v, o)),
         Op::Gt(n) => cmp(v, *n) == Some(Ordering::Greater),
         Op::Ge(n) => matches!(cmp(v, *n), Some(Ordering::Greater | Ordering::Equal)),
         Op::Lt(n) => cmp(v, *n) == Some(Ordering::Less),
         Op::Le(n) => matches!(cmp(v, *n), Some(Ordering::Less | Ordering::Equal)),
-        Op::Fraction { p, prefix } => hash_to_unit_interval(prefixed_hash(prefix, v.canon.as_bytes())) < *p,
+        Op::Fraction { p, prefix, .. } => hash_to_unit_interval(prefixed_hash(prefix, v.canon.as_bytes())) < *p,
         Op::Semver(op, want) => match parse_semver(v.canon) {
             None => false,
             Some(have) => {
@@ -246,7 +251,8 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
         Op::Prefix(s) => v.canon.starts_with(&**s),
         Op::Suffix(s) => v.canon.ends_with(&**s),
         Op::Contains(s) => v.canon.contains(&**s),
-        Op::Regex(r) => r.is_match(v.canon),
+        // Matching costs (program size x input length): longer values do not match.
+        Op::Regex(r) => v.canon.len() <= crate::limits::MAX_REGEX_INPUT_BYTES && r.is_match(v.canon),
     }
 }
 
@@ -462,6 +468,13 @@ pub(crate) fn resolve<'c, T: Tracer>(c: &'c Compiled, var: Option<u32>, env: &En
         t.on(|| "no document defines this variable".to_string());
         return Resolved::fallback(Reason::Error, Some(ErrorCode::FlagNotFound));
     };
+    if let Some(l) = env.facets.limit_error() {
+        t.on(|| format!("the context is invalid ({l}): the caller's default applies"));
+        return Resolved {
+            var: Some(&plan.name),
+            ..Resolved::fallback(Reason::Error, Some(ErrorCode::InvalidContext))
+        };
+    }
     Resolved { var: Some(&plan.name), ..resolve_plan(c, plan, env, t) }
 }
 

@@ -6,7 +6,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::error::FacetError;
+use crate::limits::{Limit, LimitError, MAX_FACETS, MAX_FACET_NAME_BYTES, MAX_FACET_VALUE_BYTES};
 use crate::value::{FacetValue, Num};
 
 /// Well-known facet names, shared by every binding.
@@ -174,6 +177,10 @@ pub struct Facets {
     items: Arc<Vec<Facet>>,
     /// Order-independent digest of the facets (used to fold repeated events).
     fingerprint: u64,
+    /// A limit the caller's facets went over ([`Facets::set`] cannot fail):
+    /// every decision on this set is then the caller's default with
+    /// `INVALID_CONTEXT`.
+    over: Option<LimitError>,
 }
 
 impl PartialEq for Facets {
@@ -199,7 +206,7 @@ macro_rules! str_builder {
 impl Facets {
     /// An empty set.
     pub fn new() -> Facets {
-        Facets { items: Arc::new(Vec::new()), fingerprint: 0 }
+        Facets { items: Arc::new(Vec::new()), fingerprint: 0, over: None }
     }
 
     /// An identity of the shared facets: equal for clones of one set (the
@@ -215,28 +222,66 @@ impl Facets {
 
     /// Builds a set from (name, value) pairs set in order (a later name
     /// replaces an earlier value), with one allocation for the facets: names
-    /// are compared by lookup word first, well-known names are not copied.
-    pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Facets {
+    /// are compared by lookup word first (small sets) or found through a hash
+    /// index (sets of more than 16, so that a big set costs linear time), and
+    /// well-known names are not copied. The limits of [`crate::limits`] on
+    /// facets are checked here.
+    pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Result<Facets, FacetError> {
+        const INDEX_FROM: usize = 16;
         let pairs = pairs.into_iter();
-        let mut items: Vec<Facet> = Vec::with_capacity(pairs.size_hint().0.max(4));
+        let mut items: Vec<Facet> = Vec::with_capacity(pairs.size_hint().0.clamp(4, MAX_FACETS));
+        // Name hash -> index of the first facet with that hash; a collision
+        // (two names, one hash) falls back to the scan.
+        let mut index: Option<FxHashMap<u64, usize>> = None;
+        let name_hash = |name: &str| xxhash_rust::xxh3::xxh3_64(name.as_bytes());
         for (name, value) in pairs {
+            check_facet(name, &value)?;
             let w = key_word(name);
-            match items.iter_mut().find(|f| f.word == w && *f.key == *name) {
-                Some(slot) => *slot = Facet::new(std::mem::take(&mut slot.key), value),
+            let scan = |items: &[Facet]| items.iter().position(|f| f.word == w && *f.key == *name);
+            let h = index.as_ref().map(|_| name_hash(name));
+            let found = match (&index, h) {
+                (Some(ix), Some(h)) => match ix.get(&h) {
+                    Some(&i) if *items[i].key == *name => Some(i),
+                    Some(_) => scan(&items),
+                    None => None,
+                },
+                _ => scan(&items),
+            };
+            match found {
+                Some(i) => {
+                    let slot = &mut items[i];
+                    *slot = Facet::new(std::mem::take(&mut slot.key), value);
+                }
                 None => {
+                    if items.len() >= MAX_FACETS {
+                        return Err(FacetError::Limit(LimitError::new(Limit::Facets, MAX_FACETS, items.len() + 1)));
+                    }
                     let key = names::well_known(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed);
                     items.push(Facet::new(key, value));
+                    match (&mut index, h) {
+                        (Some(ix), Some(h)) => {
+                            ix.entry(h).or_insert(items.len() - 1);
+                        }
+                        _ if items.len() > INDEX_FROM => {
+                            let mut ix = FxHashMap::default();
+                            for (i, f) in items.iter().enumerate() {
+                                ix.entry(name_hash(&f.key)).or_insert(i);
+                            }
+                            index = Some(ix);
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
-        Facets::from_built(items)
+        Ok(Facets::from_built(items))
     }
 
     /// Builds a set from facets already built, with distinct names (the batch
     /// decoder reuses the facets that repeat across a batch's sets).
     pub(crate) fn from_built(items: Vec<Facet>) -> Facets {
         let fingerprint = items.iter().fold(0u64, |acc, f| acc.wrapping_add(f.digest));
-        Facets { items: Arc::new(items), fingerprint }
+        Facets { items: Arc::new(items), fingerprint, over: None }
     }
 
     /// An order-independent 64-bit digest of the facets.
@@ -249,7 +294,33 @@ impl Facets {
         self
     }
 
+    /// A set marked as over `limit` (a binding's facets that [`Facets::from_json`]
+    /// or [`crate::host::facets_from_pairs`] refused where the call cannot
+    /// fail): every decision on it is the caller's default with
+    /// `INVALID_CONTEXT`.
+    pub fn over_limit(limit: LimitError) -> Facets {
+        Facets { over: Some(limit), ..Facets::new() }
+    }
+
+    /// The limit these facets went over, if any (see [`Facets::over_limit`]).
+    pub fn limit_error(&self) -> Option<LimitError> {
+        self.over
+    }
+
     fn insert(&mut self, key: Cow<'static, str>, value: FacetValue) {
+        // The infallible builders: a facet over a limit is not set, and the
+        // set is marked (see `over`).
+        let over = match check_facet(&key, &value) {
+            Err(FacetError::Limit(l)) => Some(l),
+            _ if self.items.len() >= MAX_FACETS && self.get(&key).is_none() => {
+                Some(LimitError::new(Limit::Facets, MAX_FACETS, self.items.len() + 1))
+            }
+            _ => None,
+        };
+        if over.is_some() {
+            self.over = self.over.or(over);
+            return;
+        }
         let f = Facet::new(key, value);
         self.fingerprint = self.fingerprint.wrapping_add(f.digest);
         let items = Arc::make_mut(&mut self.items);
@@ -353,7 +424,10 @@ impl Facets {
     /// Other arrays and objects are rejected with the offending name.
     pub fn from_json(v: &serde_json::Value) -> Result<Facets, FacetError> {
         let obj = v.as_object().ok_or(FacetError::NotAnObject)?;
-        let mut f = Facets::new();
+        if obj.len() > MAX_FACETS {
+            return Err(FacetError::Limit(LimitError::new(Limit::Facets, MAX_FACETS, obj.len())));
+        }
+        let mut pairs = Vec::with_capacity(obj.len());
         for (k, val) in obj {
             if val.is_null() {
                 continue;
@@ -365,9 +439,23 @@ impl Facets {
                 }
                 _ => FacetValue::from_json(val).ok_or_else(bad)?,
             };
-            f.insert(Cow::Owned(k.clone()), fv);
+            pairs.push((k.as_str(), fv));
         }
-        Ok(f)
+        Facets::from_pairs(pairs)
+    }
+
+    /// Sets a facet, checking the limits of [`crate::limits`] (count, name and
+    /// value size) first: the fallible form of [`Facets::set`], for names and
+    /// values from untrusted input. Every binding builds facets this way.
+    pub fn try_set(&mut self, key: impl Into<String>, value: impl Into<FacetValue>) -> Result<&mut Self, FacetError> {
+        let key = key.into();
+        let value = value.into();
+        check_facet(&key, &value)?;
+        if self.len() >= MAX_FACETS && self.get(&key).is_none() {
+            return Err(FacetError::Limit(LimitError::new(Limit::Facets, MAX_FACETS, self.len() + 1)));
+        }
+        self.insert(Cow::Owned(key), value);
+        Ok(self)
     }
 
     /// Parses facets from JSON text (see [`Facets::from_json`]).
@@ -392,6 +480,19 @@ impl Facets {
         }
         serde_json::Value::Object(m)
     }
+}
+
+/// Checks one facet against the name and value size limits.
+fn check_facet(name: &str, value: &FacetValue) -> Result<(), FacetError> {
+    if name.len() > MAX_FACET_NAME_BYTES {
+        return Err(FacetError::Limit(LimitError::new(Limit::FacetNameBytes, MAX_FACET_NAME_BYTES, name.len())));
+    }
+    if let FacetValue::Str(v) = value {
+        if v.len() > MAX_FACET_VALUE_BYTES {
+            return Err(FacetError::Limit(LimitError::new(Limit::FacetValueBytes, MAX_FACET_VALUE_BYTES, v.len())));
+        }
+    }
+    Ok(())
 }
 
 /// The key of the exact-integer form `{"$int64": "<decimal>"}` in JSON facets.

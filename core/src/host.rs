@@ -57,6 +57,8 @@ pub struct HostOptions {
     pub sdk_version: Option<String>,
     /// Platform written in batch headers (e.g. `wasm`, `android`, `jvm`, `go`).
     pub platform: Option<String>,
+    /// The largest config accepted, in bytes (default 16 MiB).
+    pub max_config_bytes: Option<u64>,
     /// Pin the clock at this unix time in ms (tests, conformance runs); it can
     /// then be moved with [`FixedClock::set`]. Absent: the system clock.
     pub fixed_time_ms: Option<i64>,
@@ -147,6 +149,7 @@ impl HostOptions {
             },
             clock,
             tracking,
+            max_config_bytes: limit("maxConfigBytes", self.max_config_bytes, crate::limits::DEFAULT_MAX_CONFIG_BYTES)?,
         };
         Ok(BuiltOptions { options, fixed_clock })
     }
@@ -183,23 +186,28 @@ pub fn batch_to_json(batch: &DecodedBatch) -> Value {
 /// without events, one `{"kind": "batch", ...header}` line, so that a batch
 /// that only carries loss counters is never hidden.
 pub fn batch_event_lines(batch: &DecodedBatch) -> Vec<Value> {
+    let mut out = Vec::with_capacity(batch.events.len().max(1));
+    for_each_event_line(batch, |line| out.push(line));
+    out
+}
+
+/// [`batch_event_lines`] one line at a time, so that a consumer writing them
+/// out holds one line, not the whole batch's, in memory.
+pub fn for_each_event_line(batch: &DecodedBatch, mut f: impl FnMut(Value)) {
     let header = serde_json::to_value(&batch.header).unwrap_or(Value::Null);
     if batch.events.is_empty() {
         let mut line = header;
         line["kind"] = "batch".into();
-        return vec![line];
+        f(line);
+        return;
     }
-    batch
-        .events
-        .iter()
-        .map(|e| {
-            let mut line = header.clone();
-            if let (Some(l), Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
-                l.extend(ev);
-            }
-            line
-        })
-        .collect()
+    for e in &batch.events {
+        let mut line = header.clone();
+        if let (Some(l), Value::Object(ev)) = (line.as_object_mut(), e.to_json()) {
+            l.extend(ev);
+        }
+        f(line);
+    }
 }
 
 /// Decodes wire bytes into the JSON text of [`batch_to_json`]. A corrupted
@@ -213,7 +221,12 @@ pub fn decode_batch_json(bytes: &[u8]) -> Result<String, HostError> {
 /// calling [`Facets::set`] for each pair in order (a repeated name keeps its
 /// first position and takes the last value), but well-known names are not
 /// copied and the fingerprint is computed once instead of once per facet.
-pub fn facets_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, FacetValue)>) -> Facets {
+///
+/// The limits of [`crate::limits`] on facets (count, name and value size) are
+/// checked: every binding builds its facets here or through [`Facets::from_json`].
+pub fn facets_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, FacetValue)>,
+) -> Result<Facets, crate::FacetError> {
     Facets::from_pairs(pairs)
 }
 
@@ -257,13 +270,13 @@ mod tests {
         for (k, v) in pairs.clone() {
             expected.set(k, v);
         }
-        let got = facets_from_pairs(pairs);
+        let got = facets_from_pairs(pairs).unwrap();
         assert_eq!(got, expected);
         assert_eq!(got.fingerprint(), expected.fingerprint());
         let order: Vec<&str> = got.iter().map(|f| f.key()).collect();
         assert_eq!(order, ["city", "custom", "pax"]);
         assert_eq!(got.get("city").map(|f| f.canonical()), Some("6.5"));
-        assert!(facets_from_pairs([]).is_empty());
+        assert!(facets_from_pairs([]).unwrap().is_empty());
     }
 
     #[test]

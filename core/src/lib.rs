@@ -33,6 +33,7 @@ mod eval;
 pub mod facets;
 mod hash;
 pub mod host;
+pub mod limits;
 mod model;
 pub mod tracking;
 mod value;
@@ -44,6 +45,7 @@ pub use decision::{Decision, ErrorCode, Reason, Source, ValueType};
 pub use error::{ConfigError, Error, FacetError, HostError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
+pub use limits::{Limit, LimitError};
 pub use tracking::{
     decode_batch, encode_batch, Batch, BatchHeader, DecisionEvents, DecodeError, DecodedBatch, Event, EventData,
     TrackingOptions, TrackingStats,

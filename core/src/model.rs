@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 pub(crate) use crate::facets::FacetKey;
 
-use rustc_hash::FxBuildHasher;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use crate::value::Num;
 
@@ -33,8 +33,8 @@ pub(crate) enum SemverOp {
 pub(crate) enum Op {
     Eq(Operand),
     Ne(Operand),
-    In(Vec<Operand>),
-    Nin(Vec<Operand>),
+    In(Arc<InList>),
+    Nin(Arc<InList>),
     /// `None`: the value is not numeric, so the constraint is always false.
     Gt(Option<Num>),
     Ge(Option<Num>),
@@ -44,12 +44,82 @@ pub(crate) enum Op {
         p: f64,
         /// `utf8(salt) ++ 0x00` ([`crate::hash::salt_prefix`]).
         prefix: Box<[u8]>,
+        /// The salt was written in the constraint (otherwise it is the
+        /// document's default, set when a segment's constraint is expanded).
+        explicit_salt: bool,
     },
     Semver(SemverOp, semver::Version),
     Prefix(Box<str>),
     Suffix(Box<str>),
     Contains(Box<str>),
-    Regex(regex_lite::Regex),
+    /// Shared by every expansion of a segment that holds it.
+    Regex(Arc<regex_lite::Regex>),
+}
+
+/// The operands of `in` / `nin`. Lists longer than [`InList::INDEX_FROM`]
+/// are also indexed, so a lookup costs the same for any length.
+#[derive(Debug)]
+pub(crate) struct InList {
+    items: Vec<Operand>,
+    index: Option<InIndex>,
+}
+
+/// Hash sets of an [`InList`]'s operands by kind: a facet value matches an
+/// operand exactly when the linear scan `eq(v, o)` would (spec rule 3:
+/// numeric equality when both sides are numeric, canonical strings otherwise).
+#[derive(Debug, Default)]
+struct InIndex {
+    /// Canonical strings of the non-numeric operands.
+    strings: FxHashSet<Box<str>>,
+    ints: FxHashSet<i64>,
+    /// Bits of the non-integral (or out of `i64` range) numeric operands.
+    floats: FxHashSet<u64>,
+}
+
+impl InList {
+    /// Lists of more operands than this are indexed.
+    pub(crate) const INDEX_FROM: usize = 16;
+
+    pub(crate) fn new(items: Vec<Operand>) -> InList {
+        let index = (items.len() > Self::INDEX_FROM).then(|| {
+            let mut ix = InIndex::default();
+            for o in &items {
+                match o.num {
+                    None => {
+                        ix.strings.insert(o.canon.clone());
+                    }
+                    Some(Num::Int(i)) => {
+                        ix.ints.insert(i);
+                    }
+                    Some(Num::Float(f)) => {
+                        ix.floats.insert(f.to_bits());
+                    }
+                }
+            }
+            ix
+        });
+        InList { items, index }
+    }
+
+    /// Whether `canon` / `num` (a facet's canonical string and number) equals an operand.
+    #[inline]
+    pub(crate) fn contains(&self, canon: &str, num: Option<Num>, eq: impl Fn(&Operand) -> bool) -> bool {
+        let Some(ix) = &self.index else {
+            return self.items.iter().any(eq);
+        };
+        match num {
+            // A non-numeric value can only equal a non-numeric operand's text
+            // (equal texts parse to the same number or to none).
+            None => ix.strings.contains(canon),
+            Some(Num::Int(i)) => {
+                ix.ints.contains(&i) || (!ix.floats.is_empty() && ix.floats.contains(&(i as f64).to_bits()))
+            }
+            // `Num` holds integral values as `Int` below 2^63 in magnitude: a
+            // `Float` equals an `Int` operand only at the edges of the range,
+            // which the scan settles.
+            Some(Num::Float(f)) => ix.floats.contains(&f.to_bits()) || (f.abs() >= 9.2e18 && self.items.iter().any(eq)),
+        }
+    }
 }
 
 /// A compiled constraint; `text` is a human-readable form for `--explain`.
@@ -59,6 +129,18 @@ pub(crate) struct Constraint {
     pub op: Op,
     /// Shared between equal constraints of one config.
     pub text: Arc<str>,
+}
+
+impl Constraint {
+    /// A copy for a document whose default salt is `salt` (a segment's
+    /// constraint expanded into a rule): only a `/` without its own salt changes.
+    pub(crate) fn with_default_salt(&self, salt: &str) -> Constraint {
+        let mut c = self.clone();
+        if let Op::Fraction { prefix, explicit_salt: false, .. } = &mut c.op {
+            *prefix = crate::hash::salt_prefix(salt);
+        }
+        c
+    }
 }
 
 /// A variable value with its typed views computed once.

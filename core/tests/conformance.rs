@@ -124,6 +124,7 @@ fn every_batch_vector_passes() {
                 turnout_core::DecodeError::Version(_) => "version",
                 turnout_core::DecodeError::Checksum => "checksum",
                 turnout_core::DecodeError::Malformed { .. } => "malformed",
+                turnout_core::DecodeError::Limit(_) => "limit",
             };
             assert_eq!(kind, case["error"], "{name}");
             total += 1;

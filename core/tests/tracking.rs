@@ -507,7 +507,11 @@ fn sealed(body: &[u8]) -> Vec<u8> {
 
 fn expect_limit(b: &[u8]) {
     match decode_batch(b) {
-        Err(DecodeError::Malformed { what, .. }) => assert!(what.contains("limit"), "{what}"),
+        Err(DecodeError::Limit(l)) => {
+            assert_eq!(l.limit, turnout_core::Limit::DecodeExpansion);
+            assert!(l.found > l.max, "{l}");
+            assert_eq!(l.max, b.len() as u64 * 128 + 65_536);
+        }
         other => panic!("expected a limit error, got {other:?}"),
     }
 }

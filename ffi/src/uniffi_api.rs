@@ -51,6 +51,12 @@ pub enum TurnoutError {
         /// What was wrong.
         message: String,
     },
+    /// A limit of docs/spec.md section 16 was exceeded (config size or depth,
+    /// a facet count or size, a batch's decoded size); the message names it.
+    Limit {
+        /// What was exceeded.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for TurnoutError {
@@ -61,6 +67,7 @@ impl std::fmt::Display for TurnoutError {
             TurnoutError::Options { message } => ("options", message),
             TurnoutError::Batch { message } => ("batch", message),
             TurnoutError::State { message } => ("state", message),
+            TurnoutError::Limit { message } => ("limit", message),
         };
         write!(f, "{kind}: {message}")
     }
@@ -70,13 +77,19 @@ impl std::error::Error for TurnoutError {}
 
 impl From<core::ConfigError> for TurnoutError {
     fn from(e: core::ConfigError) -> Self {
-        TurnoutError::Config { message: e.to_string() }
+        match e {
+            core::ConfigError::Limit(_) => TurnoutError::Limit { message: e.to_string() },
+            _ => TurnoutError::Config { message: e.to_string() },
+        }
     }
 }
 
 impl From<core::FacetError> for TurnoutError {
     fn from(e: core::FacetError) -> Self {
-        TurnoutError::Facets { message: e.to_string() }
+        match e {
+            core::FacetError::Limit(_) => TurnoutError::Limit { message: e.to_string() },
+            _ => TurnoutError::Facets { message: e.to_string() },
+        }
     }
 }
 
@@ -84,6 +97,7 @@ impl From<core::HostError> for TurnoutError {
     fn from(e: core::HostError) -> Self {
         match e {
             core::HostError::Options(m) => TurnoutError::Options { message: m },
+            core::HostError::Decode(core::DecodeError::Limit(_)) => TurnoutError::Limit { message: e.to_string() },
             other => TurnoutError::Batch { message: other.to_string() },
         }
     }
@@ -115,18 +129,24 @@ pub enum FacetValue {
     },
 }
 
+/// The facets of a map; a map over a facet limit gives a set marked as such
+/// (decisions on it are the default with `INVALID_CONTEXT`, as on every platform).
 fn to_facets(map: HashMap<String, FacetValue>) -> core::Facets {
-    let mut f = core::Facets::new();
-    for (k, v) in map {
+    let pairs = map.iter().map(|(k, v)| {
         let v = match v {
-            FacetValue::Str { value } => core::FacetValue::Str(value),
-            FacetValue::Int { value } => core::FacetValue::Int(value),
-            FacetValue::Float { value } => core::FacetValue::from(value),
-            FacetValue::Bool { value } => core::FacetValue::Bool(value),
+            FacetValue::Str { value } => core::FacetValue::Str(value.clone()),
+            FacetValue::Int { value } => core::FacetValue::Int(*value),
+            FacetValue::Float { value } => core::FacetValue::from(*value),
+            FacetValue::Bool { value } => core::FacetValue::Bool(*value),
         };
-        f.set(k, v);
+        (k.as_str(), v)
+    });
+    match core::host::facets_from_pairs(pairs) {
+        Ok(f) => f,
+        Err(core::FacetError::Limit(l)) => core::Facets::over_limit(l),
+        // Typed values: no other facet error can occur.
+        Err(_) => core::Facets::new(),
     }
-    f
 }
 
 /// One decision, as every binding reports it (the JSON line of `turnout eval`).

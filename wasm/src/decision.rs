@@ -48,6 +48,7 @@ pub(crate) fn code(d: &Decision) -> u32 {
         Some(ErrorCode::FlagNotFound) => 1,
         Some(ErrorCode::TypeMismatch) => 2,
         Some(ErrorCode::ParseError) => 3,
+        Some(ErrorCode::InvalidContext) => 4,
     };
     let kind = match &d.value {
         None => KIND_NONE,

@@ -43,15 +43,21 @@ impl WasmError {
     }
 }
 
+/// The code of every error that is a limit of docs/spec.md section 16 (config,
+/// facets or batch): one kind on every platform.
+const LIMIT: &str = "LIMIT_EXCEEDED";
+
 impl From<ConfigError> for WasmError {
     fn from(e: ConfigError) -> Self {
-        WasmError { code: "INVALID_CONFIG", message: e.to_string(), problems: e.problems() }
+        let code = if e.limit().is_some() { LIMIT } else { "INVALID_CONFIG" };
+        WasmError { code, message: e.to_string(), problems: e.problems() }
     }
 }
 
 impl From<FacetError> for WasmError {
     fn from(e: FacetError) -> Self {
-        WasmError { code: "INVALID_FACETS", message: e.to_string(), problems: Vec::new() }
+        let code = if matches!(e, FacetError::Limit(_)) { LIMIT } else { "INVALID_FACETS" };
+        WasmError { code, message: e.to_string(), problems: Vec::new() }
     }
 }
 
@@ -62,6 +68,7 @@ impl From<DecodeError> for WasmError {
             DecodeError::Version(_) => "BATCH_VERSION",
             DecodeError::Checksum => "BATCH_CHECKSUM",
             DecodeError::Malformed { .. } => "BATCH_MALFORMED",
+            DecodeError::Limit(_) => LIMIT,
         };
         WasmError { code, message: e.to_string(), problems: Vec::new() }
     }

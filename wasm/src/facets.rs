@@ -101,7 +101,13 @@ pub(crate) fn take() -> Facets {
             let facets = facets_from_pairs(
                 pairs.drain(..).filter_map(|(id, v)| keys.get(id as usize).map(|name| (name.as_str(), v))),
             );
-            facets
+            // Over a facet limit: a set marked as such (decisions give the
+            // default with INVALID_CONTEXT, as on every platform).
+            match facets {
+                Ok(f) => f,
+                Err(turnout_core::FacetError::Limit(l)) => Facets::over_limit(l),
+                Err(_) => Facets::new(),
+            }
         })
     })
 }

@@ -36,11 +36,12 @@ use crate::value::FacetValue;
 pub const MAGIC: &[u8; 4] = b"TRNB";
 /// The wire format version this engine writes and reads.
 pub const WIRE_VERSION: u8 = 1;
-/// Decoded facet data may take at most this many times the batch's size.
-/// (A real set of many small integer facets takes about one input byte per
-/// facet and `size_of::<Facet>()`, 104 bytes on 64-bit targets, decoded: the bound leaves
-/// room for that.)
-const DECODE_EXPANSION: usize = 128;
+/// Output bytes charged per decoded event besides its strings and facets: the
+/// fixed keys of its JSON line (`kind`, `time`, `count`, `source`, ..., and the
+/// header's keys that `batch_event_lines` repeats on every line).
+const EVENT_COST: usize = 192;
+/// Output bytes charged per facet of an event besides its name and value (quotes, separators).
+const FACET_OUT_COST: usize = 8;
 
 /// The batch header.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -93,6 +94,10 @@ pub enum DecodeError {
         /// What was wrong.
         what: &'static str,
     },
+    /// The batch would decode to more than [`crate::limits::DECODE_EXPANSION`]
+    /// times its size (counting every copy a consumer's output makes).
+    #[error("batch rejected: {0}")]
+    Limit(crate::limits::LimitError),
 }
 
 // ---- varints ----------------------------------------------------------------
@@ -740,17 +745,30 @@ impl Table<'_> {
 }
 
 /// What decoded data may still take, in bytes: a fixed multiple of the input.
-struct Budget(usize);
+struct Budget {
+    left: usize,
+    total: usize,
+}
 
 impl Budget {
+    fn new(input: usize) -> Budget {
+        use crate::limits::{DECODE_ALLOWANCE, DECODE_EXPANSION};
+        let total = input.saturating_mul(DECODE_EXPANSION).saturating_add(DECODE_ALLOWANCE);
+        Budget { left: total, total }
+    }
+
     #[inline]
-    fn take(&mut self, r: &Reader<'_>, cost: usize) -> Result<(), DecodeError> {
-        match self.0.checked_sub(cost) {
+    fn take(&mut self, _r: &Reader<'_>, cost: usize) -> Result<(), DecodeError> {
+        match self.left.checked_sub(cost) {
             Some(left) => {
-                self.0 = left;
+                self.left = left;
                 Ok(())
             }
-            None => r.err("decoded data expands beyond the decoder's limit"),
+            None => Err(DecodeError::Limit(crate::limits::LimitError::new(
+                crate::limits::Limit::DecodeExpansion,
+                self.total,
+                self.total - self.left + cost,
+            ))),
         }
     }
 }
@@ -807,6 +825,8 @@ struct DecodedSet {
     svc: usize,
     service: Arc<str>,
     facets: Facets,
+    /// What one copy of the set costs in a consumer's output (charged per event).
+    out_cost: usize,
 }
 
 /// Decoded memory charged per facet besides its strings.
@@ -831,7 +851,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     // Facet sets are shared by their events, but a set's facets, its string
     // values and rebuilt track names are copies: cap them at a fixed multiple
     // of the input so hostile batches cannot amplify memory.
-    let mut budget = Budget(bytes.len().saturating_mul(DECODE_EXPANSION).saturating_add(64 * 1024));
+    let mut budget = Budget::new(bytes.len());
 
     // Strings.
     let n = r.count(1)?;
@@ -933,7 +953,9 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
             items.push(facet);
         }
         let service = table.arc(svc);
-        sets.push(DecodedSet { svc, service, facets: Facets::from_built(items) });
+        let out_cost =
+            items.iter().map(|f| f.key().len() + f.canonical().len() + FACET_OUT_COST).sum::<usize>() + service.len();
+        sets.push(DecodedSet { svc, service, facets: Facets::from_built(items), out_cost });
     }
 
     // Header.
@@ -950,6 +972,9 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
     let dropped = r.varint()?;
     let fold_overflow = r.varint()?;
     let header = BatchHeader { client_id, seq, created_at_ms, sdk, sdk_version, platform, dropped, fold_overflow };
+    // Every event's output line repeats the header's strings.
+    let line_cost =
+        EVENT_COST + header.client_id.len() + header.sdk.len() + header.sdk_version.len() + header.platform.len();
 
     // Events.
     let n = r.count(5)?;
@@ -973,15 +998,24 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DecodedBatch, DecodeError> {
             1
         };
         let (svc, service, facets) = match usize::try_from(r.varint()?).ok().and_then(|i| sets.get(i)) {
-            Some(s) => (s.svc, Arc::clone(&s.service), s.facets.clone()),
+            Some(s) => {
+                // The set is shared in memory, but every consumer's output copies it.
+                budget.take(&r, line_cost + s.out_cost)?;
+                (s.svc, Arc::clone(&s.service), s.facets.clone())
+            }
             None => return r.err("facet set index out of range"),
         };
         let name = r.index(strings, "name index out of range")?;
+        budget.take(&r, table.lits[name].len())?;
         let (name, data) = match flags & 3 {
             0 => {
-                let value = table.arc(r.index(strings, "value index out of range")?);
+                let value = r.index(strings, "value index out of range")?;
+                budget.take(&r, table.lits[value].len())?;
+                let value = table.arc(value);
                 let experiment = if flags & F_EXPERIMENT != 0 {
-                    Some(table.arc(r.index(strings, "experiment index out of range")?))
+                    let e = r.index(strings, "experiment index out of range")?;
+                    budget.take(&r, table.lits[e].len())?;
+                    Some(table.arc(e))
                 } else {
                     None
                 };

@@ -38,6 +38,9 @@ pub enum TurnoutStatus {
     NoFixedClock = 11,
     /// The library panicked; the call had no effect that can be relied on. Please report it.
     Panic = 12,
+    /// A limit of docs/spec.md section 16 was exceeded (config size or depth, a
+    /// facet count or size, a batch's decoded size); the message names it.
+    Limit = 13,
 }
 
 /// Details of a failed call: a status and a message. Read with
@@ -80,13 +83,17 @@ impl Fail {
 
 impl From<ConfigError> for Fail {
     fn from(e: ConfigError) -> Fail {
-        Fail::new(TurnoutStatus::Config, e.to_string())
+        let status = if e.limit().is_some() { TurnoutStatus::Limit } else { TurnoutStatus::Config };
+        Fail::new(status, e.to_string())
     }
 }
 
 impl From<FacetError> for Fail {
     fn from(e: FacetError) -> Fail {
-        Fail::facets(e.to_string())
+        match e {
+            FacetError::Limit(_) => Fail::new(TurnoutStatus::Limit, e.to_string()),
+            _ => Fail::facets(e.to_string()),
+        }
     }
 }
 
@@ -99,6 +106,7 @@ impl From<HostError> for Fail {
             HostError::Decode(DecodeError::Version(_)) => TurnoutStatus::BatchVersion,
             HostError::Decode(DecodeError::Checksum) => TurnoutStatus::BatchChecksum,
             HostError::Decode(DecodeError::Malformed { .. }) => TurnoutStatus::BatchMalformed,
+            HostError::Decode(DecodeError::Limit(_)) => TurnoutStatus::Limit,
         };
         Fail::new(status, e.to_string())
     }

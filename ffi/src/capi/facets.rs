@@ -138,7 +138,7 @@ fn decode_binary(bytes: &[u8]) -> Result<Facets, Fail> {
     match (failed, saw_json) {
         (Some(e), _) => Err(e),
         (None, true) => decode_with_json(bytes),
-        (None, false) => Ok(facets),
+        (None, false) => Ok(facets?),
     }
 }
 
@@ -175,7 +175,7 @@ fn decode_with_json(bytes: &[u8]) -> Result<Facets, Fail> {
         }
     }
     // One pass: well-known names not copied, the fingerprint computed once.
-    Ok(turnout_core::host::facets_from_pairs(pairs))
+    Ok(turnout_core::host::facets_from_pairs(pairs)?)
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ export class TurnoutError extends Error {
 
 export type Source = 'experiment' | 'rollout' | 'default' | 'fallback';
 export type Reason = 'TARGETING_MATCH' | 'SPLIT' | 'DEFAULT' | 'DISABLED' | 'ERROR';
-export type ErrorCode = 'FLAG_NOT_FOUND' | 'TYPE_MISMATCH' | 'PARSE_ERROR';
+export type ErrorCode = 'FLAG_NOT_FOUND' | 'TYPE_MISMATCH' | 'PARSE_ERROR' | 'INVALID_CONTEXT';
 
 /** A decision: the value and how it was reached. */
 export class Decision {

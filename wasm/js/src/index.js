@@ -126,7 +126,7 @@ function loadFacets(facets) {
 
 const SOURCES = ['experiment', 'rollout', 'default', 'fallback'];
 const REASONS = ['TARGETING_MATCH', 'SPLIT', 'DEFAULT', 'DISABLED', 'ERROR'];
-const ERROR_CODES = [null, 'FLAG_NOT_FOUND', 'TYPE_MISMATCH', 'PARSE_ERROR'];
+const ERROR_CODES = [null, 'FLAG_NOT_FOUND', 'TYPE_MISMATCH', 'PARSE_ERROR', 'INVALID_CONTEXT'];
 
 /** Reads `{"$int64": "..."}` back as a BigInt. */
 function reviveInt64(_key, v) {
@@ -172,7 +172,7 @@ export class Decision {
     this.rule = rule;
     /** The index of the assigned experiment choice, or `null`. */
     this.choice = choice;
-    /** `FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `PARSE_ERROR` or `null`. */
+    /** `FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `PARSE_ERROR`, `INVALID_CONTEXT` or `null`. */
     this.errorCode = errorCode;
     /** The matched rule's `string` label, or `null`. */
     this.label = label;
