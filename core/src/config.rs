@@ -1106,8 +1106,8 @@ fn constraints(
     segments: &Segments<'_>,
     strings: &mut Strings,
     sink: &mut Sink<'_>,
-) -> Vec<Constraint> {
-    let mut out = Vec::new();
+) -> Constraints {
+    let mut out = Constraints::default();
     match refs {
         None => {}
         Some(names) if names.is_null() => {}
@@ -1122,12 +1122,13 @@ fn constraints(
                     };
                     match segments.get(name) {
                         Some(Ok(seg)) => {
-                            // Compiled once; every reference shares its payloads
-                            // and counts against the expansion budget.
+                            // Compiled once and shared; every reference still
+                            // counts its constraints against the budget (they
+                            // are evaluated at each reference).
                             if !strings.expand(seg.constraints.len()) {
                                 return out;
                             }
-                            out.extend(seg.constraints.iter().map(|c| c.with_default_salt(default_salt)));
+                            out.shared.push(Arc::clone(&seg.constraints));
                             for (f, m) in &seg.warnings {
                                 sink.warn(f.as_str(), m.clone());
                             }
@@ -1151,10 +1152,10 @@ fn constraints(
                 if !strings.expand(elems.len()) {
                     return out;
                 }
-                out.reserve_exact(elems.len());
+                out.own.reserve_exact(elems.len());
                 for (i, c) in elems.enumerate() {
                     if let Some(c) = constraint(c, &cpath.index(i), default_salt, strings, sink) {
-                        out.push(c);
+                        out.own.push(c);
                     }
                 }
             }
@@ -1166,7 +1167,7 @@ fn constraints(
 
 /// A valid segment, compiled once (with the placeholder salt `""`).
 struct Segment {
-    constraints: Vec<Constraint>,
+    constraints: Arc<[Constraint]>,
     /// (field, message) of the warnings its constraints give, repeated in
     /// every document that references it.
     warnings: Vec<(String, String)>,
@@ -1210,7 +1211,7 @@ fn compile_segments<'t>(raw: Option<J<'t, '_>>, strings: &mut Strings, problems:
         let ok = sink.problems.is_empty() && list.is_some();
         problems.append(&mut sink.problems);
         let warnings = sink.warnings.into_iter().map(|w| (w.field, w.message)).collect();
-        out.insert(name, if ok { Ok(Segment { constraints, warnings }) } else { Err(()) });
+        out.insert(name, if ok { Ok(Segment { constraints: constraints.into(), warnings }) } else { Err(()) });
     }
     out
 }
@@ -1330,7 +1331,8 @@ fn compile_rollout(
     if !sink.problems.is_empty() {
         return None;
     }
-    Some(Rollout { variable, rules, default, enabled, fingerprint: fingerprint(v) })
+    let salt = crate::hash::salt_prefix(&variable);
+    Some(Rollout { variable, rules, default, enabled, fingerprint: fingerprint(v), salt })
 }
 
 fn compile_variable(
@@ -1593,6 +1595,7 @@ fn compile_experiment(
         return None;
     }
     Some(Experiment {
+        salt: crate::hash::salt_prefix(&name),
         name,
         domain,
         state: state.into(),
@@ -1683,6 +1686,7 @@ pub(crate) fn compile(
                     (Some(k), _) if killed => {
                         compiled_docs += 1;
                         rollouts.push(Arc::new(Rollout {
+                            salt: crate::hash::salt_prefix(k),
                             variable: k.into(),
                             rules: Vec::new(),
                             default: None,

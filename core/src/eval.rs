@@ -219,7 +219,7 @@ fn cmp(v: FacetView<'_>, n: Option<Num>) -> Option<Ordering> {
 
 /// Whether a constraint holds (spec rule 3). An absent facet makes it false.
 #[inline]
-pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
+pub(crate) fn holds(c: &Constraint, salt: &[u8], env: &Env<'_>) -> bool {
     let Some(v) = env.get_key(&c.target) else {
         return false;
     };
@@ -232,7 +232,10 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
         Op::Ge(n) => matches!(cmp(v, *n), Some(Ordering::Greater | Ordering::Equal)),
         Op::Lt(n) => cmp(v, *n) == Some(Ordering::Less),
         Op::Le(n) => matches!(cmp(v, *n), Some(Ordering::Less | Ordering::Equal)),
-        Op::Fraction { p, prefix, .. } => hash_to_unit_interval(prefixed_hash(prefix, v.canon.as_bytes())) < *p,
+        Op::Fraction { p, prefix, explicit_salt } => {
+            let prefix = if *explicit_salt { prefix } else { salt };
+            hash_to_unit_interval(prefixed_hash(prefix, v.canon.as_bytes())) < *p
+        }
         Op::Semver(op, want) => match parse_semver(v.canon) {
             None => false,
             Some(have) => {
@@ -256,17 +259,28 @@ pub(crate) fn holds(c: &Constraint, env: &Env<'_>) -> bool {
     }
 }
 
-fn all_hold<T: Tracer>(cs: &[Constraint], env: &Env<'_>, t: &mut T, what: &dyn Fn() -> String) -> bool {
-    for (i, c) in cs.iter().enumerate() {
-        if !holds(c, env) {
-            t.on(|| {
-                let have = match env.get(&c.target) {
-                    Some(v) => format!("{} is {:?}", c.target, v.canon),
-                    None => format!("{} is absent", c.target),
-                };
-                format!("{}: constraint {i} `{}` does not hold ({have})", what(), c.text)
-            });
-            return false;
+/// Whether every constraint holds; `salt` is the document's default salt prefix.
+fn all_hold<T: Tracer>(
+    cs: &Constraints,
+    salt: &[u8],
+    env: &Env<'_>,
+    t: &mut T,
+    what: &dyn Fn() -> String,
+) -> bool {
+    let mut i = 0usize;
+    for group in cs.groups() {
+        for c in group {
+            if !holds(c, salt, env) {
+                t.on(|| {
+                    let have = match env.get(&c.target) {
+                        Some(v) => format!("{} is {:?}", c.target, v.canon),
+                        None => format!("{} is absent", c.target),
+                    };
+                    format!("{}: constraint {i} `{}` does not hold ({have})", what(), c.text)
+                });
+                return false;
+            }
+            i += 1;
         }
     }
     true
@@ -387,7 +401,7 @@ pub(crate) fn experiment_applies<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &m
         t.on(|| format!("experiment `{}`: state is {:?}, not \"RUNNING\"", e.name, e.state));
         return false;
     }
-    all_hold(&e.constraints, env, t, &|| format!("experiment `{}`", e.name)) && in_slot(e, env, t)
+    all_hold(&e.constraints, &e.salt, env, t, &|| format!("experiment `{}`", e.name)) && in_slot(e, env, t)
 }
 
 fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, t: &mut T) -> Option<Resolved<'c>> {
@@ -425,7 +439,7 @@ fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, 
 
 fn rollout_decides<'c, T: Tracer>(r: &'c Rollout, env: &Env<'_>, t: &mut T) -> Resolved<'c> {
     for (i, rule) in r.rules.iter().enumerate() {
-        if all_hold(&rule.constraints, env, t, &|| format!("rule {i}")) {
+        if all_hold(&rule.constraints, &r.salt, env, t, &|| format!("rule {i}")) {
             t.on(|| format!("rule {i}: all {} constraints hold", rule.constraints.len()));
             return Resolved {
                 var: None,

@@ -44,8 +44,9 @@ pub(crate) enum Op {
         p: f64,
         /// `utf8(salt) ++ 0x00` ([`crate::hash::salt_prefix`]).
         prefix: Box<[u8]>,
-        /// The salt was written in the constraint (otherwise it is the
-        /// document's default, set when a segment's constraint is expanded).
+        /// The salt was written in the constraint. Otherwise the salt is the
+        /// default of the document evaluating it (a segment's constraint is
+        /// shared by documents with different defaults), and `prefix` is unused.
         explicit_salt: bool,
     },
     Semver(SemverOp, semver::Version),
@@ -131,15 +132,24 @@ pub(crate) struct Constraint {
     pub text: Arc<str>,
 }
 
-impl Constraint {
-    /// A copy for a document whose default salt is `salt` (a segment's
-    /// constraint expanded into a rule): only a `/` without its own salt changes.
-    pub(crate) fn with_default_salt(&self, salt: &str) -> Constraint {
-        let mut c = self.clone();
-        if let Op::Fraction { prefix, explicit_salt: false, .. } = &mut c.op {
-            *prefix = crate::hash::salt_prefix(salt);
-        }
-        c
+/// The constraints of a rule or an experiment: its segments' constraints (in
+/// reference order), then its own. A segment is compiled once and every
+/// reference shares it, so that references cost a pointer, not a copy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Constraints {
+    pub shared: Vec<Arc<[Constraint]>>,
+    pub own: Vec<Constraint>,
+}
+
+impl Constraints {
+    /// The groups in evaluation order: each shared segment, then the own constraints.
+    #[inline]
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &[Constraint]> {
+        self.shared.iter().map(|g| &**g).chain(std::iter::once(&*self.own))
+    }
+    /// How many constraints are evaluated (references expanded).
+    pub(crate) fn len(&self) -> usize {
+        self.shared.iter().map(|g| g.len()).sum::<usize>() + self.own.len()
     }
 }
 
@@ -202,7 +212,7 @@ pub(crate) fn json_int(v: &serde_json::Value) -> Option<i64> {
 pub(crate) struct Rule {
     pub value: CValue,
     pub label: Option<Box<str>>,
-    pub constraints: Vec<Constraint>,
+    pub constraints: Constraints,
 }
 
 /// A compiled rollout document.
@@ -214,6 +224,8 @@ pub(crate) struct Rollout {
     pub default: Option<CValue>,
     pub enabled: bool,
     pub fingerprint: u64,
+    /// `utf8(variable) ++ 0x00`: the default salt of its `/` constraints.
+    pub salt: Box<[u8]>,
 }
 
 /// Assignment strategy of an experiment variable.
@@ -263,7 +275,9 @@ pub(crate) struct Experiment {
     pub domain: Option<Box<str>>,
     pub state: Box<str>,
     pub variables: Vec<ExpVariable>,
-    pub constraints: Vec<Constraint>,
+    pub constraints: Constraints,
+    /// `utf8(name) ++ 0x00`: the default salt of its `/` constraints.
+    pub salt: Box<[u8]>,
     pub slotting: Option<Slotting>,
     pub fingerprint: u64,
 }
