@@ -317,6 +317,8 @@ fn a_hundred_thousand_tiny_batches_take_linear_time_while_stats_answer() {
     let stats = server.stats();
     assert_eq!(stats["batches"], 110_001);
     assert_eq!(stats["duplicates"], 100_000);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Lines per (client, seq) in the output file; every line must be JSON (no torn line).
@@ -431,4 +433,6 @@ fn kill_9_during_large_appends_never_loses_an_acknowledged_batch_nor_leaves_a_to
         );
     }
     assert!(mid_append_kills >= 1, "no kill landed in the middle of an append");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
