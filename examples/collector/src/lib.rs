@@ -6,9 +6,9 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /events` (`application/octet-stream`: one batch, or a batch stream as written by `turnout eval --events`) | `200` with `{"batches": [{"clientId", "seq", "events", "duplicate"}]}`; `400` with `{"error": "..."}` for a corrupted or foreign body (nothing of it is written); `413` over the size limit; `415` for another content type |
+//! | `POST /events` (`application/octet-stream`: one batch, or a batch stream as written by `turnout eval --events`) | `200` with `{"batches": [{"clientId", "seq", "events", "duplicate"}]}` once the new batches are on disk; `400` with `{"error": "..."}` for a corrupted or foreign body (nothing of it is written); `413` over the size limit; `415` for another content type; `408` for a body slower than the body timeout |
 //! | `GET /config` (with `--config FILE`) | `200` with the file and a strong `ETag`; `304` when `If-None-Match` names the current one |
-//! | `GET /stats` | `200` with counters (`batches`, `duplicates`, `rejected`, `events`, ...) |
+//! | `GET /stats` | `200` with counters (`batches`, `duplicates`, `rejected`, `events`, ..., `timeouts`, `openConnections`) |
 //! | `GET /` | a short text describing these endpoints |
 //! | `OPTIONS *` | `204`: CORS preflight (every answer allows any origin, so a page served from another local port can poll and upload) |
 //!
@@ -20,25 +20,73 @@
 //! with `"kind": "batch"`). Restarting on the same output file reloads the
 //! keys already written, so de-duplication survives a restart.
 //!
-//! The HTTP server is [`tiny_http`] (HTTP/1.1, keep-alive, chunked bodies and
-//! `Expect: 100-continue`, which real SDK HTTP clients use); the decoding is
-//! [`turnout_core::decode_batch`].
+//! Appends are atomic and durable: the new batches of one request are one
+//! record group, written, `fsync`ed and recorded in a commit log beside the
+//! output (`events.jsonl.commit`, the file's committed length) before the
+//! `200`. A crash never leaves a torn record that matters: on start, bytes
+//! after the last committed length (a group cut by a crash, never
+//! acknowledged) are truncated, so restart always works and the client's
+//! retry is written, not taken for a duplicate. A batch's key counts as seen
+//! only once its lines are durable. (A file from an older collector, without
+//! a commit log, is checked line by line instead: an invalid tail is cut.)
+//!
+//! ## Server
+//!
+//! HTTP/1.1 by [`hyper`] 1.x (keep-alive, chunked bodies, `Expect:
+//! 100-continue`, which real SDK HTTP clients use) on a [`tokio`] runtime:
+//! connections are tasks, so slow clients cost memory, not threads. The
+//! limits ([`Limits`], each a command-line option):
+//!
+//! | limit | default | what happens |
+//! |---|---|---|
+//! | `--max-body-bytes` | 16 MiB | a larger declared `Content-Length` is answered `413` before any of the body is read (no `100 Continue`), then the connection is closed; a chunked body is refused the same way as soon as it passes the limit |
+//! | `--header-timeout` | 10 s | the request line and headers, from the connection's opening (or the request's first byte on a keep-alive connection): else the connection is closed |
+//! | `--body-timeout` | 30 s | the whole body, from the end of the headers: else `408` and the connection is closed |
+//! | `--idle-timeout` | 30 s | a keep-alive connection with no request in progress (or a client that does not read its answer) is closed |
+//! | `--max-connections` | 1,024 | connections served at once; more wait in the kernel's accept backlog (1,024, or the kernel's `somaxconn` if lower) until one closes; they are not refused, and past the backlog the kernel drops their SYNs, which clients retry |
+//! | `--max-body-memory` | 256 MiB | request bodies held at once over all connections; reading more waits (under the body timeout) |
+//! | `--workers` | 4 | runtime threads; decoding and writing run on at most as many more, config reads on as many again: `1 + 3 × workers` threads at most |
+//!
+//! hyper rather than a higher framework: the collector has five routes and
+//! needs per-connection control (a deadline per connection phase, a
+//! connection cap, `413` without reading, closing after a refusal) that
+//! `axum::serve` does not expose; tower-http's body limit would only replace
+//! the few lines that compare `Content-Length`. hyper is what axum, reqwest and
+//! tonic build on, maintained by the tokio project.
+//!
+//! Decoding is [`turnout_core::decode_batch`]; it runs with no lock held. The
+//! duplicate check is a hash lookup (client id, then seq: linear in the
+//! batches of a body, also when reloading the keys on start). One writer lock
+//! serialises the appends: the new batches' lines are serialised straight into
+//! the file through a 1 MiB buffer, then the two `fsync`s. Duplicates and
+//! `GET /stats` never wait for it.
+//!
+//! Memory: a body being decoded holds its decoded events (about 200 bytes
+//! each: a 16 MiB body of the most compact events is 2.2 million events and
+//! peaks near 470 MiB); at most `--workers` bodies are decoded at once, so
+//! lower `--max-body-bytes` or `--workers` on a small machine. Run one
+//! collector per output file.
 
 #![deny(missing_docs)]
 
+mod server;
+mod store;
+
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 use turnout_core::tracking::{checksum, split_stream, MAGIC};
 use turnout_core::{decode_batch, DecodedBatch};
+
+pub use server::{
+    start, start_with, Limits, Running, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY_MEMORY, DEFAULT_MAX_CONNECTIONS, DEFAULT_WORKERS,
+};
+pub use store::commit_log_path;
+use store::{Seen, Store};
 
 /// The default limit on a request body (16 MiB: far above any SDK batch).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -74,7 +122,7 @@ pub struct Stats {
     pub batches: u64,
     /// Batches received again (same client id and seq) and not written again.
     pub duplicates: u64,
-    /// Request bodies refused (corrupted, foreign, too large, wrong type).
+    /// Request bodies refused (corrupted, foreign, too large, wrong type, too slow).
     pub rejected: u64,
     /// Events written (lines of event kinds; empty batches not counted).
     pub events: u64,
@@ -88,6 +136,11 @@ pub struct Stats {
     pub config_served: u64,
     /// `GET /config` answered `304 Not Modified`.
     pub config_not_modified: u64,
+    /// Connections closed or requests refused (`408`) because a header, body
+    /// or idle timeout passed.
+    pub timeouts: u64,
+    /// Connections open now.
+    pub open_connections: u64,
 }
 
 impl Stats {
@@ -103,6 +156,8 @@ impl Stats {
             "clients": self.clients,
             "configServed": self.config_served,
             "configNotModified": self.config_not_modified,
+            "timeouts": self.timeouts,
+            "openConnections": self.open_connections,
         })
     }
 }
@@ -152,7 +207,7 @@ impl Reply {
         }
     }
 
-    fn error(status: u16, message: impl Into<String>) -> Reply {
+    pub(crate) fn error(status: u16, message: impl Into<String>) -> Reply {
         let message = message.into();
         Reply::json(status, json!({ "error": message }), message)
     }
@@ -164,18 +219,18 @@ impl Reply {
     }
 }
 
-struct State {
-    seen: HashSet<(String, u64)>,
-    clients: HashSet<String>,
-    out: File,
-    stats: Stats,
-}
-
 /// The collector: output file, de-duplication keys and counters.
 /// Thread-safe; [`start`] serves it over HTTP.
 pub struct Collector {
     options: Options,
-    state: Mutex<State>,
+    /// Keys of the batches written (durable). Only a writer holding `store`
+    /// inserts; anyone looks up.
+    seen: Mutex<Seen>,
+    /// The writer lock: held for one append and its `fsync`s.
+    store: Mutex<Store>,
+    stats: Mutex<Stats>,
+    recovery: Option<String>,
+    open_connections: AtomicU64,
 }
 
 impl std::fmt::Debug for Collector {
@@ -190,46 +245,34 @@ const HELP: &str = "turnout-collector\n\
     GET  /config   the config file given with --config, with an ETag (If-None-Match -> 304)\n\
     GET  /stats    counters as JSON\n";
 
+/// Locks, going on after a panic elsewhere: every critical section leaves
+/// its data consistent (keys are inserted after the append, counters are
+/// plain additions).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_seen(seen: &Seen, b: &DecodedBatch) -> bool {
+    seen.get(b.header.client_id.as_str()).is_some_and(|seqs| seqs.contains(&b.header.seq))
+}
+
 impl Collector {
     /// Opens (or creates) the output file. When it already holds lines, their
     /// `(clientId, seq)` keys are loaded, so batches written before a restart
-    /// are still recognised as duplicates.
+    /// are still recognised as duplicates; a group an earlier run was writing
+    /// when it crashed (never acknowledged) is removed first
+    /// ([`Collector::recovery`] says so).
     pub fn open(options: Options) -> Result<Collector, String> {
-        let path = &options.out;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let mut seen = HashSet::new();
-        let mut clients = HashSet::new();
-        if !options.truncate && path.exists() {
-            let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            for (n, line) in BufReader::new(file).lines().enumerate() {
-                let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let v: Value = serde_json::from_str(&line).map_err(|e| {
-                    format!(
-                        "{} line {}: not JSON ({e}); is it a collector output file? Use another --out or --truncate",
-                        path.display(),
-                        n + 1
-                    )
-                })?;
-                if let (Some(client), Some(seq)) = (v["clientId"].as_str(), v["seq"].as_u64()) {
-                    clients.insert(client.to_string());
-                    seen.insert((client.to_string(), seq));
-                }
-            }
-        }
-        let out = OpenOptions::new()
-            .create(true)
-            .append(!options.truncate)
-            .write(true)
-            .truncate(options.truncate)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let stats = Stats { clients: clients.len() as u64, ..Stats::default() };
-        Ok(Collector { options, state: Mutex::new(State { seen, clients, out, stats }) })
+        let opened = Store::open(&options.out, options.truncate)?;
+        let stats = Stats { clients: opened.seen.len() as u64, ..Stats::default() };
+        Ok(Collector {
+            options,
+            seen: Mutex::new(opened.seen),
+            store: Mutex::new(opened.store),
+            stats: Mutex::new(stats),
+            recovery: opened.recovery,
+            open_connections: AtomicU64::new(0),
+        })
     }
 
     /// The options it was opened with.
@@ -237,15 +280,21 @@ impl Collector {
         &self.options
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-updated
-        // in a way that matters more than stopping would: keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// What [`Collector::open`] repaired in the output file, if anything
+    /// (bytes of an append cut by a crash).
+    pub fn recovery(&self) -> Option<&str> {
+        self.recovery.as_deref()
     }
 
     /// A copy of the counters.
     pub fn stats(&self) -> Stats {
-        self.state().stats.clone()
+        let mut stats = lock(&self.stats).clone();
+        stats.open_connections = self.open_connections.load(Ordering::Relaxed);
+        stats
+    }
+
+    pub(crate) fn count_timeout(&self) {
+        lock(&self.stats).timeouts += 1;
     }
 
     /// Answers one request.
@@ -278,20 +327,30 @@ impl Collector {
         }
     }
 
-    fn reject(&self, status: u16, message: String) -> Reply {
-        self.state().stats.rejected += 1;
+    pub(crate) fn reject(&self, status: u16, message: String) -> Reply {
+        lock(&self.stats).rejected += 1;
         Reply::error(status, message)
     }
 
+    /// `415` (counted) for a `POST /events` content type other than
+    /// `application/octet-stream`; `None` when acceptable (or absent).
+    pub(crate) fn refuse_content_type(&self, content_type: Option<&str>) -> Option<Reply> {
+        let ct = content_type?;
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if mime.eq_ignore_ascii_case("application/octet-stream") {
+            return None;
+        }
+        Some(
+            self.reject(
+                415,
+                format!("unsupported content type `{ct}`: send the batch bytes as application/octet-stream"),
+            ),
+        )
+    }
+
     fn post_events(&self, req: &Request<'_>) -> Reply {
-        if let Some(ct) = req.content_type {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            if !mime.eq_ignore_ascii_case("application/octet-stream") {
-                return self.reject(
-                    415,
-                    format!("unsupported content type `{ct}`: send the batch bytes as application/octet-stream"),
-                );
-            }
+        if let Some(refused) = self.refuse_content_type(req.content_type) {
+            return refused;
         }
         if req.body.len() > self.options.max_body_bytes {
             return self.reject(413, format!("body larger than {} bytes", self.options.max_body_bytes));
@@ -299,7 +358,7 @@ impl Collector {
         if req.body.is_empty() {
             return self.reject(400, "empty body: expected a turnout batch".into());
         }
-        // Decode everything first: a body is accepted or refused whole.
+        // Decode everything first, with no lock held: a body is accepted or refused whole.
         let raw = if req.body.starts_with(MAGIC) {
             vec![req.body]
         } else {
@@ -316,62 +375,124 @@ impl Collector {
                 Err(e) => return self.reject(400, format!("corrupt batch {i} of {}: {e}", raw.len())),
             }
         }
-        let mut st = self.state();
-        let mut results = Vec::with_capacity(batches.len());
-        let mut text = String::new();
-        let mut fresh = Vec::new();
-        for b in &batches {
-            let key = (b.header.client_id.clone(), b.header.seq);
-            let duplicate = st.seen.contains(&key) || fresh.contains(&key);
-            if !duplicate {
-                for line in event_lines(b) {
-                    text.push_str(&line.to_string());
-                    text.push('\n');
-                }
-                fresh.push(key);
-            }
-            results.push(json!({
-                "clientId": b.header.client_id,
-                "seq": b.header.seq,
-                "events": b.events.len(),
-                "duplicate": duplicate,
-            }));
-        }
-        if let Err(e) = st.out.write_all(text.as_bytes()).and_then(|()| st.out.flush()) {
-            // Not acknowledged: the SDK keeps the batch and retries.
-            return Reply::error(500, format!("cannot write {}: {e}", self.options.out.display()));
-        }
-        for b in &batches {
-            let key = (b.header.client_id.clone(), b.header.seq);
-            if fresh.contains(&key) {
-                st.stats.batches += 1;
-                st.stats.events += b.events.len() as u64;
-                st.stats.occurrences += b.events.iter().map(|e| e.count).sum::<u64>();
-                st.stats.dropped += b.header.dropped;
-                if st.clients.insert(key.0.clone()) {
-                    st.stats.clients += 1;
-                }
-                st.seen.insert(key);
-            } else {
-                st.stats.duplicates += 1;
+        drop(raw);
+
+        // New: not repeated earlier in this body, and not written before.
+        let mut in_body: HashSet<(&str, u64)> = HashSet::with_capacity(batches.len());
+        let mut fresh: Vec<bool> =
+            batches.iter().map(|b| in_body.insert((b.header.client_id.as_str(), b.header.seq))).collect();
+        drop(in_body);
+        {
+            let seen = lock(&self.seen);
+            for (f, b) in fresh.iter_mut().zip(&batches) {
+                *f = *f && !is_seen(&seen, b);
             }
         }
-        drop(st);
-        let summary = batches
-            .iter()
-            .zip(&results)
-            .map(|(b, r)| {
-                format!(
-                    "client={} seq={} events={}{}",
-                    b.header.client_id,
-                    b.header.seq,
-                    b.events.len(),
-                    if r["duplicate"] == true { " (duplicate, not written again)" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Reply::json(200, json!({ "batches": results }), summary)
+        let mut new_clients = 0u64;
+        if fresh.contains(&true) {
+            let mut store = lock(&self.store);
+            // Again under the writer lock: a concurrent request may have
+            // written some of them since (keys are inserted only here).
+            {
+                let seen = lock(&self.seen);
+                for (f, b) in fresh.iter_mut().zip(&batches) {
+                    *f = *f && !is_seen(&seen, b);
+                }
+            }
+            let appended = store.append(|w| {
+                for (b, _) in batches.iter().zip(&fresh).filter(|(_, f)| **f) {
+                    for line in event_lines(b) {
+                        serde_json::to_writer(&mut *w, &line)?;
+                        w.write_all(b"\n")?;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = appended {
+                // Not acknowledged, not recorded as seen: the SDK keeps the batch and retries.
+                return Reply::error(500, format!("cannot write {}: {e}", store.path().display()));
+            }
+            // Durable now: only from here on do these keys count as written.
+            let mut seen = lock(&self.seen);
+            for (b, _) in batches.iter().zip(&fresh).filter(|(_, f)| **f) {
+                let seqs = match seen.get_mut(b.header.client_id.as_str()) {
+                    Some(seqs) => seqs,
+                    None => {
+                        new_clients += 1;
+                        seen.entry(b.header.client_id.clone()).or_default()
+                    }
+                };
+                seqs.insert(b.header.seq);
+            }
+        }
+        {
+            let mut st = lock(&self.stats);
+            st.clients += new_clients;
+            for (b, f) in batches.iter().zip(&fresh) {
+                if *f {
+                    st.batches += 1;
+                    st.events += b.events.len() as u64;
+                    st.occurrences += b.events.iter().map(|e| e.count).sum::<u64>();
+                    st.dropped += b.header.dropped;
+                } else {
+                    st.duplicates += 1;
+                }
+            }
+        }
+        // The acks, serialised straight from the batches (a `Value` per ack
+        // would cost several times the bytes for a body of many batches).
+        // Fields in the order `json!` gives them (sorted), as before.
+        #[derive(serde::Serialize)]
+        struct Ack<'a> {
+            #[serde(rename = "clientId")]
+            client_id: &'a str,
+            duplicate: bool,
+            events: usize,
+            seq: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct Acks<'a> {
+            batches: Vec<Ack<'a>>,
+        }
+        let acks = Acks {
+            batches: batches
+                .iter()
+                .zip(&fresh)
+                .map(|(b, f)| Ack {
+                    client_id: &b.header.client_id,
+                    duplicate: !*f,
+                    events: b.events.len(),
+                    seq: b.header.seq,
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&acks).unwrap_or_default();
+        drop(acks);
+        let summary = if batches.len() <= 8 {
+            batches
+                .iter()
+                .zip(&fresh)
+                .map(|(b, f)| {
+                    format!(
+                        "client={} seq={} events={}{}",
+                        b.header.client_id,
+                        b.header.seq,
+                        b.events.len(),
+                        if *f { "" } else { " (duplicate, not written again)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            let new = fresh.iter().filter(|f| **f).count();
+            format!(
+                "{} batches ({new} new, {} duplicates), {} events",
+                batches.len(),
+                batches.len() - new,
+                batches.iter().map(|b| b.events.len()).sum::<usize>()
+            )
+        };
+        Reply { status: 200, content_type: "application/json", etag: None, allow: None, body, summary }
     }
 
     fn get_config(&self, req: &Request<'_>) -> Reply {
@@ -384,7 +505,7 @@ impl Collector {
         };
         let etag = etag_of(&bytes);
         if req.if_none_match.is_some_and(|h| etag_matches(h, &etag)) {
-            self.state().stats.config_not_modified += 1;
+            lock(&self.stats).config_not_modified += 1;
             return Reply {
                 status: 304,
                 content_type: "application/json",
@@ -394,7 +515,7 @@ impl Collector {
                 summary: "not modified".into(),
             };
         }
-        self.state().stats.config_served += 1;
+        lock(&self.stats).config_served += 1;
         let summary = format!("{} bytes, ETag {etag}", bytes.len());
         Reply {
             status: 200,
@@ -422,148 +543,6 @@ pub fn etag_of(bytes: &[u8]) -> String {
 /// validators and `*` included, as RFC 9110 says for GET).
 pub fn etag_matches(header: &str, etag: &str) -> bool {
     header.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
-}
-
-/// A collector served on a socket by worker threads; [`Running::stop`] ends it.
-pub struct Running {
-    addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    collector: Arc<Collector>,
-}
-
-impl std::fmt::Debug for Running {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("addr", &self.addr).finish()
-    }
-}
-
-impl Running {
-    /// The address it listens on (the real port when started on port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://ADDR{path}`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The collector behind the server.
-    pub fn collector(&self) -> &Arc<Collector> {
-        &self.collector
-    }
-
-    /// Blocks until the server stops (for the binary: forever).
-    pub fn wait(mut self) {
-        for w in std::mem::take(&mut self.workers) {
-            let _ = w.join();
-        }
-    }
-
-    /// Stops the workers and closes the socket.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in std::mem::take(&mut self.workers) {
-            let _ = w.join();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Listens on `listen` (e.g. `127.0.0.1:8080`, or port 0 for any free port)
-/// and serves `collector` with `workers` threads.
-pub fn start(listen: &str, collector: Arc<Collector>, workers: usize) -> Result<Running, String> {
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())?);
-    let stopping = Arc::new(AtomicBool::new(false));
-    let workers = (0..workers.max(1))
-        .map(|_| {
-            let (server, stopping, collector) = (Arc::clone(&server), Arc::clone(&stopping), Arc::clone(&collector));
-            std::thread::spawn(move || {
-                while !stopping.load(Ordering::SeqCst) {
-                    match server.recv() {
-                        Ok(rq) => serve_one(&collector, rq),
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    Ok(Running { addr, server, stopping, workers, collector })
-}
-
-fn header<'a>(rq: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
-    rq.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
-}
-
-fn serve_one(collector: &Collector, mut rq: tiny_http::Request) {
-    let t0 = Instant::now();
-    let limit = collector.options.max_body_bytes;
-    let mut body = Vec::new();
-    let too_large = rq.body_length().is_some_and(|n| n > limit) || {
-        let read = rq.as_reader().take(limit as u64 + 1).read_to_end(&mut body);
-        read.is_err() || body.len() > limit
-    };
-    let method = rq.method().as_str().to_string();
-    let url = rq.url().to_string();
-    let reply = if too_large && method == "POST" {
-        collector.reject(413, format!("body larger than {limit} bytes"))
-    } else {
-        collector.handle(&Request {
-            method: &method,
-            path: &url,
-            content_type: header(&rq, "Content-Type"),
-            if_none_match: header(&rq, "If-None-Match"),
-            body: &body,
-        })
-    };
-    if collector.options.log {
-        eprintln!(
-            "{method} {url} {} {}{}({:.1} ms)",
-            reply.status,
-            reply.summary,
-            if reply.summary.is_empty() { "" } else { " " },
-            t0.elapsed().as_secs_f64() * 1e3
-        );
-    }
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    let mut add = |name: &str, value: &str| {
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
-    };
-    add("Content-Type", reply.content_type);
-    // Local development tool: any origin may read it (browser examples on another port).
-    add("Access-Control-Allow-Origin", "*");
-    add("Access-Control-Expose-Headers", "ETag");
-    if reply.status == 204 {
-        add("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
-        add("Access-Control-Allow-Headers", "Content-Type, If-None-Match");
-        add("Access-Control-Max-Age", "600");
-    }
-    if let Some(etag) = &reply.etag {
-        add("ETag", etag);
-        add("Cache-Control", "no-cache");
-    }
-    if let Some(allow) = reply.allow {
-        add("Allow", allow);
-    }
-    let _ = rq.respond(response);
 }
 
 #[cfg(test)]

@@ -9,9 +9,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use turnout_collector::{start, Collector, Options, DEFAULT_MAX_BODY_BYTES};
+use turnout_collector::{
+    start_with, Collector, Limits, Options, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BODY_MEMORY, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_WORKERS,
+};
 
 /// A tiny local collector for turnout event batches.
 #[derive(Parser)]
@@ -29,15 +33,37 @@ struct Args {
     /// Config file served by `GET /config` with an ETag (pollers send If-None-Match).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Largest accepted request body in bytes.
+    /// Largest accepted request body in bytes (a larger declared Content-Length gets 413 unread).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
-    /// Worker threads.
-    #[arg(long, default_value_t = 4)]
+    /// Runtime threads; decoding and writing use at most as many more (config reads as many again).
+    #[arg(long, default_value_t = DEFAULT_WORKERS)]
     workers: usize,
+    /// Connections served at once; more wait in the accept backlog until one closes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds for a request line and headers to arrive (else the connection is closed).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Seconds for a whole request body to arrive after its headers (else 408, connection closed).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    body_timeout: Duration,
+    /// Seconds a keep-alive connection may wait for its next request (or for its answer to be read).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    idle_timeout: Duration,
+    /// Bytes of request bodies held in memory at once, all connections together.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_MEMORY)]
+    max_body_memory: usize,
     /// Do not log requests on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -62,7 +88,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let running = match start(&args.listen, collector, args.workers) {
+    if let Some(note) = collector.recovery() {
+        eprintln!("turnout-collector: {note}");
+    }
+    let limits = Limits {
+        workers: args.workers,
+        max_connections: args.max_connections,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
+        max_body_memory: args.max_body_memory,
+    };
+    let running = match start_with(&args.listen, collector, &limits) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("turnout-collector: {e}");

@@ -1,114 +1,10 @@
 //! The collector binary on an ephemeral port: acks, de-duplication, refusals,
 //! the config endpoint's ETag / 304, restarts on the same output file.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
-use serde_json::Value;
+use common::{client_with_events, example_config, lines, temp, Server};
 use turnout_core::tracking::append_to_stream;
-use turnout_core::{Client, ClientOptions, Facets, TrackingOptions};
-
-/// A running `turnout-collector` process, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(out: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnout-collector"))
-            .args(["--listen", "127.0.0.1:0", "--quiet", "--out"])
-            .arg(out)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("collector starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("first line");
-        // "turnout-collector listening on http://127.0.0.1:PORT (events -> ...)"
-        let addr = first
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
-    /// One request on a fresh connection; (status, headers lowercased, body).
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        s.write_all(head.as_bytes()).expect("write head");
-        s.write_all(body).expect("write body");
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read");
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-        (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
-    }
-
-    fn post(&self, body: &[u8]) -> (u16, Value) {
-        let (status, _, body) = self.request("POST", "/events", &[("Content-Type", "application/octet-stream")], body);
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    fn stats(&self) -> Value {
-        let (status, _, body) = self.request("GET", "/stats", &[], b"");
-        assert_eq!(status, 200);
-        serde_json::from_slice(&body).expect("stats JSON")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("turnout-collector-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn example_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.json")
-}
-
-/// A client on the example config that recorded `n` decisions and one metric.
-fn client_with_events(client_id: &str, n: i64) -> Client {
-    let config = std::fs::read(example_config()).expect("example config");
-    let options = ClientOptions {
-        service: "test".into(),
-        tracking: TrackingOptions { client_id: client_id.into(), ..TrackingOptions::default() },
-        ..ClientOptions::default()
-    };
-    let (client, _) = Client::with_config(&config, options).expect("config loads");
-    for pax in 0..n {
-        client.get_variable("automatedMessageDelay", &Facets::new().city(10).passenger(pax));
-    }
-    client.track("pickupSeconds", 42.0, &Facets::new().passenger(1));
-    client
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every output line is JSON"))
-        .collect()
-}
 
 #[test]
 fn batches_are_acked_written_once_and_decoded_like_turnout_decode() {
@@ -300,4 +196,68 @@ fn de_duplication_survives_a_restart_on_the_same_output_file() {
     let server = Server::start(&out, &["--truncate"]);
     assert_eq!(server.post(&batch.bytes).1["batches"][0]["duplicate"], false);
     assert_eq!(lines(&out).len(), batch.events);
+}
+
+/// Reads one response (head and a `content-length` body) from a keep-alive connection.
+fn read_response(s: &mut std::net::TcpStream) -> (u16, String, Vec<u8>) {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read"), 1, "connection closed in a response head: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let (status, head, _) = common::parse_response(&raw).expect("a response");
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |n| n.trim().parse().expect("length"));
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).expect("body");
+    (status, head, body)
+}
+
+#[test]
+fn keep_alive_chunked_bodies_and_expect_100_continue_work_and_idle_connections_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = temp("http");
+    let out = dir.join("events.jsonl");
+    let server = Server::start(&out, &["--idle-timeout", "1"]);
+    let batch = client_with_events("client-h", 3).take_batch(1000).expect("batch");
+    let mut s = std::net::TcpStream::connect(&server.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+
+    // Chunked, in two chunks, with Expect: 100-continue (as SDK HTTP clients send).
+    let (a, b) = batch.bytes.split_at(batch.bytes.len() / 2);
+    let head = "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+                Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    s.write_all(head.as_bytes()).expect("head");
+    let mut cont = [0u8; 25];
+    s.read_exact(&mut cont).expect("100 Continue");
+    assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+    for part in [a, b] {
+        s.write_all(format!("{:x}\r\n", part.len()).as_bytes()).expect("size");
+        s.write_all(part).expect("chunk");
+        s.write_all(b"\r\n").expect("end");
+    }
+    s.write_all(b"0\r\n\r\n").expect("last chunk");
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(lines(&out).len(), batch.events);
+
+    // Same connection: keep-alive.
+    s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n").expect("second request");
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&body).expect("stats");
+    assert_eq!(stats["batches"], 1);
+    assert_eq!(stats["openConnections"], 1);
+
+    // Then idle: closed by the collector after --idle-timeout.
+    let t0 = Instant::now();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("closed");
+    assert!(rest.is_empty());
+    let waited = t0.elapsed();
+    assert!(waited > Duration::from_millis(700) && waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(server.stats()["timeouts"], 1);
 }
