@@ -198,3 +198,86 @@ fn eval_events_then_decode_shows_what_the_config_would_report() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// `turnout` with raw bytes on stdin.
+fn turnout_bytes(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn turnout");
+    let mut stdin_pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    // Written from another thread: a big input must not deadlock against a full stdout pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin_pipe.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    out
+}
+
+#[test]
+fn eval_reports_invalid_utf8_and_overlong_lines_and_goes_on() {
+    // Issue 13: an invalid UTF-8 line used to stop the run (exit 2), losing the
+    // later lines and the --events file (spec section 14).
+    let dir = std::env::temp_dir().join(format!("turnout-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.bin");
+    let good = b"{\"variable\": \"automatedMessageDelay\", \"facets\": {\"city\": 6, \"svc\": 302}}\n";
+    let mut input = good.to_vec();
+    input.extend_from_slice(b"{\"variable\": \"automatedMessageDelay\", \"facets\": {\"x\": \"\xff\xfe\"}}\n");
+    input.extend_from_slice(good);
+    input.extend_from_slice(b"\xc3\r\n");
+    // Over the 16 MiB line limit: an error line, not 16 MiB held twice over.
+    input.extend(std::iter::repeat_n(b'x', (16 << 20) + 10));
+    input.push(b'\n');
+    input.extend_from_slice(good);
+    let o = turnout_bytes(&["eval", "--config", SEED, "--contexts", "-", "--events", events.to_str().unwrap()], &input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = lines(&o);
+    assert_eq!(out.len(), 6, "{out:?}");
+    assert_eq!(out[0]["value"], 60);
+    assert_eq!(out[1]["line"], 2);
+    assert!(out[1]["error"].as_str().unwrap().contains("UTF-8"), "{}", out[1]);
+    assert_eq!(out[2]["value"], 60);
+    assert_eq!(out[3]["line"], 4);
+    assert!(out[3]["error"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(out[4]["line"], 5);
+    assert!(out[4]["error"].as_str().unwrap().contains("longer than"), "{}", out[4]);
+    assert_eq!(out[5]["value"], 60);
+    // The events file was written, with the three decisions.
+    let d = turnout(&["decode", events.to_str().unwrap()], "");
+    assert!(d.status.success());
+    let recorded: u64 = lines(&d).iter().map(|l| l["count"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(recorded, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn limits_are_clear_errors_in_validate_eval_and_decode() {
+    let dir = std::env::temp_dir().join(format!("turnout-cli-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A segment of 1,000 constraints referenced 20,000 times (1.6 GB before).
+    let cs: Vec<serde_json::Value> =
+        (0..1_000).map(|i| serde_json::json!({"target": "city", "op": "=", "value": i})).collect();
+    let cfg = serde_json::json!({"segments": {"s": cs},
+        "rollouts": [{"variable": "v", "rollouts": [{"value": 1, "segments": vec!["s"; 20_000]}]}]});
+    let path = dir.join("blowup.json");
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let p = path.to_str().unwrap();
+    let v = turnout(&["validate", p], "");
+    assert_eq!(v.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("expanded_constraints"), "{v:?}");
+    let e = turnout(&["eval", "--config", p, "--variable", "v"], "");
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("expanded_constraints"));
+    // The config size limit is the caller's to set.
+    let e = turnout(&["eval", "--config", SEED, "--variable", "x", "--max-config-bytes", "100"], "");
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("config_bytes"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

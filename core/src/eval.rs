@@ -260,13 +260,7 @@ pub(crate) fn holds(c: &Constraint, salt: &[u8], env: &Env<'_>) -> bool {
 }
 
 /// Whether every constraint holds; `salt` is the document's default salt prefix.
-fn all_hold<T: Tracer>(
-    cs: &Constraints,
-    salt: &[u8],
-    env: &Env<'_>,
-    t: &mut T,
-    what: &dyn Fn() -> String,
-) -> bool {
+fn all_hold<T: Tracer>(cs: &Constraints, salt: &[u8], env: &Env<'_>, t: &mut T, what: &dyn Fn() -> String) -> bool {
     let mut i = 0usize;
     for group in cs.groups() {
         for c in group {
