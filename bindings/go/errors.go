@@ -3,6 +3,7 @@ package turnout
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Status is the library's status code for a failed call (TurnoutStatus in
@@ -105,6 +106,12 @@ var (
 	ErrNoEventsURL = errors.New("turnout: no events URL (use WithEventsURL)")
 	// ErrStarted: Start was called twice.
 	ErrStarted = errors.New("turnout: poller already started")
+	// ErrTimeout: a request of the poller or Flush did not finish (connect,
+	// headers and the whole body) within WithRequestTimeout. The error is a
+	// *TimeoutError.
+	ErrTimeout = errors.New("turnout: request timed out")
+	// ErrConfigTooLarge: the config body is larger than WithMaxConfigBytes.
+	ErrConfigTooLarge = errors.New("turnout: config body too large")
 )
 
 // HTTPError is a non-success answer of the config server or the events
@@ -120,3 +127,31 @@ type HTTPError struct {
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("turnout: %s %s: HTTP %d", e.Method, e.URL, e.StatusCode)
 }
+
+// TimeoutError is a request of the poller (or Flush) that did not finish
+// within its one deadline, WithRequestTimeout (or the http.Client's Timeout):
+// connect, headers and the whole body together. It matches
+// errors.Is(err, ErrTimeout) and wraps the transport's error.
+type TimeoutError struct {
+	// Method and URL of the request.
+	Method, URL string
+	// After is the deadline that passed (WithRequestTimeout).
+	After time.Duration
+	// Err is what net/http reported.
+	Err error
+}
+
+// Error implements error.
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("turnout: %s %s: timed out: no complete response within %v (connect, headers and body together)",
+		e.Method, e.URL, e.After)
+}
+
+// Is makes errors.Is(err, ErrTimeout) hold.
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// Unwrap returns the transport's error.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// Timeout says it is a timeout (like net.Error).
+func (e *TimeoutError) Timeout() bool { return true }

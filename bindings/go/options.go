@@ -50,6 +50,7 @@ type options struct {
 	batchSize      int
 	maxBackoff     time.Duration
 	maxConfigBytes int64
+	requestTimeout time.Duration
 	onUpdate       func(UpdateReport)
 	onError        func(error)
 }
@@ -66,7 +67,8 @@ func defaultOptions() options {
 		flushTimeout:   5 * time.Second,
 		batchSize:      1000,
 		maxBackoff:     5 * time.Minute,
-		maxConfigBytes: 64 << 20,
+		maxConfigBytes: DefaultMaxConfigBytes,
+		requestTimeout: 30 * time.Second,
 	}
 }
 
@@ -124,7 +126,8 @@ func WithFixedTime(t time.Time) Option {
 }
 
 // WithHTTPClient sets the HTTP client of the poller and the event upload
-// (default: http.Client with a 30 s timeout).
+// (default: http.Client with a 30 s timeout). Each request is also bounded by
+// WithRequestTimeout.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
 // WithEventsURL sets the collector that Flush, and the poller started by
@@ -136,6 +139,38 @@ func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flu
 
 // WithBatchSize sets the most events per uploaded batch (default 1,000).
 func WithBatchSize(events int) Option { return func(o *options) { o.batchSize = events } }
+
+// DefaultMaxConfigBytes is the largest config body the poller reads by
+// default: 16 MiB, the engine's limit.
+const DefaultMaxConfigBytes = 16 << 20
+
+// WithMaxConfigBytes sets the largest config body the poller reads (default
+// DefaultMaxConfigBytes). A larger Content-Length is refused before reading;
+// an undeclared body is read up to the limit and no further. Either way the
+// poll fails with ErrConfigTooLarge and the ETag is not remembered.
+// A value <= 0 is ignored.
+func WithMaxConfigBytes(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxConfigBytes = n
+		}
+	}
+}
+
+// WithRequestTimeout sets the one deadline of each poller request (the config
+// GET, each events POST): connect, headers and the whole body together
+// (default 30 s). When it passes the request is aborted, the attempt fails
+// with a *TimeoutError (errors.Is(err, ErrTimeout)) and the next one is
+// scheduled with the usual backoff. A Timeout of the http.Client
+// (WithHTTPClient) applies as well; the shorter one wins.
+// A value <= 0 is ignored.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.requestTimeout = d
+		}
+	}
+}
 
 // WithMaxBackoff caps the wait between attempts after failures (default 5 min).
 func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -18,11 +19,28 @@ import (
 // It returns at once; the first fetch happens immediately.
 //
 // The config is fetched with GET every interval, with If-None-Match (the
-// last ETag), so an unchanged config costs a 304. A new config is installed
-// atomically; a rejected one is reported to WithOnError (errors.Is(err,
-// ErrConfig)) and the last good config stays in force. After a failure
-// (network error or HTTP status other than 200/304) the next attempt waits
-// twice as long, up to WithMaxBackoff, with jitter; a success resets it.
+// ETag of the config in force), so an unchanged config costs a 304. A new
+// config is installed atomically; a rejected one is reported to WithOnError
+// (errors.Is(err, ErrConfig)) and the last good config stays in force. After
+// a failure (network error, timeout, incomplete or too large body, HTTP
+// status other than 200/304) the next attempt waits twice as long, up to
+// WithMaxBackoff, with jitter; a success resets it.
+//
+// Each request (config GET or events POST) has one deadline, WithRequestTimeout
+// (default 30 s), covering connect, headers and the whole body; when it
+// passes the request is aborted and the error matches errors.Is(err,
+// ErrTimeout). A config body is read up to WithMaxConfigBytes (default 16 MiB,
+// the engine's limit; a larger Content-Length is refused before reading, and
+// nothing beyond the limit is buffered): a larger one fails with
+// ErrConfigTooLarge. A body shorter than its Content-Length fails with
+// io.ErrUnexpectedEOF.
+//
+// The ETag is remembered only after the body was read completely and the
+// engine accepted the config. A timed-out, truncated, too large or rejected
+// body leaves it as it was, so the next poll fetches the config again instead
+// of getting 304 for bytes that were never installed.
+//
+// Cancelling ctx, or Close, stops the poller at once, also during a request.
 //
 // Events are POSTed every WithFlushInterval (application/octet-stream, one
 // batch per request). A 2xx answer acks the batch; anything else nacks it and
@@ -94,14 +112,16 @@ func (c *Client) Flush(ctx context.Context) error {
 }
 
 func (c *Client) upload(ctx context.Context, batch []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.eventsURL, bytes.NewReader(batch))
+	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.opts.eventsURL, bytes.NewReader(batch))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := c.opts.httpClient.Do(req)
 	if err != nil {
-		return err
+		return c.timeoutError(rctx, ctx, http.MethodPost, c.opts.eventsURL, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -109,6 +129,24 @@ func (c *Client) upload(ctx context.Context, batch []byte) error {
 		return &HTTPError{Method: http.MethodPost, URL: c.opts.eventsURL, StatusCode: resp.StatusCode}
 	}
 	return nil
+}
+
+// timeoutError turns err into a *TimeoutError when the request's own
+// deadline (rctx, under parent) passed, or the http.Client's Timeout did.
+// A cancelled parent (Close, the caller's context) is left as it is.
+func (c *Client) timeoutError(rctx, parent context.Context, method, url string, err error) error {
+	if err == nil || parent.Err() != nil {
+		return err
+	}
+	after := c.opts.requestTimeout
+	if t := c.opts.httpClient.Timeout; t > 0 && t < after {
+		after = t
+	}
+	var ne net.Error
+	if errors.Is(rctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return &TimeoutError{Method: method, URL: url, After: after, Err: err}
+	}
+	return err
 }
 
 func (c *Client) reportError(err error) {
@@ -189,9 +227,13 @@ func (p *poller) configLoop(ctx context.Context) {
 	}
 }
 
-// fetch makes one conditional GET and installs a new config.
+// fetch makes one conditional GET, under one deadline, and installs a new
+// config. The ETag is remembered only once the whole body was read and the
+// engine accepted it.
 func (p *poller) fetch(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.configURL, nil)
+	rctx, cancel := context.WithTimeout(ctx, p.c.opts.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, p.configURL, nil)
 	if err != nil {
 		return err
 	}
@@ -201,7 +243,7 @@ func (p *poller) fetch(ctx context.Context) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.c.opts.httpClient.Do(req)
 	if err != nil {
-		return err
+		return p.c.timeoutError(rctx, ctx, http.MethodGet, p.configURL, err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -213,20 +255,32 @@ func (p *poller) fetch(ctx context.Context) error {
 		return &HTTPError{Method: http.MethodGet, URL: p.configURL, StatusCode: resp.StatusCode}
 	}
 	limit := p.c.opts.maxConfigBytes
+	tooLarge := func(what string) error {
+		return fmt.Errorf("turnout: config at %s is larger than %d bytes (%s): %w", p.configURL, limit, what, ErrConfigTooLarge)
+	}
+	// resp.ContentLength is -1 when undeclared (and when net/http decompresses).
+	if resp.ContentLength > limit {
+		return tooLarge(fmt.Sprintf("Content-Length %d", resp.ContentLength))
+	}
+	// net/http reports a body shorter than its Content-Length (or a chunked
+	// body cut short) as io.ErrUnexpectedEOF.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return err
+		err = fmt.Errorf("turnout: GET %s: reading the body: %w", p.configURL, err)
+		return p.c.timeoutError(rctx, ctx, http.MethodGet, p.configURL, err)
 	}
 	if int64(len(body)) > limit {
-		return fmt.Errorf("turnout: config at %s is larger than %d bytes", p.configURL, limit)
+		return tooLarge("while reading")
+	}
+	if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
+		return fmt.Errorf("turnout: GET %s: incomplete body, %d of %d bytes: %w", p.configURL, len(body), resp.ContentLength, io.ErrUnexpectedEOF)
 	}
 	report, err := p.c.UpdateConfig(body)
-	// A rejected config keeps its ETag too: it is not fetched and reported
-	// again until the server has a new one.
-	p.etag = resp.Header.Get("ETag")
 	if err != nil {
+		// A rejected config keeps no ETag: the next poll fetches it again.
 		return err
 	}
+	p.etag = resp.Header.Get("ETag")
 	if p.c.opts.onUpdate != nil {
 		p.c.opts.onUpdate(report)
 	}

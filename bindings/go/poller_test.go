@@ -1,6 +1,7 @@
 package turnout
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ type configServer struct {
 	requests    int
 	conditional int // requests that carried the current ETag
 	notModified int
+	inm         []string // If-None-Match of every request
 }
 
 func (s *configServer) set(body []byte, etag string) {
@@ -37,6 +40,7 @@ func (s *configServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
+	s.inm = append(s.inm, r.Header.Get("If-None-Match"))
 	if s.down {
 		// Drop the connection without an answer, like a dead server.
 		if hj, ok := w.(http.Hijacker); ok {
@@ -149,13 +153,18 @@ func TestPollerPicksUpChangesAndHonours304(t *testing.T) {
 	if delay() != 45 {
 		t.Fatal("the last good config was not kept")
 	}
-	// The rejected config's ETag is remembered: it is not fetched again.
-	eventually(t, "304 for the broken config", func() bool {
-		_, nm := srv.stats()
-		return nm >= 10
-	})
-	if _, e := rec.counts(); e != 1 {
-		t.Fatalf("the same broken config was reported %d times", e)
+	// The rejected config's ETag is not remembered: each poll asks with the
+	// ETag of the config in force ("b") and gets the broken bytes again.
+	eventually(t, "the broken config fetched again", func() bool { _, e := rec.counts(); return e >= 3 })
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for _, inm := range srv.inm {
+		if inm == `"broken"` {
+			t.Fatal("the rejected config's ETag was sent")
+		}
+	}
+	if last := srv.inm[len(srv.inm)-1]; last != `"b"` {
+		t.Fatalf("If-None-Match %q, want the good config's", last)
 	}
 }
 
@@ -336,5 +345,279 @@ func TestFlushFailureNacks(t *testing.T) {
 	}
 	if err := c.Start(bg, "http://127.0.0.1:1/", 0); err == nil {
 		t.Fatal("zero interval accepted")
+	}
+}
+
+// ---- one deadline, the body limit, the ETag rule (issue 13) ----
+
+// scriptServer answers config GETs from a script of raw answers first, then
+// with its config (honouring If-None-Match); it records every If-None-Match.
+type scriptServer struct {
+	mu     sync.Mutex
+	script []func(conn net.Conn, buf *bufio.ReadWriter)
+	inm    []string
+	body   []byte
+	etag   string
+	done   chan struct{} // closed at the end of the test: slow writers stop
+}
+
+func newScriptServer(t *testing.T) (*scriptServer, string) {
+	s := &scriptServer{done: make(chan struct{})}
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() { close(s.done); hs.Close() })
+	return s, hs.URL + "/config"
+}
+
+func (s *scriptServer) serve(body []byte, etag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.body, s.etag = body, etag
+}
+
+func (s *scriptServer) add(answers ...func(net.Conn, *bufio.ReadWriter)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, answers...)
+}
+
+func (s *scriptServer) sent() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.inm...)
+}
+
+func (s *scriptServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.inm = append(s.inm, r.Header.Get("If-None-Match"))
+	var raw func(net.Conn, *bufio.ReadWriter)
+	if len(s.script) > 0 {
+		raw, s.script = s.script[0], s.script[1:]
+	}
+	body, etag := s.body, s.etag
+	s.mu.Unlock()
+	if raw != nil {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		raw(conn, buf)
+		return
+	}
+	if etag != "" && r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("ETag", etag)
+	w.Write(body)
+}
+
+// rawAnswer writes a 200 by hand: contentLength -1 declares len(body), -2
+// declares nothing (the body ends when the connection closes); only the first
+// `send` bytes are written (send < 0: all); every > 0 writes one byte at a
+// time with that pause, until the client goes away or the test ends.
+func (s *scriptServer) rawAnswer(body []byte, etag string, contentLength, send int, every time.Duration) func(net.Conn, *bufio.ReadWriter) {
+	return func(conn net.Conn, buf *bufio.ReadWriter) {
+		var h strings.Builder
+		h.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
+		if etag != "" {
+			fmt.Fprintf(&h, "ETag: %s\r\n", etag)
+		}
+		switch {
+		case contentLength == -1:
+			fmt.Fprintf(&h, "Content-Length: %d\r\n", len(body))
+		case contentLength >= 0:
+			fmt.Fprintf(&h, "Content-Length: %d\r\n", contentLength)
+		}
+		h.WriteString("\r\n")
+		buf.WriteString(h.String())
+		buf.Flush()
+		data := body
+		if send >= 0 {
+			data = body[:send]
+		}
+		if every <= 0 {
+			buf.Write(data)
+			buf.Flush()
+			return
+		}
+		for i := range data {
+			select {
+			case <-s.done:
+				return
+			case <-time.After(every):
+			}
+			if _, err := conn.Write(data[i : i+1]); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func TestPollerSlowBodyTimesOutThenPollsAgain(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	srv.serve(cfgB, `"b"`)
+	// One byte every 0.5 s: each read is quick, the whole body would take a minute.
+	srv.add(srv.rawAnswer(cfgB, `"b"`, -1, -1, 500*time.Millisecond))
+	errs := make(chan error, 10)
+	c := newClient(t, cfgA, WithRequestTimeout(time.Second), WithMaxBackoff(50*time.Millisecond),
+		WithOnError(func(err error) { errs <- err }))
+	start := time.Now()
+	if err := c.Start(bg, url, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		elapsed := time.Since(start)
+		var te *TimeoutError
+		if !errors.Is(err, ErrTimeout) || !errors.As(err, &te) || te.After != time.Second {
+			t.Fatalf("want a timeout, got %v", err)
+		}
+		if elapsed < 900*time.Millisecond || elapsed > 2*time.Second {
+			t.Fatalf("the timeout came after %v (deadline 1 s)", elapsed)
+		}
+		if !strings.Contains(err.Error(), "timed out") {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no error within 5 s: the deadline does not cover the body")
+	}
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 30 {
+		t.Fatalf("a timed-out body was installed: %d", got)
+	}
+	// The next poll is scheduled as usual and gets the config; the slow
+	// answer's ETag was never sent.
+	eventually(t, "the config after the timeout", func() bool { return c.GetVariable(bg, "delay", nil).Int64(-1) == 45 })
+	if inm := srv.sent(); inm[0] != "" || inm[1] != "" {
+		t.Fatalf("If-None-Match %q", inm)
+	}
+}
+
+func TestPollerCloseIsPromptDuringASlowBody(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	srv.add(srv.rawAnswer(cfgB, `"b"`, -1, -1, 500*time.Millisecond))
+	var rec recorder
+	c := newClient(t, cfgA, WithRequestTimeout(10*time.Second), WithOnError(rec.onError))
+	if err := c.Start(bg, url, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the request", func() bool { return len(srv.sent()) == 1 })
+	time.Sleep(300 * time.Millisecond) // the body is trickling in
+	start := time.Now()
+	c.Close()
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("Close took %v during a request", d)
+	}
+	if _, e := rec.counts(); e != 0 {
+		t.Fatalf("stopping was reported as a failure: %v", rec.lastError())
+	}
+}
+
+// pollOnce runs one fetch of a started-and-stopped-free poller (the loop's
+// step, synchronously).
+func pollOnce(c *Client, url string) error {
+	p := &poller{c: c, configURL: url, interval: time.Hour}
+	return p.fetch(bg)
+}
+
+func TestPollerTruncatedBodyKeepsNoETag(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	srv.serve(cfgA, `"a"`)
+	c := newClient(t, nil)
+	p := &poller{c: c, configURL: url, interval: time.Hour}
+	if err := p.fetch(bg); err != nil {
+		t.Fatal(err)
+	}
+	// Content-Length larger than what is sent, ETag "E"; then the full body with "E".
+	srv.add(srv.rawAnswer(cfgB, `"E"`, len(cfgB), len(cfgB)/2, 0))
+	err := p.fetch(bg)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("want an incomplete body, got %v", err)
+	}
+	if p.etag != `"a"` {
+		t.Fatalf("ETag %q after a truncated body", p.etag)
+	}
+	srv.serve(cfgB, `"E"`)
+	if err := p.fetch(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 45 || p.etag != `"E"` {
+		t.Fatalf("delay %d, ETag %q", got, p.etag)
+	}
+	// Close-delimited (no Content-Length) and cut short: net/http cannot tell;
+	// the engine rejects the half, whose ETag is not kept either.
+	_, cfgC := twoConfigs(50, 55)
+	srv.add(srv.rawAnswer(cfgC, `"F"`, -2, len(cfgC)/2, 0))
+	if err := p.fetch(bg); !errors.Is(err, ErrConfig) {
+		t.Fatalf("want the half config rejected, got %v", err)
+	}
+	if p.etag != `"E"` {
+		t.Fatalf("ETag %q after a rejected half body", p.etag)
+	}
+	srv.serve(cfgC, `"F"`)
+	if err := p.fetch(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 55 {
+		t.Fatalf("delay %d", got)
+	}
+	want := []string{"", `"a"`, `"a"`, `"E"`, `"E"`}
+	if got := srv.sent(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("If-None-Match %q, want %q", got, want)
+	}
+}
+
+func TestPollerBodyOverTheLimit(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	limit := int64(len(cfgB) - 1)
+	c := newClient(t, cfgA, WithMaxConfigBytes(limit))
+	p := &poller{c: c, configURL: url, interval: time.Hour}
+	// Declared too large (refused from the Content-Length), then undeclared
+	// (refused while reading).
+	srv.add(srv.rawAnswer(cfgB, `"E"`, -1, -1, 0), srv.rawAnswer(cfgB, `"E"`, -2, -1, 0))
+	for i := 0; i < 2; i++ {
+		err := p.fetch(bg)
+		if !errors.Is(err, ErrConfigTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(limit)) {
+			t.Fatalf("answer %d: want too large, got %v", i, err)
+		}
+		if p.etag != "" {
+			t.Fatalf("ETag %q kept for a body over the limit", p.etag)
+		}
+	}
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 30 {
+		t.Fatalf("delay %d", got)
+	}
+	// Exactly at the limit is fine.
+	srv.serve(cfgB, `"E"`)
+	c2 := newClient(t, cfgA, WithMaxConfigBytes(int64(len(cfgB))))
+	if err := pollOnce(c2, url); err != nil {
+		t.Fatal(err)
+	}
+	if c.opts.maxConfigBytes != limit || newClient(t, nil).opts.maxConfigBytes != 16<<20 {
+		t.Fatal("limits")
+	}
+	if inm := srv.sent(); inm[0] != "" || inm[1] != "" {
+		t.Fatalf("If-None-Match %q", inm)
+	}
+}
+
+func TestPollerRejectedThenValidWithTheSameETag(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	srv.serve([]byte(`{"schema": 1, "rollouts": [{"variable": 5}]}`), `"E"`)
+	var rec recorder
+	c := newClient(t, cfgA, WithOnError(rec.onError), WithOnUpdate(rec.onUpdate))
+	if err := c.Start(bg, url, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rejection", func() bool { return errors.Is(rec.lastError(), ErrConfig) })
+	srv.serve(cfgB, `"E"`)
+	eventually(t, "the valid config", func() bool { return c.GetVariable(bg, "delay", nil).Int64(-1) == 45 })
+	if u, _ := rec.counts(); u != 1 {
+		t.Fatalf("%d updates", u)
 	}
 }

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import threading
+import time
 import typing
 
 import pytest
@@ -75,6 +76,9 @@ class Server:
         self.fail_posts = 0  # answer this many POSTs with 500
         self.failed_bodies: typing.List[bytes] = []
         self.accepted: typing.List[bytes] = []
+        self.if_none_match: typing.List[typing.Optional[str]] = []  # of every config GET
+        # Raw answers for the next config GETs, in order (see ``script``).
+        self.scripted: typing.List[typing.Callable[[typing.BinaryIO], None]] = []
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,6 +88,16 @@ class Server:
             def do_GET(self) -> None:
                 with owner.lock:
                     owner.config_gets += 1
+                    owner.if_none_match.append(self.headers.get("If-None-Match"))
+                    raw = owner.scripted.pop(0) if owner.scripted else None
+                if raw is not None:
+                    self.close_connection = True
+                    try:
+                        raw(self.wfile)
+                    except OSError:
+                        pass  # the client gave up (as the test wants)
+                    return
+                with owner.lock:
                     if owner.fail_gets > 0:
                         owner.fail_gets -= 1
                         self.send_response(503)
@@ -130,9 +144,48 @@ class Server:
             self.config = config if isinstance(config, bytes) else json.dumps(config).encode()
             self.etag = etag
 
+    def script(self, *answers: typing.Callable[[typing.BinaryIO], None]) -> None:
+        """Answers the next config GETs with raw bytes (``raw_answer``), in
+        order; the connection is closed after each."""
+        with self.lock:
+            self.scripted.extend(answers)
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def raw_answer(
+    body: bytes,
+    etag: str = "",
+    content_length: typing.Optional[int] = -1,
+    send: typing.Optional[int] = None,
+    byte_every: float = 0.0,
+) -> typing.Callable[[typing.BinaryIO], None]:
+    """A raw ``200`` answer for :meth:`Server.script`: ``content_length`` -1
+    declares ``len(body)``, ``None`` declares nothing (the body ends when the
+    connection closes); only the first ``send`` bytes are sent (truncation);
+    ``byte_every`` > 0 sends one byte at a time with that pause (a slow body)."""
+
+    def write(out: typing.BinaryIO) -> None:
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        if etag:
+            head += f"ETag: {etag}\r\n"
+        if content_length is not None:
+            head += f"Content-Length: {len(body) if content_length == -1 else content_length}\r\n"
+        out.write((head + "\r\n").encode())
+        out.flush()
+        data = body if send is None else body[:send]
+        if byte_every <= 0:
+            out.write(data)
+            out.flush()
+            return
+        for i in range(len(data)):
+            time.sleep(byte_every)
+            out.write(data[i : i + 1])
+            out.flush()
+
+    return write
 
 
 @pytest.fixture

@@ -1,15 +1,19 @@
 """The poller against local HTTP servers on 127.0.0.1: a config change
 picked up, 304 honoured, a bad config never installed, the server down then
-up, events delivered (exactly once per ack), a clean stop."""
+up, events delivered (exactly once per ack), a clean stop; one deadline per
+request (a slow body), the body limit, and the ETag kept only for a complete
+body the engine accepted (truncated, over-limit, rejected bodies)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import time
 import typing
 
 import pytest
-from conftest import Server, wait_for
+from conftest import Server, raw_answer, wait_for
 
 import turnout
 
@@ -58,17 +62,16 @@ def test_a_bad_config_never_replaces_the_good_one(server: Server) -> None:
     server.serve(bundle(1, 30), '"good"')
     client = turnout.Client()
     rec = Recorder()
-    with client.poller(server.url, interval=0.02, jitter=0, on_change=rec.on_change, on_error=rec.on_error):
+    with client.poller(server.url, interval=0.02, jitter=0, on_change=rec.on_change, on_error=rec.on_error) as p:
         wait_for(lambda: client.config_version == 1)
         server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}', '"broken"')
-        wait_for(lambda: len(rec.errors) >= 1)
-        gets = server.config_gets
-        # The broken bytes are fetched once; after that the server answers 304.
-        wait_for(lambda: server.config_gets >= gets + 3)
-    assert isinstance(rec.errors[0], turnout.ConfigError)
-    assert len(rec.errors) == 1
+        wait_for(lambda: len(rec.errors) >= 3)
+        # The rejected config's ETag is never remembered: each poll asks with
+        # the ETag of the config in force and gets the broken bytes again.
+        assert p.etag == '"good"'
+    assert all(isinstance(e, turnout.ConfigError) for e in rec.errors)
+    assert '"broken"' not in server.if_none_match
     assert client.config_version == 1 and client.get_variable("delay").int64(0) == 30
-    assert server.not_modified >= 2
 
 
 def _free_port() -> int:
@@ -180,6 +183,140 @@ def test_poller_arguments_are_checked() -> None:
         turnout.Poller(c)
     with pytest.raises(ValueError):
         turnout.Poller(c, "http://127.0.0.1:1", interval=0)
+    with pytest.raises(ValueError):
+        turnout.Poller(c, "http://127.0.0.1:1", timeout=0)
+    with pytest.raises(ValueError):
+        turnout.Poller(c, "http://127.0.0.1:1", max_config_bytes=0)
     c.close()
     with pytest.raises(turnout.ClosedError):
         turnout.Poller(c, "http://127.0.0.1:1").start()
+
+
+# -- one deadline, the body limit, the ETag rule (issue 13) ------------------
+
+
+def _bytes(config: typing.Mapping[str, typing.Any]) -> bytes:
+    return json.dumps(config).encode()
+
+
+def test_a_slow_body_fails_at_the_deadline(server: Server) -> None:
+    """One byte every 0.5 s against a 1 s timeout: the poll fails as a
+    timeout after about 1 s (not after the whole body), nothing changes."""
+    client = turnout.Client(bundle(1, 30))
+    server.script(raw_answer(_bytes(bundle(2, 45)), '"slow"', byte_every=0.5))
+    poller = turnout.Poller(client, server.url, timeout=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(turnout.HttpError) as e:
+        poller.poll()
+    elapsed = time.monotonic() - t0
+    assert e.value.kind == "timeout" and e.value.status is None, e.value
+    assert "timed out" in str(e.value)
+    assert 0.9 <= elapsed < 2.0, elapsed
+    assert client.config_version == 1 and poller.etag is None
+
+
+def test_after_a_timeout_the_next_poll_runs_as_usual(server: Server) -> None:
+    server.serve(bundle(2, 45), '"v2"')
+    server.script(raw_answer(_bytes(bundle(2, 45)), '"v2"', byte_every=0.5))
+    client = turnout.Client(bundle(1, 30))
+    rec = Recorder()
+    t0 = time.monotonic()
+    with client.poller(server.url, interval=0.02, max_backoff=0.1, jitter=0, timeout=1.0,
+                       on_error=rec.on_error) as poller:
+        wait_for(lambda: client.config_version == 2, timeout=5)
+        assert time.monotonic() - t0 < 3.0
+        assert poller.etag == '"v2"'
+    assert [getattr(e, "kind", None) for e in rec.errors] == ["timeout"]
+    # The slow answer carried "v2" but was never complete: the next GET did not send it.
+    assert server.if_none_match[:2] == [None, None]
+
+
+def test_stop_returns_promptly_during_a_slow_body(server: Server) -> None:
+    client = turnout.Client(bundle(1, 30))
+    server.script(raw_answer(_bytes(bundle(2, 45)), '"slow"', byte_every=0.5))
+    rec = Recorder()
+    poller = client.poller(server.url, interval=60, timeout=10.0, on_error=rec.on_error).start()
+    wait_for(lambda: server.config_gets == 1 and not server.scripted)
+    time.sleep(0.3)  # the body is trickling in
+    t0 = time.monotonic()
+    poller.stop()
+    assert time.monotonic() - t0 < 0.5
+    assert not poller.running
+    assert client.config_version == 1 and poller.etag is None
+    assert rec.errors == [], "stopping is not a failure"
+
+
+def test_a_body_cut_short_of_its_content_length_keeps_no_etag(server: Server) -> None:
+    """Content-Length larger than what is sent, ETag "E"; then the full body
+    with the same "E": the second GET carries the ETag of the config in
+    force ("v1"), not "E", and the new config is installed."""
+    server.serve(bundle(1, 30), '"v1"')
+    client = turnout.Client()
+    poller = turnout.Poller(client, server.url, timeout=2.0)
+    poller.poll()
+    full = _bytes(bundle(2, 45))
+    server.script(raw_answer(full, '"E"', content_length=len(full), send=len(full) // 2))
+    with pytest.raises(turnout.HttpError) as e:
+        poller.poll()
+    assert e.value.kind == "incomplete" and e.value.status == 200, e.value
+    assert poller.etag == '"v1"' and client.config_version == 1
+    server.serve(bundle(2, 45), '"E"')
+    report = poller.poll()
+    assert report is not None and report.version == 2
+    assert server.if_none_match == [None, '"v1"', '"v1"']
+    assert poller.etag == '"E"' and client.get_variable("delay").int64(0) == 45
+
+
+def test_a_close_delimited_body_cut_short_keeps_no_etag(server: Server) -> None:
+    """No Content-Length: the body ends when the server closes, half-way.
+    The client cannot tell it is cut short; the engine rejects the half, and
+    its ETag is not kept, so the full body with the same ETag is fetched."""
+    client = turnout.Client()
+    full = _bytes(bundle(2, 45))
+    server.script(raw_answer(full, '"E"', content_length=None, send=len(full) // 2))
+    poller = turnout.Poller(client, server.url, timeout=2.0)
+    with pytest.raises(turnout.ConfigError):
+        poller.poll()
+    assert poller.etag is None
+    server.serve(bundle(2, 45), '"E"')
+    assert poller.poll() is not None
+    assert server.if_none_match == [None, None]
+    assert client.config_version == 2 and poller.etag == '"E"'
+
+
+def test_a_body_over_the_limit_is_refused_and_keeps_no_etag(server: Server) -> None:
+    client = turnout.Client(bundle(1, 30))
+    big = _bytes(bundle(2, 45))
+    limit = len(big) - 1
+    poller = turnout.Poller(client, server.url, timeout=2.0, max_config_bytes=limit)
+    assert poller.max_config_bytes == limit
+    # Declared too large: refused from the Content-Length.
+    server.script(raw_answer(big, '"E"'),
+                  # Not declared (close-delimited): refused while reading.
+                  raw_answer(big, '"E"', content_length=None))
+    for _ in range(2):
+        with pytest.raises(turnout.HttpError) as e:
+            poller.poll()
+        assert e.value.kind == "too-large" and str(limit) in str(e.value), e.value
+        assert poller.etag is None and client.config_version == 1
+    assert server.if_none_match == [None, None]
+    # At the limit it is fine.
+    server.serve(big, '"E"')
+    ok = turnout.Poller(client, server.url, timeout=2.0, max_config_bytes=len(big))
+    assert ok.poll() is not None and client.config_version == 2
+    assert turnout.Poller(client, server.url).max_config_bytes == 16 * 1024 * 1024
+
+
+def test_a_rejected_config_then_a_valid_one_with_the_same_etag(server: Server) -> None:
+    client = turnout.Client(bundle(1, 30))
+    rec = Recorder()
+    server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}]}', '"E"')
+    with client.poller(server.url, interval=0.02, jitter=0, on_error=rec.on_error, on_change=rec.on_change) as p:
+        wait_for(lambda: len(rec.errors) >= 1)
+        assert p.etag is None
+        server.serve(bundle(2, 45), '"E"')
+        wait_for(lambda: client.config_version == 2)
+        assert p.etag == '"E"'
+    assert isinstance(rec.errors[0], turnout.ConfigError)
+    assert client.get_variable("delay").int64(0) == 45
+    assert len(rec.changes) == 1

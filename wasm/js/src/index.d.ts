@@ -92,7 +92,9 @@ export type TurnoutErrorCode =
   | 'BATCH_MALFORMED'
   | 'CLOSED'
   | 'NETWORK'
-  | 'HTTP';
+  | 'HTTP'
+  | 'TIMEOUT'
+  | 'TOO_LARGE';
 
 /** The one error type this package throws (and emits as `'error'`). */
 export class TurnoutError extends Error {
@@ -208,8 +210,16 @@ export interface StartOptions {
   flushIntervalMs?: number;
   /** Longest delay after repeated failures (default 300,000 ms). */
   maxBackoffMs?: number;
-  /** Per-request timeout (default 10,000 ms). */
+  /**
+   * The one deadline of each request (default 10,000 ms): connect, headers and the whole body
+   * together. When it passes the request is aborted and the attempt fails with code `TIMEOUT`.
+   */
   timeoutMs?: number;
+  /**
+   * The largest config body read (default 16 MiB, the engine's limit); a larger one fails with
+   * code `TOO_LARGE` (from Content-Length before reading, else as soon as the limit is passed).
+   */
+  maxConfigBytes?: number;
   /** Events per uploaded batch (default 1,000). */
   maxBatchEvents?: number;
   /** Extra request headers (e.g. authorization); not sent with beacons. */
@@ -268,12 +278,12 @@ export class Client {
   setNow(ms: number): void;
   /** Listens to config updates that changed something; returns a function that removes the listener. */
   on(type: 'update', listener: (report: UpdateReport) => void): () => void;
-  /** Listens to poller failures (network, HTTP, rejected configs). */
+  /** Listens to poller failures (network, HTTP, timeouts, bodies over the limit, rejected configs). */
   on(type: 'error', listener: (error: TurnoutError) => void): () => void;
   off(type: 'update' | 'error', listener: (...args: any[]) => void): void;
   /** Starts polling and uploading; resolves after the first config poll. */
   start(options: StartOptions): Promise<void>;
-  /** Stops polling. */
+  /** Stops polling; a config request in progress is aborted. */
   stop(): Promise<void>;
   /** Uploads every queued event now. */
   flush(): Promise<{ sent: number; failed: boolean }>;

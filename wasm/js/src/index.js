@@ -22,7 +22,8 @@ export { Context, Variable };
  * The one error type this package throws. `code` is stable:
  * `INVALID_CONFIG` (with `problems`), `INVALID_FACETS`, `INVALID_OPTIONS`,
  * `INVALID_ARGUMENT`, `INVALID_BATCH`, `NOT_A_BATCH`, `BATCH_VERSION`,
- * `BATCH_CHECKSUM`, `BATCH_MALFORMED`, `CLOSED`, and from the poller `NETWORK`, `HTTP`.
+ * `BATCH_CHECKSUM`, `BATCH_MALFORMED`, `CLOSED`, and from the poller `NETWORK`, `HTTP`,
+ * `TIMEOUT` (a request passed `timeoutMs`), `TOO_LARGE` (a config body over `maxConfigBytes`).
  */
 export class TurnoutError extends Error {
   /**
@@ -517,7 +518,10 @@ export class Client {
   /**
    * Starts polling `configUrl` (ETag / If-None-Match, backoff on failure)
    * and uploading events to `eventsUrl`. Resolves after the first config
-   * poll (success or not: failures are `'error'` events).
+   * poll (success or not: failures are `'error'` events). Each request has
+   * one deadline, `timeoutMs` (connect, headers and body); a config body is
+   * read up to `maxConfigBytes`; the ETag is kept only for a complete body
+   * the engine accepted (see poller.js).
    */
   start(options) {
     this.#client();
@@ -526,7 +530,7 @@ export class Client {
     return this.#poller.start();
   }
 
-  /** Stops polling (in-flight requests finish). */
+  /** Stops polling: a config request in progress is aborted; an upload in progress ends by its deadline. */
   async stop() {
     const p = this.#poller;
     this.#poller = null;

@@ -1,10 +1,24 @@
 // The config poller and event uploader behind `client.start(...)`.
 //
-// - Config: GET `configUrl` every `intervalMs` with `If-None-Match` (the last
-//   ETag); 304 keeps the config; 200 installs the body unless it is
-//   byte-identical to the one in force; a rejected config, an HTTP error or
-//   a network failure is an 'error' event, the last good config stays, and
-//   the next poll backs off exponentially (with jitter) up to `maxBackoffMs`.
+// - Config: GET `configUrl` every `intervalMs` with `If-None-Match` (the ETag
+//   of the config in force); 304 keeps the config; 200 installs the body
+//   unless it is byte-identical to the one in force; a rejected config, an
+//   HTTP error, a network failure, a timeout or a body over the limit is an
+//   'error' event, the last good config stays, and the next poll backs off
+//   exponentially (with jitter) up to `maxBackoffMs`.
+// - One deadline per request: `timeoutMs` covers connect, headers and the
+//   whole body (the timer runs until the last byte is read). When it passes
+//   the request is aborted and the poll fails with code TIMEOUT. `stop()`
+//   aborts a config request in progress, so it resolves at once.
+// - Body limit: a config body over `maxConfigBytes` (default 16 MiB, the
+//   engine's limit) fails with code TOO_LARGE: refused from Content-Length
+//   before reading, otherwise as soon as the bytes read pass the limit (never
+//   more is buffered). A body shorter than its Content-Length fails (NETWORK).
+// - ETag rule: the ETag is remembered only when the body was read completely
+//   and the engine accepted it (or it is byte-identical to the config in
+//   force). A timed-out, truncated, over-limit or rejected body leaves it as
+//   it was, so the next poll fetches the config again instead of getting 304
+//   for bytes that were never installed.
 // - Events: every `flushIntervalMs`, batches are taken from the engine and
 //   POSTed to `eventsUrl` as application/octet-stream, one at a time; a 2xx
 //   acks the batch, anything else nacks it (the engine hands the same bytes
@@ -17,7 +31,61 @@ const DEFAULTS = {
   maxBackoffMs: 300000,
   timeoutMs: 10000,
   maxBatchEvents: 1000,
+  maxConfigBytes: 16 * 1024 * 1024, // the engine's limit
 };
+
+/** What ended a request early: the deadline, stop(), or a body over the limit. */
+class Abort extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/**
+ * The whole body of `res`, at most `limit` bytes (else an Abort TOO_LARGE):
+ * a larger Content-Length is refused before reading; a body that ends short
+ * of its Content-Length is an error.
+ */
+async function readBody(res, limit, url) {
+  const tooLarge = (what) => new Abort('TOO_LARGE', `config at ${url} is larger than ${limit} bytes (${what})`);
+  // Content-Length counts the bytes on the wire: only used without a Content-Encoding.
+  const raw = res.headers.get('content-encoding') === null ? res.headers.get('content-length') : null;
+  const declared = raw !== null && /^\s*\d+\s*$/.test(raw) ? Number(raw) : null;
+  if (declared !== null && declared > limit) {
+    res.body?.cancel().catch(() => undefined);
+    throw tooLarge(`Content-Length ${declared}`);
+  }
+  let body;
+  if (res.body === null || typeof res.body?.getReader !== 'function') {
+    body = new Uint8Array(await res.arrayBuffer());
+    if (body.length > limit) throw tooLarge('while reading');
+  } else {
+    const reader = res.body.getReader();
+    const chunks = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > limit) {
+        reader.cancel().catch(() => undefined);
+        throw tooLarge('while reading');
+      }
+      chunks.push(value);
+    }
+    body = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      body.set(c, at);
+      at += c.length;
+    }
+  }
+  if (declared !== null && body.length !== declared) {
+    throw new Error(`incomplete body: ${body.length} of ${declared} bytes (Content-Length)`);
+  }
+  return body;
+}
 
 function sameBytes(a, b) {
   if (a === null || b === null || a.length !== b.length) return false;
@@ -89,7 +157,10 @@ export class Poller {
   #eventsUrl;
   #headers;
   #timeoutMs;
+  #maxConfigBytes;
   #maxBatchEvents;
+  #aborts = new Set(); // abort functions of the config requests in progress (stop() calls them)
+  #stopped = false;
   #etag = null;
   #lastBody = null;
   #config = null;
@@ -110,6 +181,7 @@ export class Poller {
       'flushIntervalMs',
       'maxBackoffMs',
       'timeoutMs',
+      'maxConfigBytes',
       'maxBatchEvents',
       'headers',
       'fetch',
@@ -133,6 +205,7 @@ export class Poller {
       positive('maxBackoffMs', options.maxBackoffMs, DEFAULTS.maxBackoffMs, TurnoutError),
     );
     this.#timeoutMs = positive('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs, TurnoutError);
+    this.#maxConfigBytes = positive('maxConfigBytes', options.maxConfigBytes, DEFAULTS.maxConfigBytes, TurnoutError);
     this.#maxBatchEvents = positive('maxBatchEvents', options.maxBatchEvents, DEFAULTS.maxBatchEvents, TurnoutError);
     this.#headers = { ...(options.headers ?? {}) };
     this.#fetch = options.fetch ?? globalThis.fetch;
@@ -152,9 +225,12 @@ export class Poller {
     if (this.#config !== null) await this.#config.now();
   }
 
+  /** Stops both loops; a config request in progress is aborted, an upload in progress ends by its deadline. */
   async stop() {
+    this.#stopped = true;
     for (const off of this.#unlisten) off();
     this.#unlisten = [];
+    for (const abort of this.#aborts) abort();
     await Promise.all([this.#config?.stop(), this.#events?.stop()]);
   }
 
@@ -162,14 +238,45 @@ export class Poller {
     this.#client.emit('error', new this.#TurnoutError(message, code, [], extra));
   }
 
-  /** A fetch that gives up after `timeoutMs`. */
-  async #request(url, init) {
+  /**
+   * `fetch(url, init)`, then `read(response)`, under one deadline of
+   * `timeoutMs` (connect, headers and the whole body). Rejects with an Abort
+   * TIMEOUT when it passes (the fetch is aborted and the result dropped, even
+   * from a fetch that ignores the signal), and with an Abort STOPPED when
+   * `stop()` is called during a request made `abortable`.
+   */
+  async #request(url, init, read, abortable = false) {
     const ctl = typeof AbortController === 'function' ? new AbortController() : null;
-    const timer = ctl === null ? null : setTimeout(() => ctl.abort(), this.#timeoutMs);
+    let end;
+    const ended = new Promise((_, reject) => {
+      end = (e) => {
+        ctl?.abort();
+        reject(e);
+      };
+    });
+    ended.catch(() => undefined);
+    const abort = () => end(new Abort('STOPPED', 'the poller was stopped'));
+    if (abortable) {
+      if (this.#stopped) throw new Abort('STOPPED', 'the poller was stopped');
+      this.#aborts.add(abort);
+    }
+    const timer = setTimeout(
+      () => end(new Abort('TIMEOUT', `timed out: no complete response within ${this.#timeoutMs} ms (connect, headers and body together)`)),
+      this.#timeoutMs,
+    );
+    const work = (async () => {
+      const res = await this.#fetch(url, ctl === null ? init : { ...init, signal: ctl.signal });
+      return { res, value: await read(res) };
+    })();
+    work.catch(() => undefined);
     try {
-      return await this.#fetch(url, ctl === null ? init : { ...init, signal: ctl.signal });
+      return await Promise.race([work, ended]);
+    } catch (e) {
+      ctl?.abort(); // whatever failed, the connection goes
+      throw e;
     } finally {
       clearTimeout(timer);
+      this.#aborts.delete(abort);
     }
   }
 
@@ -179,17 +286,30 @@ export class Poller {
     if (this.#etag !== null) headers['if-none-match'] = this.#etag;
     let res, body;
     try {
-      res = await this.#request(this.#configUrl, { method: 'GET', headers });
+      ({ res, value: body } = await this.#request(
+        this.#configUrl,
+        { method: 'GET', headers },
+        async (r) => {
+          if (r.status === 304 || !r.ok) {
+            await r.body?.cancel().catch(() => undefined);
+            return null;
+          }
+          return readBody(r, this.#maxConfigBytes, this.#configUrl);
+        },
+        true,
+      ));
       if (res.status === 304) return true;
-      body = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
-      this.#error(`config poll of ${this.#configUrl} failed: ${e.message}`, 'NETWORK', { cause: e });
+      if (e instanceof Abort && e.code === 'STOPPED') return true; // not a failure
+      const code = e instanceof Abort ? e.code : 'NETWORK';
+      this.#error(`config poll of ${this.#configUrl} failed: ${e.message}`, code, { cause: e });
       return false;
     }
     if (!res.ok) {
       this.#error(`config poll of ${this.#configUrl}: HTTP ${res.status}`, 'HTTP', { status: res.status });
       return false;
     }
+    // The body was read completely: its ETag may be remembered once the engine accepts it.
     const etag = res.headers.get('etag');
     if (sameBytes(body, this.#lastBody)) {
       this.#etag = etag;
@@ -198,7 +318,7 @@ export class Poller {
     try {
       this.#client.updateConfig(body); // emits 'update'
     } catch (e) {
-      this.#client.emit('error', e); // the last good config stays in force
+      this.#client.emit('error', e); // the last good config stays in force, and its ETag
       return false;
     }
     this.#lastBody = body;
@@ -229,16 +349,20 @@ export class Poller {
       if (batch === null) return { sent, failed: false };
       let ok = false;
       try {
-        const res = await this.#request(this.#eventsUrl, {
-          method: 'POST',
-          headers: { ...this.#headers, 'content-type': 'application/octet-stream' },
-          body: batch.bytes,
-        });
+        const { res } = await this.#request(
+          this.#eventsUrl,
+          {
+            method: 'POST',
+            headers: { ...this.#headers, 'content-type': 'application/octet-stream' },
+            body: batch.bytes,
+          },
+          (r) => r.arrayBuffer().catch(() => undefined),
+        );
         ok = res.ok;
-        await res.arrayBuffer().catch(() => undefined);
         if (!ok) this.#error(`event upload to ${this.#eventsUrl}: HTTP ${res.status}`, 'HTTP', { status: res.status });
       } catch (e) {
-        this.#error(`event upload to ${this.#eventsUrl} failed: ${e.message}`, 'NETWORK', { cause: e });
+        const code = e instanceof Abort ? e.code : 'NETWORK';
+        this.#error(`event upload to ${this.#eventsUrl} failed: ${e.message}`, code, { cause: e });
       }
       try {
         if (ok) this.#client.ack(batch.seq);

@@ -1,7 +1,9 @@
 // client.start(): the poller and uploader against a real node:http server
 // on 127.0.0.1 - config changes picked up, 304 honoured, the server down and
 // up again (backoff, last good config kept), rejected configs, and events
-// delivered exactly once per ack.
+// delivered exactly once per ack; one deadline per request (a slow body),
+// the body limit, and the ETag kept only for a complete body the engine
+// accepted (bodies cut short, over the limit, rejected).
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -24,11 +26,14 @@ class Server {
     this.configRequests = [];
     this.failEvents = 0; // how many uploads to answer 500
     this.uploads = []; // every POST: {status, bytes}
+    this.script = []; // raw answers for the next config GETs (see rawAnswer)
     this.server = http.createServer(async (req, res) => {
       const chunks = [];
       for await (const c of req) chunks.push(c);
       if (req.url === '/config' && req.method === 'GET') {
         this.configRequests.push({ ifNoneMatch: req.headers['if-none-match'] ?? null, auth: req.headers.authorization });
+        const raw = this.script.shift();
+        if (raw !== undefined) return raw(req.socket);
         if (this.config === null) return res.writeHead(503).end('maintenance');
         if (req.headers['if-none-match'] === this.etag) return res.writeHead(304, { etag: this.etag }).end();
         return res.writeHead(200, { 'content-type': 'application/json', etag: this.etag }).end(this.config);
@@ -64,6 +69,31 @@ class Server {
     this.config = text;
     this.etag = etag;
   }
+}
+
+/**
+ * A raw 200 written straight to the socket: `contentLength` -1 declares the
+ * body's size, null declares nothing (the body ends when the connection
+ * closes); only the first `send` bytes are sent; `everyMs` > 0 sends one byte
+ * at a time with that pause.
+ */
+function rawAnswer(text, etag, { contentLength = -1, send, everyMs = 0 } = {}) {
+  const body = Buffer.from(text);
+  const n = send ?? body.length;
+  return (socket) => {
+    let head = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nETag: ${etag}\r\n`;
+    if (contentLength !== null) head += `Content-Length: ${contentLength === -1 ? body.length : contentLength}\r\n`;
+    socket.write(`${head}\r\n`);
+    if (everyMs <= 0) return socket.end(body.subarray(0, n));
+    let i = 0;
+    const t = setInterval(() => {
+      if (i >= n || socket.destroyed) {
+        clearInterval(t);
+        socket.end();
+      } else socket.write(body.subarray(i, ++i));
+    }, everyMs);
+    socket.on('close', () => clearInterval(t));
+  };
 }
 
 const cleanup = [];
@@ -233,5 +263,96 @@ test('a custom fetch is used for every request', async () => {
   await client.start({ configUrl: 'https://config.invalid/turnout.json', intervalMs: 60000, fetch: fakeFetch });
   assert.deepEqual(seen, [['https://config.invalid/turnout.json', 'GET']]);
   assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 35);
+  await client.stop();
+});
+
+// ---- one deadline, the body limit, the ETag rule (issue 13) ----
+
+test('a slow body fails at the deadline (TIMEOUT), then the next poll runs as usual', async () => {
+  const { server, client, updates, errors } = await setup();
+  server.setConfig(withDefault(31), '"v2"');
+  // One byte every 0.5 s: headers at once, the body would take minutes.
+  server.script.push(rawAnswer(withDefault(31), '"v2"', { everyMs: 500 }));
+  const t0 = Date.now();
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 100, timeoutMs: 1000 });
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 900 && elapsed < 2000, `the first poll took ${elapsed} ms`);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'TIMEOUT');
+  assert.match(errors[0].message, /timed out/);
+  assert.equal(updates.length, 0);
+  assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 30, 'nothing installed');
+  await until('the config after the timeout', () => updates.length === 1);
+  assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 31);
+  assert.equal(server.configRequests[1].ifNoneMatch, null, "the slow answer's ETag was never sent");
+  await client.stop();
+});
+
+test('stop() resolves promptly during a slow body', async () => {
+  const { server, client, updates, errors } = await setup();
+  server.script.push(rawAnswer(withDefault(31), '"v2"', { everyMs: 500 }));
+  const started = client.start({ configUrl: `${server.url}/config`, intervalMs: 60000, timeoutMs: 10000 });
+  await until('the request', () => server.configRequests.length === 1);
+  await new Promise((r) => setTimeout(r, 300)); // the body is trickling in
+  const t0 = Date.now();
+  await client.stop();
+  assert.ok(Date.now() - t0 < 500, `stop() took ${Date.now() - t0} ms`);
+  await started;
+  assert.deepEqual(errors, [], 'stopping is not a failure');
+  assert.equal(updates.length, 0);
+});
+
+test('bodies cut short keep no ETag: the full body with the same ETag is fetched again', async () => {
+  const { server, client, updates, errors } = await setup();
+  const full = withDefault(31);
+  server.setConfig(full, '"E"');
+  // Content-Length larger than what is sent, then close-delimited and cut short.
+  server.script.push(
+    rawAnswer(full, '"E"', { send: full.length >> 1 }),
+    rawAnswer(full, '"E"', { contentLength: null, send: full.length >> 1 }),
+  );
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 40, timeoutMs: 2000 });
+  await until('the full config', () => updates.length === 1);
+  assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 31);
+  assert.equal(errors[0].code, 'NETWORK', errors[0].message); // Content-Length not met
+  assert.equal(errors[1].code, 'INVALID_CONFIG'); // close-delimited: the half is all the client sees
+  assert.equal(errors.length, 2);
+  assert.deepEqual(server.configRequests.slice(0, 3).map((r) => r.ifNoneMatch), [null, null, null]);
+  await until('a 304', () => server.configRequests.at(-1).ifNoneMatch === '"E"');
+  await client.stop();
+});
+
+test('a body over maxConfigBytes is TOO_LARGE and keeps no ETag', async () => {
+  const { server, client, updates, errors } = await setup();
+  const big = withDefault(31);
+  server.setConfig(big, '"E"');
+  // Declared (refused from Content-Length), then undeclared (refused while reading).
+  server.script.push(rawAnswer(big, '"E"'), rawAnswer(big, '"E"', { contentLength: null }));
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 40, maxConfigBytes: big.length - 1 });
+  await until('three polls', () => errors.length >= 3);
+  await client.stop();
+  assert.ok(errors.every((e) => e.code === 'TOO_LARGE' && e.message.includes(String(big.length - 1))), errors.map((e) => e.message).join('\n'));
+  assert.match(errors[0].message, /Content-Length/);
+  assert.ok(server.configRequests.every((r) => r.ifNoneMatch === null));
+  assert.equal(updates.length, 0);
+  // At the limit it is fine.
+  const { server: s2, client: c2, updates: u2 } = await setup();
+  s2.setConfig(big, '"E"');
+  await c2.start({ configUrl: `${s2.url}/config`, intervalMs: 60000, maxConfigBytes: big.length });
+  assert.equal(u2.length, 1);
+  await c2.stop();
+  assert.throws(() => client.start({ configUrl: server.url, maxConfigBytes: 0 }), (e) => e.code === 'INVALID_OPTIONS' && /maxConfigBytes/.test(e.message));
+});
+
+test('a rejected config then a valid one under the same ETag: the valid one is installed', async () => {
+  const { server, client, updates, errors } = await setup();
+  server.setConfig('{"variable": "automatedMessageDelay", "rollouts": [{"value": 1, "constraints": [{"op": "~"}]}]}', '"E"');
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 40 });
+  assert.equal(errors[0].code, 'INVALID_CONFIG');
+  server.setConfig(withDefault(36), '"E"');
+  await until('the valid config', () => updates.length === 1);
+  assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 36);
+  const first = server.configRequests.findIndex((r) => r.ifNoneMatch === '"E"');
+  assert.ok(first === -1 || server.configRequests.slice(0, first).every((r) => r.ifNoneMatch === null));
   await client.stop();
 });

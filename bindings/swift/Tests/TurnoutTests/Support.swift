@@ -115,6 +115,7 @@ final class FakeServer: HTTPTransport, @unchecked Sendable {
     private var _notModified = 0
     private var _accepted: [Data] = []
     private var _failed: [Data] = []
+    private var _ifNoneMatch: [String?] = []
 
     func serve(_ json: String, etag: String) {
         lock.lock(); _config = Data(json.utf8); _etag = etag; lock.unlock()
@@ -125,6 +126,8 @@ final class FakeServer: HTTPTransport, @unchecked Sendable {
     var notModified: Int { lock.lock(); defer { lock.unlock() }; return _notModified }
     var accepted: [Data] { lock.lock(); defer { lock.unlock() }; return _accepted }
     var failed: [Data] { lock.lock(); defer { lock.unlock() }; return _failed }
+    /// The If-None-Match of every GET.
+    var ifNoneMatch: [String?] { lock.lock(); defer { lock.unlock() }; return _ifNoneMatch }
 
     func send(_ request: URLRequest) throws -> HTTPResponse {
         lock.lock()
@@ -141,6 +144,7 @@ final class FakeServer: HTTPTransport, @unchecked Sendable {
             return HTTPResponse(status: 204)
         }
         _gets += 1
+        _ifNoneMatch.append(request.value(forHTTPHeaderField: "If-None-Match"))
         if !_etag.isEmpty, request.value(forHTTPHeaderField: "If-None-Match") == _etag {
             _notModified += 1
             return HTTPResponse(status: 304)

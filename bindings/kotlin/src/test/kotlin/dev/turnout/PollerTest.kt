@@ -7,14 +7,28 @@ import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Test
+import java.io.BufferedReader
+import java.io.EOFException
+import java.io.IOException
+import java.io.InputStreamReader
+import java.io.OutputStream
+import java.net.InetAddress
 import java.net.InetSocketAddress
+import java.net.ServerSocket
+import java.net.Socket
 import java.util.Collections
 import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.atomic.AtomicInteger
 
-/** The poller against a real HTTP server on 127.0.0.1 (the JDK's com.sun.net.httpserver). */
+/**
+ * The poller against a real HTTP server on 127.0.0.1 (the JDK's com.sun.net.httpserver), and
+ * against a raw socket server for answers no well-behaved server sends: a slow body, a body cut
+ * short, a body over the limit (one deadline per request, the body limit, the ETag rule).
+ */
 class PollerTest {
     /** A config server and an event collector on one port. */
     private class Server(port: Int = 0) {
@@ -210,6 +224,246 @@ class PollerTest {
         assertEquals(requests, s.gets.get(), "no request after stop")
         assertTrue(poller.isTerminated, "the poller's thread has ended")
         poller.close() // idempotent
+    }
+
+    /**
+     * A config server on a raw socket: the next GETs are answered from [script] (raw bytes, then
+     * the connection is closed), the others with [config] and [etag] (304 on a match).
+     */
+    private class RawServer : AutoCloseable {
+        @Volatile var config: ByteArray = bundle(1, 60)
+
+        @Volatile var etag: String = "\"v1\""
+
+        @Volatile private var closed = false
+        val ifNoneMatch: MutableList<String?> = Collections.synchronizedList(ArrayList<String?>())
+        private val script = ConcurrentLinkedQueue<(OutputStream) -> Unit>()
+        private val socket = ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"))
+        val url = "http://127.0.0.1:${socket.localPort}/config"
+
+        init {
+            Thread {
+                while (!closed) {
+                    val s =
+                        try {
+                            socket.accept()
+                        } catch (e: IOException) {
+                            break
+                        }
+                    Thread { handle(s) }.apply { isDaemon = true }.start()
+                }
+            }.apply { isDaemon = true }.start()
+        }
+
+        fun script(vararg answers: (OutputStream) -> Unit) {
+            script.addAll(answers)
+        }
+
+        private fun handle(s: Socket) =
+            s.use {
+                val input = BufferedReader(InputStreamReader(s.getInputStream(), Charsets.ISO_8859_1))
+                var inm: String? = null
+                while (true) {
+                    val line = input.readLine() ?: return
+                    if (line.isEmpty()) break
+                    if (line.startsWith("If-None-Match:", ignoreCase = true)) inm = line.substringAfter(':').trim()
+                }
+                ifNoneMatch += inm
+                val out = s.getOutputStream()
+                try {
+                    val raw = script.poll()
+                    when {
+                        raw != null -> raw(out)
+                        inm != null && inm == etag -> out.write("HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n".toByteArray())
+                        else -> answer(config, etag)(out)
+                    }
+                    out.flush()
+                } catch (e: IOException) {
+                    // the client went away (as the test wants)
+                }
+            }
+
+        /**
+         * A raw 200: [contentLength] -1 declares the body's size, null declares nothing (the body
+         * ends when the connection closes); only the first [send] bytes are sent; [everyMs] > 0
+         * sends one byte at a time with that pause.
+         */
+        fun answer(
+            body: ByteArray,
+            etag: String,
+            contentLength: Int? = -1,
+            send: Int = body.size,
+            everyMs: Long = 0,
+        ): (OutputStream) -> Unit =
+            { out ->
+                val head = StringBuilder("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
+                head.append("ETag: $etag\r\n")
+                if (contentLength != null) head.append("Content-Length: ${if (contentLength == -1) body.size else contentLength}\r\n")
+                out.write(head.append("\r\n").toString().toByteArray())
+                out.flush()
+                if (everyMs <= 0) {
+                    out.write(body, 0, send)
+                } else {
+                    for (i in 0 until send) {
+                        Thread.sleep(everyMs)
+                        if (closed) break
+                        out.write(body[i].toInt())
+                        out.flush()
+                    }
+                }
+            }
+
+        override fun close() {
+            closed = true
+            socket.close()
+        }
+    }
+
+    private fun raw() = RawServer().closeLater()
+
+    private fun rawOptions(
+        s: RawServer,
+        timeoutMs: Long = 2000,
+        errors: MutableList<Throwable> = CopyOnWriteArrayList(),
+    ) = PollerOptions(
+        configUrl = s.url,
+        intervalMs = 40,
+        maxBackoffMs = 80,
+        jitter = 0.0,
+        transport = HttpUrlConnectionTransport(connectTimeoutMs = 1000, readTimeoutMs = 1000),
+        onError = { errors += it },
+        timeoutMs = timeoutMs,
+    )
+
+    @Test
+    fun `a slow body fails at the deadline, then the next poll runs as usual`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        // One byte every 0.5 s: each read is within the read timeout, the whole body takes a minute.
+        s.script(s.answer(bundle(1, 60), "\"v1\"", everyMs = 500))
+        val t0 = System.nanoTime()
+        Poller(client, rawOptions(s, timeoutMs = 1000, errors = errors)).start().closeLater()
+        eventually("the config after the timeout", timeoutMs = 5000) { client.configVersion == 1L }
+        val elapsedMs = (System.nanoTime() - t0) / 1_000_000
+        assertTrue(elapsedMs in 900..3000, "took $elapsedMs ms")
+        val e = errors.single()
+        assertTrue(e is RequestTimeoutException && e.timeoutMs == 1000L, "$errors")
+        assertTrue(e.message!!.contains("timed out"))
+        assertEquals(listOf<String?>(null, null), s.ifNoneMatch.take(2), "the slow answer's ETag was never sent")
+    }
+
+    @Test
+    fun `pollNow returns at the deadline during a slow body`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        s.script(s.answer(bundle(1, 60), "\"v1\"", everyMs = 500))
+        val poller = Poller(client, rawOptions(s, timeoutMs = 1000, errors = errors)).closeLater()
+        val t0 = System.nanoTime()
+        assertFalse(poller.pollNow())
+        val elapsedMs = (System.nanoTime() - t0) / 1_000_000
+        assertTrue(elapsedMs in 900..2000, "took $elapsedMs ms")
+        assertTrue(errors.single() is RequestTimeoutException, "$errors")
+        assertEquals(1, poller.configFailures)
+        assertNull(poller.etag)
+        assertEquals(null, client.configVersion)
+    }
+
+    @Test
+    fun `stop returns promptly during a slow body`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        s.script(s.answer(bundle(1, 60), "\"v1\"", everyMs = 500))
+        val poller = Poller(client, rawOptions(s, timeoutMs = 10_000, errors = errors)).start()
+        eventually("the request") { s.ifNoneMatch.size == 1 }
+        Thread.sleep(300) // the body is trickling in
+        val t0 = System.nanoTime()
+        poller.stop()
+        val elapsedMs = (System.nanoTime() - t0) / 1_000_000
+        assertTrue(elapsedMs < 500, "stop() took $elapsedMs ms")
+        assertTrue(poller.isTerminated)
+        assertEquals(null, client.configVersion)
+        assertEquals(emptyList<Throwable>(), errors, "stopping is not a failure")
+    }
+
+    @Test
+    fun `a body cut short keeps no ETag - the full body with the same ETag is fetched again`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        val poller = Poller(client, rawOptions(s, errors = errors)).closeLater()
+        assertTrue(poller.pollNow()) // v1, ETag "v1"
+        val full = bundle(2, 61)
+        // Content-Length larger than what is sent, ETag "E".
+        s.script(s.answer(full, "\"E\"", contentLength = full.size, send = full.size / 2))
+        assertFalse(poller.pollNow())
+        assertTrue(errors.single() is EOFException, "$errors")
+        assertEquals("\"v1\"", poller.etag)
+        s.config = full
+        s.etag = "\"E\""
+        assertTrue(poller.pollNow())
+        assertEquals(2L, client.configVersion)
+        assertEquals("\"E\"", poller.etag)
+        // Close-delimited (no Content-Length) and cut short: the client cannot tell; the engine
+        // rejects the half, whose ETag is not kept either.
+        val next = bundle(3, 62)
+        s.script(s.answer(next, "\"F\"", contentLength = null, send = next.size / 2))
+        assertFalse(poller.pollNow())
+        assertTrue(errors.last() is TurnoutException.Config, "$errors")
+        assertEquals("\"E\"", poller.etag)
+        s.config = next
+        s.etag = "\"F\""
+        assertTrue(poller.pollNow())
+        assertEquals(3L, client.configVersion)
+        assertEquals(listOf(null, "\"v1\"", "\"v1\"", "\"E\"", "\"E\""), s.ifNoneMatch.toList())
+    }
+
+    @Test
+    fun `a body over the limit is refused and keeps no ETag`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        val big = bundle(2, 61)
+        val limit = big.size - 1L
+        val poller = Poller(client, rawOptions(s, errors = errors).copy(maxConfigBytes = limit)).closeLater()
+        // Declared too large (refused from Content-Length), then undeclared (refused while reading).
+        s.script(s.answer(big, "\"E\""), s.answer(big, "\"E\"", contentLength = null))
+        assertFalse(poller.pollNow())
+        assertFalse(poller.pollNow())
+        val (declared, undeclared) = errors.map { it as BodyTooLargeException }
+        assertEquals(big.size.toLong(), declared.contentLength)
+        assertNull(undeclared.contentLength)
+        assertTrue(errors.all { (it as BodyTooLargeException).limit == limit && it.message!!.contains("$limit") })
+        assertNull(poller.etag)
+        assertEquals(null, client.configVersion)
+        assertEquals(listOf<String?>(null, null), s.ifNoneMatch.toList())
+        // At the limit it is fine; the default limit is 16 MiB.
+        s.config = big
+        s.etag = "\"E\""
+        assertTrue(Poller(client, rawOptions(s).copy(maxConfigBytes = big.size.toLong())).closeLater().pollNow())
+        assertEquals(16L * 1024 * 1024, rawOptions(s).maxConfigBytes)
+    }
+
+    @Test
+    fun `a rejected config then a valid one with the same ETag - the valid one is installed`() {
+        val s = raw()
+        val client = Turnout.emptyClient().closeLater()
+        val errors = CopyOnWriteArrayList<Throwable>()
+        s.config = "{\"schema\": 1, \"rollouts\": [{\"variable\": 5}]}".toByteArray()
+        s.etag = "\"E\""
+        val poller = Poller(client, rawOptions(s, errors = errors)).start().closeLater()
+        eventually("the rejection") { errors.isNotEmpty() }
+        assertTrue(errors.first() is TurnoutException.Config, "$errors")
+        assertNull(poller.etag)
+        s.config = bundle(2, 61)
+        eventually("the valid config", timeoutMs = 5000) { client.configVersion == 2L }
+        assertEquals("\"E\"", poller.etag)
+        // Every request up to the one that installed the valid config went without If-None-Match.
+        val sent = s.ifNoneMatch.toList()
+        val firstE = sent.indexOf("\"E\"")
+        assertTrue(firstE == -1 || (firstE >= 2 && sent.take(firstE).all { it == null }), "$sent")
     }
 
     private fun eventually(
