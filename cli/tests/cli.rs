@@ -4,16 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn turnout(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn turnout");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait")
+    turnout_bytes(args, stdin.as_bytes())
 }
 
 fn lines(o: &Output) -> Vec<serde_json::Value> {

@@ -67,7 +67,7 @@ pub enum ErrorCode {
     TypeMismatch,
     /// The variable's document was rejected and had no last good version.
     ParseError,
-    /// The context (facets) is over a limit of `docs/spec.md` section 16
+    /// The context (facets) is over a limit of `docs/spec.md` section 17
     /// (too many facets, a name or value too long).
     InvalidContext,
 }

@@ -1,4 +1,4 @@
-//! The engine's limits on hostile or accidental input (docs/spec.md, section 16).
+//! The engine's limits on hostile or accidental input (docs/spec.md, section 17).
 //!
 //! Every limit is enforced here in core, so it is the same on every platform.
 //! Exceeding one gives a [`LimitError`] naming the limit (wrapped in
@@ -28,7 +28,7 @@ pub const EXPANDED_CONSTRAINTS_BASE: usize = 16_384;
 /// Expanded constraints allowed per config byte (see [`EXPANDED_CONSTRAINTS_BASE`]): one per 4 bytes.
 pub const EXPANDED_CONSTRAINTS_PER_BYTE: f64 = 0.25;
 /// The largest compiled `regex` program, in bytes (regex-lite's size limit).
-pub const MAX_REGEX_PROGRAM_BYTES: usize = 8 << 10;
+pub const MAX_REGEX_PROGRAM_BYTES: usize = 4 << 10;
 /// The longest facet value a `regex` constraint is matched against, in bytes;
 /// against a longer value the constraint is false.
 pub const MAX_REGEX_INPUT_BYTES: usize = 4 << 10;

@@ -51,7 +51,7 @@ pub enum TurnoutError {
         /// What was wrong.
         message: String,
     },
-    /// A limit of docs/spec.md section 16 was exceeded (config size or depth,
+    /// A limit of docs/spec.md section 17 was exceeded (config size or depth,
     /// a facet count or size, a batch's decoded size); the message names it.
     Limit {
         /// What was exceeded.

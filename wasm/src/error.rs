@@ -43,7 +43,7 @@ impl WasmError {
     }
 }
 
-/// The code of every error that is a limit of docs/spec.md section 16 (config,
+/// The code of every error that is a limit of docs/spec.md section 17 (config,
 /// facets or batch): one kind on every platform.
 const LIMIT: &str = "LIMIT_EXCEEDED";
 

@@ -82,9 +82,20 @@ pub fn time_budget(n: usize) -> Duration {
     Duration::from_secs_f64((n as f64 / 1e6 + 0.25) * factor)
 }
 
-/// Asserts `cost` is within both budgets for an input of `n` bytes.
+/// Asserts `cost` is within both budgets for an input of `n` bytes, and
+/// prints it (`-- --nocapture` shows the measured worst cases recorded in
+/// docs/benchmarks.md, "Hostile input").
 #[track_caller]
 pub fn assert_within(what: &str, n: usize, cost: Cost) {
+    if what.len() < 60 {
+        println!(
+            "cost: {what}: {n} bytes in, peak {} bytes ({:.1}x), {:.1} ms ({:.2} s/MB)",
+            cost.peak_bytes,
+            cost.peak_bytes as f64 / n.max(1) as f64,
+            cost.time.as_secs_f64() * 1e3,
+            cost.time.as_secs_f64() / (n.max(1) as f64 / 1e6)
+        );
+    }
     assert!(
         cost.peak_bytes <= memory_budget(n),
         "{what}: peak {} bytes for {n} input bytes (budget {})",

@@ -38,7 +38,7 @@ pub enum TurnoutStatus {
     NoFixedClock = 11,
     /// The library panicked; the call had no effect that can be relied on. Please report it.
     Panic = 12,
-    /// A limit of docs/spec.md section 16 was exceeded (config size or depth, a
+    /// A limit of docs/spec.md section 17 was exceeded (config size or depth, a
     /// facet count or size, a batch's decoded size); the message names it.
     Limit = 13,
 }
