@@ -36,6 +36,7 @@ type hostOptions struct {
 	SDK               string         `json:"sdk"`
 	SDKVersion        string         `json:"sdkVersion"`
 	Platform          string         `json:"platform"`
+	MaxConfigBytes    *int64         `json:"maxConfigBytes,omitempty"`
 	FixedTimeMs       *int64         `json:"fixedTimeMs,omitempty"`
 }
 
@@ -136,6 +137,19 @@ func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flu
 
 // WithBatchSize sets the most events per uploaded batch (default 1,000).
 func WithBatchSize(events int) Option { return func(o *options) { o.batchSize = events } }
+
+// WithMaxConfigBytes sets the largest config the client accepts, in bytes
+// (the engine's default is 16 MiB): New, UpdateConfig and Validate fail with
+// ErrLimit for a larger one (the previous config stays in force), and the
+// poller reads no more of a config body than this. A value <= 0 is ignored.
+func WithMaxConfigBytes(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxConfigBytes = n
+			o.host.MaxConfigBytes = &n
+		}
+	}
+}
 
 // WithMaxBackoff caps the wait between attempts after failures (default 5 min).
 func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
