@@ -25,6 +25,7 @@ const (
 	StatusBatchMalformed Status = 10
 	StatusNoFixedClock   Status = 11
 	StatusPanic          Status = 12
+	StatusLimit          Status = 13
 )
 
 var statusNames = map[Status]string{
@@ -41,6 +42,7 @@ var statusNames = map[Status]string{
 	StatusBatchMalformed: "malformed batch",
 	StatusNoFixedClock:   "no fixed clock",
 	StatusPanic:          "internal error",
+	StatusLimit:          "limit exceeded",
 }
 
 // String names the status.
@@ -99,6 +101,13 @@ var (
 	ErrNoFixedClock error = &Error{Status: StatusNoFixedClock}
 	// ErrPanic: the library caught an internal panic (please report it).
 	ErrPanic error = &Error{Status: StatusPanic}
+	// ErrLimit: a limit on hostile input was exceeded (docs/spec.md, section
+	// 16): a config over WithMaxConfigBytes, nested too deep or expanding to
+	// too many constraints (the previous config stays in force), facets over
+	// a limit (more than 1,024, a name over 1 KiB, a value over 8 KiB), or a
+	// batch that would decode to more than its expansion limit. The message
+	// names the limit: "limit `config_bytes` exceeded: found N, the maximum is M".
+	ErrLimit error = &Error{Status: StatusLimit}
 
 	// ErrClosed: the client (or handle) was closed.
 	ErrClosed = errors.New("turnout: closed")

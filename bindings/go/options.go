@@ -36,6 +36,7 @@ type hostOptions struct {
 	SDK               string         `json:"sdk"`
 	SDKVersion        string         `json:"sdkVersion"`
 	Platform          string         `json:"platform"`
+	MaxConfigBytes    *int64         `json:"maxConfigBytes,omitempty"`
 	FixedTimeMs       *int64         `json:"fixedTimeMs,omitempty"`
 }
 
@@ -140,19 +141,22 @@ func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flu
 // WithBatchSize sets the most events per uploaded batch (default 1,000).
 func WithBatchSize(events int) Option { return func(o *options) { o.batchSize = events } }
 
-// DefaultMaxConfigBytes is the largest config body the poller reads by
-// default: 16 MiB, the engine's limit.
+// DefaultMaxConfigBytes is the largest config the client accepts and the
+// poller reads by default: 16 MiB, the engine's limit.
 const DefaultMaxConfigBytes = 16 << 20
 
-// WithMaxConfigBytes sets the largest config body the poller reads (default
-// DefaultMaxConfigBytes). A larger Content-Length is refused before reading;
-// an undeclared body is read up to the limit and no further. Either way the
-// poll fails with ErrConfigTooLarge and the ETag is not remembered.
-// A value <= 0 is ignored.
+// WithMaxConfigBytes sets the largest config, in bytes (default
+// DefaultMaxConfigBytes): New, UpdateConfig and Validate fail with ErrLimit
+// for a larger one (the previous config stays in force), and the poller reads
+// no more of a config body than this: a larger Content-Length is refused
+// before reading, an undeclared body is read up to the limit and no further;
+// either way the poll fails with ErrConfigTooLarge and the ETag is not
+// remembered. A value <= 0 is ignored.
 func WithMaxConfigBytes(n int64) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.maxConfigBytes = n
+			o.host.MaxConfigBytes = &n
 		}
 	}
 }

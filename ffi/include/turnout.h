@@ -62,6 +62,9 @@
  *      TURNOUT_FACET_JSON     string holding a JSON object as above, set in order
  *    A name or string is an unsigned LEB128 varint byte length, then that many
  *    UTF-8 bytes. Setting a name again replaces its value.
+ * Facets over a limit (more than 1,024, a name over 1 KiB, a value over
+ * 8 KiB) fail with TURNOUT_STATUS_LIMIT (the calls returning a number give
+ * the default).
  */
 
 #ifndef TURNOUT_H
@@ -163,6 +166,11 @@ enum TurnoutStatus
      * The library panicked; the call had no effect that can be relied on. Please report it.
      */
     TURNOUT_STATUS_PANIC = 12,
+    /**
+     * A limit of docs/spec.md section 16 was exceeded (config size or depth, a
+     * facet count or size, a batch's decoded size); the message names it.
+     */
+    TURNOUT_STATUS_LIMIT = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -429,6 +437,7 @@ TurnoutStatus turnout_encode_batch_json(const uint8_t *json,
  * in `*out_json`. A corrupted batch is rejected whole, never mis-decoded.
  *
  * Errors: `NOT_A_BATCH`, `BATCH_VERSION`, `BATCH_CHECKSUM`, `BATCH_MALFORMED`,
+ * `LIMIT` (the batch would decode to more than its expansion limit),
  * `NULL_ARGUMENT`. Thread-safe.
  *
  * # Safety
@@ -452,6 +461,7 @@ TurnoutStatus turnout_decode_batch_json(const uint8_t *bytes,
  *   `turnout_client_update_config`; free with `turnout_bytes_free`.
  *
  * Errors: `CONFIG` (rejected config, every problem in the message),
+ * `LIMIT` (a config over `"maxConfigBytes"` or another limit on configs),
  * `OPTIONS`, `INVALID_UTF8`, `NULL_ARGUMENT`.
  *
  * Thread-safe.
@@ -485,7 +495,7 @@ void turnout_client_free(TurnoutClient *client);
  * "field", "message"}], "kept_last_good", "kill_switch"}], "warnings":
  * [{"document", "field", "message"}]}` (variable names sorted).
  *
- * Errors: `CONFIG`, `NULL_ARGUMENT`.
+ * Errors: `CONFIG`, `LIMIT`, `NULL_ARGUMENT`.
  *
  * Thread-safe: concurrent decisions see the old or the new config, never a mix.
  *
@@ -502,7 +512,7 @@ TurnoutStatus turnout_client_update_config(const TurnoutClient *client,
  * Checks a config without installing it (strictly: any problem is an
  * error); `out_report` (may be NULL) receives the report an update would give.
  *
- * Errors: `CONFIG`, `NULL_ARGUMENT`. Thread-safe.
+ * Errors: `CONFIG`, `LIMIT`, `NULL_ARGUMENT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -587,7 +597,7 @@ bool turnout_client_get_bool(const TurnoutClient *client,
  * One-shot decision as a string: `*out` receives the value, or a copy of
  * `default_value` when the value is not a string (free with `turnout_bytes_free`).
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -606,7 +616,7 @@ TurnoutStatus turnout_client_get_string(const TurnoutClient *client,
  * One-shot decision as JSON: `*out_json` receives the value's JSON text, or
  * stays empty (`{NULL, 0}`) when nothing decided (fallback).
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -624,7 +634,7 @@ TurnoutStatus turnout_client_get_json(const TurnoutClient *client,
  * "source", "experiment", "rule", "choice", "reason", "errorCode", "label"}`
  * (`value` is null for source `fallback`).
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -642,7 +652,7 @@ TurnoutStatus turnout_client_get_decision(const TurnoutClient *client,
  * `name`, that apply to `facets`: a JSON array of decisions (as
  * `turnout_client_get_decision`) in `*out_json`. Records their decision events.
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -659,7 +669,7 @@ TurnoutStatus turnout_client_get_variables(const TurnoutClient *client,
  * The decision for `name` and `facets` with the steps that led to it:
  * `{"decision": {...}, "steps": ["...", ...]}` in `*out_json`. Records nothing.
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -676,7 +686,7 @@ TurnoutStatus turnout_client_explain(const TurnoutClient *client,
  * Records a metric `name` (prefixed with the service as `service.name`)
  * with `value` and `facets`; identical repeats fold into one event.
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; `error` NULL or writable.
@@ -730,7 +740,7 @@ void turnout_variable_free(TurnoutVariable *variable);
  * Creates a prepared context from `facets` (see "Facets" above), canonicalised
  * once. Free with `turnout_context_free`; it stays valid after its client is freed.
  *
- * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+ * Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
  *
  * # Safety
  * Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.

@@ -6,9 +6,9 @@
 //! builds its `Decision` object. Strings cross only when the decision has
 //! them (an experiment name, a string value).
 //!
-//! Code bits: 0-1 source, 2-4 reason, 5-6 error code, 7-9 value kind,
-//! 10 has experiment, 11 has label, 12 has rule, 13 has choice. The facade
-//! keeps the same tables (`wasm/js/src/decision.js`).
+//! Code bits: 0-1 source, 2-4 reason, 5-7 error code, 8-10 value kind,
+//! 11 has experiment, 12 has label, 13 has rule, 14 has choice. The facade
+//! keeps the same tables (`wasm/js/src/index.js`: `lastValue`, `readDecision`).
 
 use std::cell::RefCell;
 
@@ -20,7 +20,7 @@ thread_local! {
     static LAST: RefCell<Option<Decision>> = const { RefCell::new(None) };
 }
 
-/// Value kinds in the code (bits 7-9).
+/// Value kinds in the code (bits 8-10).
 const KIND_NONE: u32 = 0;
 const KIND_NUMBER: u32 = 1;
 const KIND_TRUE: u32 = 2;
@@ -61,11 +61,11 @@ pub(crate) fn code(d: &Decision) -> u32 {
     source
         | reason << 2
         | error << 5
-        | kind << 7
-        | u32::from(d.experiment.is_some()) << 10
-        | u32::from(d.label.is_some()) << 11
-        | u32::from(d.rule.is_some()) << 12
-        | u32::from(d.choice.is_some()) << 13
+        | kind << 8
+        | u32::from(d.experiment.is_some()) << 11
+        | u32::from(d.label.is_some()) << 12
+        | u32::from(d.rule.is_some()) << 13
+        | u32::from(d.choice.is_some()) << 14
 }
 
 /// Stores `d` as the last decision and returns its code.
@@ -129,4 +129,51 @@ pub(crate) fn to_json(d: &Decision) -> Value {
         o.insert("label".into(), json!(d.label));
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field keeps to its bits: the largest error code leaves the value kind alone.
+    #[test]
+    fn code_fields_do_not_overlap() {
+        for (error, n) in [
+            (None, 0),
+            (Some(ErrorCode::FlagNotFound), 1),
+            (Some(ErrorCode::TypeMismatch), 2),
+            (Some(ErrorCode::ParseError), 3),
+            (Some(ErrorCode::InvalidContext), 4),
+        ] {
+            let d = Decision {
+                variable: "v".into(),
+                value: None,
+                label: None,
+                source: Source::Fallback,
+                experiment: None,
+                rule: None,
+                choice: None,
+                reason: Reason::Error,
+                error,
+            };
+            let c = code(&d);
+            assert_eq!(c & 3, 3, "source");
+            assert_eq!((c >> 2) & 7, 4, "reason");
+            assert_eq!((c >> 5) & 7, n, "error code");
+            assert_eq!((c >> 8) & 7, KIND_NONE, "value kind");
+            assert_eq!(c >> 11, 0, "presence bits");
+        }
+        let d = Decision {
+            variable: "v".into(),
+            value: Some(json!({"a": 1})),
+            label: Some("l".into()),
+            source: Source::Experiment,
+            experiment: Some("e".into()),
+            rule: Some(0),
+            choice: Some(1),
+            reason: Reason::Split,
+            error: None,
+        };
+        assert_eq!(code(&d), 1 << 2 | KIND_JSON << 8 | 0b1111 << 11);
+    }
 }

@@ -9,31 +9,50 @@
 
 use std::cell::RefCell;
 
+use rustc_hash::FxHashMap;
 use turnout_core::host::facets_from_pairs;
 use turnout_core::{FacetValue, Facets};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{JsResult, WasmError};
 
+/// The facet names registered by [`facet_key`]: id -> name and name -> id.
+#[derive(Default)]
+struct Keys {
+    names: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
 thread_local! {
-    static KEYS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static KEYS: RefCell<Keys> = RefCell::new(Keys::default());
     /// The facets of the next call, as (key id, value) pairs in call order.
     static SCRATCH: RefCell<Vec<(u32, FacetValue)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Registers a facet name and returns its id (the same id for the same name).
+/// Registers a facet name and returns its id (the same id for the same name,
+/// until [`facet_keys_reset`]). Constant time: names may come from untrusted input.
 #[wasm_bindgen(js_name = facetKey)]
 pub fn facet_key(name: &str) -> u32 {
     KEYS.with(|k| {
         let mut k = k.borrow_mut();
-        match k.iter().position(|x| x == name) {
-            Some(i) => i as u32,
-            None => {
-                k.push(name.to_string());
-                (k.len() - 1) as u32
-            }
+        if let Some(&id) = k.ids.get(name) {
+            return id;
         }
+        let id = k.names.len() as u32;
+        k.names.push(name.to_owned());
+        k.ids.insert(name.to_owned(), id);
+        id
     })
+}
+
+/// Forgets every registered name and empties the scratch set. The facade calls
+/// it between calls once it has registered many names, so that facet names
+/// from untrusted input (a new set of names on every call) cannot grow the
+/// table without bound. Ids handed out before are invalid afterwards.
+#[wasm_bindgen(js_name = facetKeysReset)]
+pub fn facet_keys_reset() {
+    KEYS.with(|k| *k.borrow_mut() = Keys::default());
+    facets_clear();
 }
 
 fn set(id: u32, value: FacetValue) {
@@ -88,7 +107,7 @@ pub fn facets_bool(id: u32, b: bool) {
 }
 
 fn key_name(id: u32) -> String {
-    KEYS.with(|k| k.borrow().get(id as usize).cloned()).unwrap_or_default()
+    KEYS.with(|k| k.borrow().names.get(id as usize).cloned()).unwrap_or_default()
 }
 
 /// Builds the facets of the scratch set (leaving it empty). Ids come from
@@ -99,7 +118,7 @@ pub(crate) fn take() -> Facets {
         KEYS.with(|k| {
             let keys = k.borrow();
             let facets = facets_from_pairs(
-                pairs.drain(..).filter_map(|(id, v)| keys.get(id as usize).map(|name| (name.as_str(), v))),
+                pairs.drain(..).filter_map(|(id, v)| keys.names.get(id as usize).map(|name| (name.as_str(), v))),
             );
             // Over a facet limit: a set marked as such (decisions give the
             // default with INVALID_CONTEXT, as on every platform).

@@ -168,6 +168,7 @@ pub unsafe extern "C" fn turnout_encode_batch_json(
 /// in `*out_json`. A corrupted batch is rejected whole, never mis-decoded.
 ///
 /// Errors: `NOT_A_BATCH`, `BATCH_VERSION`, `BATCH_CHECKSUM`, `BATCH_MALFORMED`,
+/// `LIMIT` (the batch would decode to more than its expansion limit),
 /// `NULL_ARGUMENT`. Thread-safe.
 ///
 /// # Safety

@@ -106,6 +106,7 @@ unsafe fn answer(
 ///   `turnout_client_update_config`; free with `turnout_bytes_free`.
 ///
 /// Errors: `CONFIG` (rejected config, every problem in the message),
+/// `LIMIT` (a config over `"maxConfigBytes"` or another limit on configs),
 /// `OPTIONS`, `INVALID_UTF8`, `NULL_ARGUMENT`.
 ///
 /// Thread-safe.
@@ -159,7 +160,7 @@ pub unsafe extern "C" fn turnout_client_free(client: *mut TurnoutClient) {
 /// "field", "message"}], "kept_last_good", "kill_switch"}], "warnings":
 /// [{"document", "field", "message"}]}` (variable names sorted).
 ///
-/// Errors: `CONFIG`, `NULL_ARGUMENT`.
+/// Errors: `CONFIG`, `LIMIT`, `NULL_ARGUMENT`.
 ///
 /// Thread-safe: concurrent decisions see the old or the new config, never a mix.
 ///
@@ -185,7 +186,7 @@ pub unsafe extern "C" fn turnout_client_update_config(
 /// Checks a config without installing it (strictly: any problem is an
 /// error); `out_report` (may be NULL) receives the report an update would give.
 ///
-/// Errors: `CONFIG`, `NULL_ARGUMENT`. Thread-safe.
+/// Errors: `CONFIG`, `LIMIT`, `NULL_ARGUMENT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -304,7 +305,7 @@ pub unsafe extern "C" fn turnout_client_get_bool(
 /// One-shot decision as a string: `*out` receives the value, or a copy of
 /// `default_value` when the value is not a string (free with `turnout_bytes_free`).
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -329,7 +330,7 @@ pub unsafe extern "C" fn turnout_client_get_string(
 /// One-shot decision as JSON: `*out_json` receives the value's JSON text, or
 /// stays empty (`{NULL, 0}`) when nothing decided (fallback).
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -352,7 +353,7 @@ pub unsafe extern "C" fn turnout_client_get_json(
 /// "source", "experiment", "rule", "choice", "reason", "errorCode", "label"}`
 /// (`value` is null for source `fallback`).
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -375,7 +376,7 @@ pub unsafe extern "C" fn turnout_client_get_decision(
 /// `name`, that apply to `facets`: a JSON array of decisions (as
 /// `turnout_client_get_decision`) in `*out_json`. Records their decision events.
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -398,7 +399,7 @@ pub unsafe extern "C" fn turnout_client_get_variables(
 /// The decision for `name` and `facets` with the steps that led to it:
 /// `{"decision": {...}, "steps": ["...", ...]}` in `*out_json`. Records nothing.
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.
@@ -423,7 +424,7 @@ pub unsafe extern "C" fn turnout_client_explain(
 /// Records a metric `name` (prefixed with the service as `service.name`)
 /// with `value` and `facets`; identical repeats fold into one event.
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; `error` NULL or writable.

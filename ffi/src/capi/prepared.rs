@@ -53,7 +53,7 @@ pub unsafe extern "C" fn turnout_variable_free(variable: *mut TurnoutVariable) {
 /// Creates a prepared context from `facets` (see "Facets" above), canonicalised
 /// once. Free with `turnout_context_free`; it stays valid after its client is freed.
 ///
-/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`. Thread-safe.
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `FACETS`, `LIMIT`. Thread-safe.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the lengths given; out-parameters NULL or writable.

@@ -527,6 +527,56 @@ static void test_threads(TurnoutClient *c) {
     turnout_variable_free(delay);
 }
 
+/* Limits on hostile input (docs/spec.md, section 16): TURNOUT_STATUS_LIMIT, with
+ * the limit named in the message; the previous config stays in force. */
+static void test_limits(void) {
+    TurnoutClient *c = NULL;
+    EXPECT_ERROR(turnout_client_new(config, config_len, S("{\"maxConfigBytes\": 100}"), &c, NULL, ERR),
+                 TURNOUT_STATUS_LIMIT, "limit `config_bytes` exceeded");
+    CHECK(c == NULL);
+    CHECK(turnout_client_new(config, config_len, S("{\"maxConfigBytes\": 4096}"), &c, NULL, NULL) ==
+          TURNOUT_STATUS_OK);
+    if (!c) return;
+    /* 5,000 bytes: over the client's maximum. */
+    char *big = malloc(5001);
+    if (!big) return;
+    memset(big, ' ', 5000);
+    const char *doc = "{\"variable\": \"delay\", \"default\": 1}";
+    memcpy(big, doc, strlen(doc));
+    EXPECT_ERROR(turnout_client_update_config(c, (const uint8_t *)big, 5000, NULL, ERR), TURNOUT_STATUS_LIMIT,
+                 "found 5000, the maximum is 4096");
+    EXPECT_ERROR(turnout_client_validate(c, (const uint8_t *)big, 5000, NULL, ERR), TURNOUT_STATUS_LIMIT,
+                 "config_bytes");
+    /* 100 nested arrays. */
+    memset(big, '[', 100);
+    memset(big + 100, ']', 100);
+    EXPECT_ERROR(turnout_client_update_config(c, (const uint8_t *)big, 200, NULL, ERR), TURNOUT_STATUS_LIMIT,
+                 "limit `json_depth` exceeded");
+    CHECK(turnout_client_get_int64(c, S("delay"), S("{\"city\": 6}"), 0) == 60); /* still in force */
+
+    /* A facet value of 10,000 bytes, as JSON: LIMIT, or the default for the typed getters. */
+    char *facets = malloc(10100);
+    if (!facets) {
+        free(big);
+        return;
+    }
+    int n = snprintf(facets, 100, "{\"city\": 6, \"note\": \"");
+    memset(facets + n, 'x', 10000);
+    memcpy(facets + n + 10000, "\"}", 2);
+    size_t facets_len = (size_t)n + 10002;
+    TurnoutBytes out;
+    TurnoutContext *x = NULL;
+    CHECK(turnout_client_get_int64(c, S("delay"), (const uint8_t *)facets, facets_len, -1) == -1);
+    EXPECT_ERROR(turnout_client_get_decision(c, S("delay"), (const uint8_t *)facets, facets_len, &out, ERR),
+                 TURNOUT_STATUS_LIMIT, "limit `facet_value_bytes` exceeded");
+    EXPECT_ERROR(turnout_client_context(c, (const uint8_t *)facets, facets_len, &x, ERR), TURNOUT_STATUS_LIMIT,
+                 "facet_value_bytes");
+    CHECK(x == NULL);
+    free(facets);
+    free(big);
+    turnout_client_free(c);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s CONFIG.json\n", argv[0]);
@@ -541,6 +591,7 @@ int main(int argc, char **argv) {
 
     test_versions_and_frees();
     test_client_errors();
+    test_limits();
 
     TurnoutClient *c = NULL;
     TurnoutBytes report;

@@ -43,6 +43,8 @@ export interface EngineOptions {
   platform?: string;
   /** Pin the clock at this unix time in ms (tests, replays); move it with `setNow`. */
   fixedTimeMs?: number;
+  /** The largest config accepted, in bytes (default 16 MiB); a larger one throws `LIMIT_EXCEEDED`. */
+  maxConfigBytes?: number;
 }
 
 /** A config: JSON text, a parsed object, or the bytes of the JSON text. */
@@ -90,6 +92,13 @@ export type TurnoutErrorCode =
   | 'BATCH_VERSION'
   | 'BATCH_CHECKSUM'
   | 'BATCH_MALFORMED'
+  /**
+   * A limit on hostile input was exceeded (docs/spec.md, section 16): a config over `maxConfigBytes`,
+   * nested deeper than 64 or expanding to too many constraints (the previous config stays in force), or a
+   * batch that would decode to more than its expansion limit. The message names the limit, e.g.
+   * "limit `expanded_constraints` exceeded: found 10000000, the maximum is 36384".
+   */
+  | 'LIMIT_EXCEEDED'
   | 'CLOSED'
   | 'NETWORK'
   | 'HTTP'
@@ -102,7 +111,7 @@ export class TurnoutError extends Error {
   readonly name: 'TurnoutError';
   /** A stable code. */
   readonly code: TurnoutErrorCode;
-  /** For `INVALID_CONFIG`: every problem, with document and field. */
+  /** For `INVALID_CONFIG` (and `LIMIT_EXCEEDED` from a config): every problem, with document and field. */
   readonly problems: Problem[];
   /** For `HTTP`: the response status. */
   readonly status?: number;
@@ -242,7 +251,8 @@ export class Client {
   /** The report of the bootstrap config (`null` when none was given). */
   readonly initialReport: UpdateReport | null;
   /**
-   * Installs a config; throws a TurnoutError (`INVALID_CONFIG`) and keeps the old one if it is bad.
+   * Installs a config; throws a TurnoutError (`INVALID_CONFIG`, or `LIMIT_EXCEEDED` for one over a limit)
+   * and keeps the old one if it is bad.
    * Emits `'update'` when variables were added, removed or changed, or documents were rejected.
    */
   updateConfig(config: Config): UpdateReport;
@@ -250,9 +260,13 @@ export class Client {
   validate(config: Config): UpdateReport;
   /** A variable handle for the prepared path. */
   variable(name: string): Variable;
-  /** A prepared context for one unit or request. */
+  /**
+   * A prepared context for one unit or request. Facets over a limit (more than 1,024, a name over 1 KiB,
+   * a value over 8 KiB) give a context whose every decision is the caller's default with reason `ERROR`
+   * and error code `INVALID_CONTEXT`.
+   */
   context(facets?: Facets): Context;
-  /** One decision (the convenient path). */
+  /** One decision (the convenient path; facets over a limit: `INVALID_CONTEXT`, as for `context`). */
   getVariable(name: string, facets?: Facets): Decision;
   /** Every variable assigned by the experiment or domain `name`, by variable name. */
   getVariables(name: string, facets?: Facets): Record<string, Decision>;
@@ -324,7 +338,10 @@ export interface DecodedBatch {
   }>;
 }
 
-/** Decodes an uploaded batch (for collectors and tests); throws on corrupted bytes. */
+/**
+ * Decodes an uploaded batch (for collectors and tests); throws on corrupted bytes, and with code
+ * `LIMIT_EXCEEDED` for a batch that would decode to more than 128 times its size plus 64 KiB.
+ */
 export function decodeBatch(bytes: Uint8Array): DecodedBatch;
 /** Encodes the JSON form of a batch into its bytes. */
 export function encodeBatch(batch: DecodedBatch): Uint8Array;

@@ -22,8 +22,10 @@ export { Context, Variable };
  * The one error type this package throws. `code` is stable:
  * `INVALID_CONFIG` (with `problems`), `INVALID_FACETS`, `INVALID_OPTIONS`,
  * `INVALID_ARGUMENT`, `INVALID_BATCH`, `NOT_A_BATCH`, `BATCH_VERSION`,
- * `BATCH_CHECKSUM`, `BATCH_MALFORMED`, `CLOSED`, and from the poller `NETWORK`, `HTTP`,
- * `TIMEOUT` (a request passed `timeoutMs`), `TOO_LARGE` (a config body over `maxConfigBytes`).
+ * `BATCH_CHECKSUM`, `BATCH_MALFORMED`, `LIMIT_EXCEEDED` (a limit on hostile input:
+ * config size, depth or expanded constraints, a batch's decoded size; the message
+ * names it), `CLOSED`, and from the poller `NETWORK`, `HTTP`, `TIMEOUT` (a request
+ * passed `timeoutMs`), `TOO_LARGE` (a config body over `maxConfigBytes`).
  */
 export class TurnoutError extends Error {
   /**
@@ -52,7 +54,10 @@ function ensureReady() {
 
 // ---- facets -----------------------------------------------------------------
 
+/** Facet name -> the module's key id. Bounded (see `loadFacets`): facet names may come from untrusted input. */
 const KEY_IDS = new Map();
+/** Past this many registered names, the next call that takes facets starts a fresh table. */
+const MAX_KEY_IDS = 4096;
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 const U64_MAX = 2n ** 64n - 1n;
@@ -109,6 +114,10 @@ function putFacet(name, v) {
 
 /** Loads `facets` (an object or a Map) into the module's scratch set. */
 function loadFacets(facets) {
+  if (KEY_IDS.size > MAX_KEY_IDS) {
+    KEY_IDS.clear();
+    w.facetKeysReset();
+  }
   w.facetsClear();
   if (facets === undefined || facets === null) return;
   if (typeof facets !== 'object' || Array.isArray(facets)) {
@@ -192,8 +201,10 @@ export class Decision {
   }
 }
 
+// The decision code's bits (wasm/src/decision.rs): 0-1 source, 2-4 reason,
+// 5-7 error code, 8-10 value kind, 11 experiment, 12 label, 13 rule, 14 choice.
 function lastValue(code) {
-  switch ((code >>> 7) & 7) {
+  switch ((code >>> 8) & 7) {
     case 0:
       return null;
     case 1:
@@ -215,9 +226,9 @@ function lastValue(code) {
  * config, so a repeated decision does not copy the same label string again.
  */
 function readDecision(variable, code, labels) {
-  const rule = code & 4096 ? w.lastRule() : null;
+  const rule = code & 8192 ? w.lastRule() : null;
   let label = null;
-  if (code & 2048) {
+  if (code & 4096) {
     if (labels === undefined || rule === null) label = w.lastLabel();
     else if ((label = labels[rule]) === undefined) label = labels[rule] = w.lastLabel();
   }
@@ -226,10 +237,10 @@ function readDecision(variable, code, labels) {
     lastValue(code),
     SOURCES[code & 3],
     REASONS[(code >>> 2) & 7],
-    code & 1024 ? w.lastExperiment() : null,
+    code & 2048 ? w.lastExperiment() : null,
     rule,
-    code & 8192 ? w.lastChoice() : null,
-    ERROR_CODES[(code >>> 5) & 3],
+    code & 16384 ? w.lastChoice() : null,
+    ERROR_CODES[(code >>> 5) & 7],
     label,
   );
 }
@@ -251,7 +262,7 @@ Object.defineProperties(Context.prototype, {
     /** The value as any JSON value, or `fallback` when nothing in the config decided. */
     value: function getJSON(variable, fallback) {
       const code = this.decide(variable);
-      return (code >>> 7) & 7 ? lastValue(code) : fallback;
+      return (code >>> 8) & 7 ? lastValue(code) : fallback;
     },
   },
   facets: {
@@ -321,7 +332,8 @@ export class Client {
    *   bootstrap config, so the first decision never waits for the network)
    *   plus the engine options: `service`, `isolation`, `decisionEvents`,
    *   `excludeFacets`, `maxQueue`, `maxFoldKeys`, `maxUnackedBatches`,
-   *   `clientId`, `sdk`, `sdkVersion`, `platform`, `fixedTimeMs`.
+   *   `clientId`, `sdk`, `sdkVersion`, `platform`, `fixedTimeMs`, `maxConfigBytes`
+   *   (the largest config accepted, default 16 MiB: a larger one throws `LIMIT_EXCEEDED`).
    */
   constructor(options = {}) {
     ensureReady();
@@ -376,8 +388,8 @@ export class Client {
 
   /**
    * Validates, compiles and installs a config. Returns what changed. A bad
-   * config throws a TurnoutError (`INVALID_CONFIG`, with every problem) and
-   * the previous config stays in force. Emits `'update'` when something
+   * config throws a TurnoutError (`INVALID_CONFIG`, with every problem, or
+   * `LIMIT_EXCEEDED` for one over a limit) and the previous config stays in force. Emits `'update'` when something
    * changed (variables added, removed or changed, or documents rejected).
    */
   updateConfig(config) {

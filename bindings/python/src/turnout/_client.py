@@ -29,7 +29,7 @@ import threading
 import typing
 
 from . import _native as native
-from ._errors import ClosedError, TurnoutTypeError
+from ._errors import ClosedError, LimitError, TurnoutTypeError
 from ._facets import I64_MAX, I64_MIN, Facets, FacetsLike, facets_json, native_map
 from ._native import ffi
 
@@ -176,7 +176,9 @@ class Decision:
     reason: str
     """``TARGETING_MATCH``, ``SPLIT``, ``DEFAULT``, ``DISABLED`` or ``ERROR``."""
     error_code: typing.Optional[str]
-    """With reason ``ERROR``: ``FLAG_NOT_FOUND``, ``TYPE_MISMATCH`` or ``PARSE_ERROR``."""
+    """With reason ``ERROR``: ``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR`` or
+    ``INVALID_CONTEXT`` (the facets were over a limit: more than 1,024, a
+    name over 1 KiB or a value over 8 KiB)."""
     _int: typing.Optional[int]
     _float: typing.Optional[float]
     _bool: typing.Optional[builtins.bool]
@@ -493,10 +495,13 @@ class Client(_Closeable):
     - ``max_queue``, ``max_fold_keys``, ``max_unacked_batches``: queue limits;
     - ``client_id``, ``sdk_version``, ``platform``: batch header fields;
     - ``fixed_time_ms``: pin the clock (tests; move it with :meth:`set_time_ms`);
+    - ``max_config_bytes``: the largest config accepted (default 16 MiB; a
+      larger one raises :class:`~turnout.LimitError`);
     - ``context_cache_size``: native contexts kept for one-shot calls (0: none).
 
-    Raises :class:`~turnout.ConfigError` for a config that cannot be loaded
-    and :class:`~turnout.OptionsError` for invalid options.
+    Raises :class:`~turnout.ConfigError` for a config that cannot be loaded,
+    :class:`~turnout.LimitError` for one over a limit (size, depth, expanded
+    constraints) and :class:`~turnout.OptionsError` for invalid options.
     """
 
     def __init__(
@@ -514,6 +519,7 @@ class Client(_Closeable):
         sdk_version: typing.Optional[str] = None,
         platform: typing.Optional[str] = None,
         fixed_time_ms: typing.Optional[int] = None,
+        max_config_bytes: typing.Optional[int] = None,
         context_cache_size: int = 4096,
     ) -> None:
         options: typing.Dict[str, typing.Any] = {"sdk": "turnout-python", "sdkVersion": __version__,
@@ -530,6 +536,7 @@ class Client(_Closeable):
             ("sdkVersion", sdk_version),
             ("platform", platform),
             ("fixedTimeMs", fixed_time_ms),
+            ("maxConfigBytes", max_config_bytes),
         ):
             if value is not None:
                 options[key] = value
@@ -583,9 +590,17 @@ class Client(_Closeable):
         raise TurnoutTypeError(f"a variable is a Variable or a name, not {v!r}")
 
     def context(self, facets: FacetsLike = None) -> Context:
-        """A prepared context for one unit or request (yours to keep and close)."""
+        """A prepared context for one unit or request (yours to keep and close).
+        Facets over a limit (more than 1,024, a name over 1 KiB, a value over
+        8 KiB) give a context whose every decision is the caller's default
+        with reason ``ERROR`` and error code ``INVALID_CONTEXT``."""
         g = self._live()
-        return Context(native.context_from_json(g._handle, facets_json(facets)), self)
+        try:
+            gen = native.context_from_json(g._handle, facets_json(facets))
+        except LimitError:
+            # As the generated map-based calls (and every platform) treat such facets.
+            gen = g.context(native_map(facets))
+        return Context(gen, self)
 
     def _context_for(self, facets: FacetsLike) -> Context:
         """The cached context for these facets (one-shot calls)."""
@@ -679,7 +694,8 @@ class Client(_Closeable):
     # -- config ------------------------------------------------------------
     def update_config(self, config: ConfigSource) -> UpdateReport:
         """Validates, compiles and atomically installs a config. On error
-        (:class:`~turnout.ConfigError`) the previous config stays in force."""
+        (:class:`~turnout.ConfigError`, or :class:`~turnout.LimitError` for a
+        config over a limit) the previous config stays in force."""
         data = _config_bytes(config)
         try:
             return UpdateReport._of(self._live().update_config(data))
@@ -772,7 +788,10 @@ def encode_batch(batch: typing.Union[str, typing.Mapping[str, typing.Any]]) -> b
 
 def decode_batch(data: typing.Union[bytes, bytearray, memoryview]) -> typing.Dict[str, typing.Any]:
     """Decodes wire bytes into ``{"header": {...}, "events": [...]}``.
-    Corrupted bytes raise :class:`~turnout.BatchError` (``.kind`` says why)."""
+    Corrupted bytes raise :class:`~turnout.BatchError` (``.kind`` says why);
+    a batch that would decode to more than its expansion limit (128 times its
+    size plus 64 KiB, counting every event's copy of its facets) raises
+    :class:`~turnout.LimitError`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TurnoutTypeError(f"batch bytes are bytes, not {type(data).__name__}")
     try:

@@ -3,6 +3,9 @@ are mapped onto them in one place: ``_native.raise_mapped``."""
 
 from __future__ import annotations
 
+import re
+import typing
+
 __all__ = [
     "TurnoutError",
     "ConfigError",
@@ -11,6 +14,7 @@ __all__ = [
     "BatchError",
     "StateError",
     "ClosedError",
+    "LimitError",
     "TurnoutTypeError",
 ]
 
@@ -48,6 +52,25 @@ class BatchError(TurnoutError, ValueError):
         self.kind = _batch_kind(message)
 
 
+class LimitError(TurnoutError, ValueError):
+    """A limit on hostile input was exceeded (docs/spec.md, section 16): a
+    config over ``max_config_bytes``, nested deeper than 64 or expanding to
+    too many constraints (the previous config stays in force), or a batch
+    that would decode to more than its expansion limit. (Facets over a limit
+    raise nothing: decisions on them are the default with ``INVALID_CONTEXT``.)
+    The message names the limit (``limit `config_bytes` exceeded: found 3870,
+    the maximum is 1000``); ``limit`` is that name (``config_bytes``,
+    ``json_depth``, ``expanded_constraints``, ``decode_expansion``, ...),
+    ``found`` and ``maximum`` the numbers (``None`` if the message has none)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        m = _LIMIT.search(message)
+        self.limit: typing.Optional[str] = m.group(1) if m else None
+        self.found: typing.Optional[int] = int(m.group(2)) if m else None
+        self.maximum: typing.Optional[int] = int(m.group(3)) if m else None
+
+
 class StateError(TurnoutError, RuntimeError):
     """The call is not possible in this state (e.g. moving a clock that is
     not fixed)."""
@@ -60,6 +83,8 @@ class ClosedError(StateError):
 class TurnoutTypeError(TurnoutError, TypeError):
     """An argument of the wrong type (or an integer out of the 64-bit range)."""
 
+
+_LIMIT = re.compile(r"limit `(\w+)` exceeded: found (\d+), the maximum is (\d+)")
 
 _BATCH_KINDS = (
     ("checksum mismatch", "checksum"),

@@ -117,6 +117,7 @@ _NATIVE_ERRORS: typing.Tuple[typing.Tuple[type, typing.Type[errors.TurnoutError]
     (ffi.TurnoutError.Options, errors.OptionsError),
     (ffi.TurnoutError.Batch, errors.BatchError),
     (ffi.TurnoutError.State, errors.StateError),
+    (ffi.TurnoutError.Limit, errors.LimitError),
 )
 
 NativeError = ffi.TurnoutError

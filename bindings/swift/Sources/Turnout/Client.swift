@@ -35,12 +35,14 @@ public struct ClientOptions: Sendable {
     public var platform: String?
     /// Pins the clock at this unix time in ms (tests); move it with `Client.setTimeMs`.
     public var fixedTimeMs: Int64?
+    /// The largest config accepted, in bytes (default 16 MiB); a larger one throws `.limit`.
+    public var maxConfigBytes: UInt64?
 
     public init(
         service: String? = nil, isolation: Isolation? = nil, decisionEvents: DecisionEvents? = nil,
         excludeFacets: [String]? = nil, maxQueue: UInt64? = nil, maxFoldKeys: UInt64? = nil,
         maxUnackedBatches: UInt64? = nil, clientId: String? = nil, sdkVersion: String? = nil,
-        platform: String? = nil, fixedTimeMs: Int64? = nil
+        platform: String? = nil, fixedTimeMs: Int64? = nil, maxConfigBytes: UInt64? = nil
     ) {
         self.service = service
         self.isolation = isolation
@@ -53,6 +55,7 @@ public struct ClientOptions: Sendable {
         self.sdkVersion = sdkVersion
         self.platform = platform
         self.fixedTimeMs = fixedTimeMs
+        self.maxConfigBytes = maxConfigBytes
     }
 
     static var defaultPlatform: String {
@@ -78,6 +81,7 @@ public struct ClientOptions: Sendable {
         if let v = maxUnackedBatches { o["maxUnackedBatches"] = NSNumber(value: v) }
         if let v = clientId { o["clientId"] = v }
         if let v = fixedTimeMs { o["fixedTimeMs"] = NSNumber(value: v) }
+        if let v = maxConfigBytes { o["maxConfigBytes"] = NSNumber(value: v) }
         let data = try JSONSerialization.data(withJSONObject: o, options: [])
         return String(decoding: data, as: UTF8.self)
     }
@@ -134,7 +138,9 @@ public final class Client: @unchecked Sendable {
         return v
     }
 
-    /// A prepared context for one unit or request.
+    /// A prepared context for one unit or request. Facets over a limit (more than
+    /// 1,024, a name over 1 KiB, a value over 8 KiB) give a context whose every
+    /// decision is the caller's default with reason `ERROR`, error code `INVALID_CONTEXT`.
     public func context(_ facets: Facets = Facets()) throws -> Context {
         Context(try live().context(facets: facets.native), client: self)
     }
@@ -190,7 +196,8 @@ public final class Client: @unchecked Sendable {
     // MARK: config
 
     /// Validates, compiles and atomically installs a config. On error
-    /// (`TurnoutError.config`) the previous config stays in force.
+    /// (`TurnoutError.config`, or `.limit` for a config over a limit) the
+    /// previous config stays in force.
     @discardableResult
     public func updateConfig(_ config: Data) throws -> UpdateReport {
         let n = try live()

@@ -22,7 +22,9 @@ public struct Decision: Equatable, Hashable, Sendable {
     public let choice: Int?
     /// `TARGETING_MATCH`, `SPLIT`, `DEFAULT`, `DISABLED` or `ERROR`.
     public let reason: String
-    /// With reason `ERROR`: `FLAG_NOT_FOUND`, `TYPE_MISMATCH` or `PARSE_ERROR`.
+    /// With reason `ERROR`: `FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `PARSE_ERROR` or
+    /// `INVALID_CONTEXT` (the facets were over a limit: more than 1,024, a name over
+    /// 1 KiB or a value over 8 KiB; the value is the caller's default).
     public let errorCode: String?
 
     init(_ d: TurnoutFFI.Decision) {
@@ -120,7 +122,9 @@ public func encodeBatch(json: String) throws -> Data {
     try mapErrors { try TurnoutFFI.encodeBatchJson(json: json) }
 }
 
-/// Decodes wire bytes into `{"header": {...}, "events": [...]}`.
+/// Decodes wire bytes into `{"header": {...}, "events": [...]}`. Throws `.batch` for
+/// corrupted bytes and `.limit` for a batch that would decode to more than its
+/// expansion limit.
 public func decodeBatch(_ bytes: Data) throws -> JSONValue {
     let text = try mapErrors { try TurnoutFFI.decodeBatchJson(bytes: bytes) }
     return try JSONValue.parse(text)

@@ -27,6 +27,12 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     case batch(BatchErrorKind, String)
     /// The call is not possible in this state (e.g. moving a clock that is not fixed).
     case state(String)
+    /// A limit on hostile input was exceeded (docs/spec.md, section 16): a config over
+    /// `ClientOptions.maxConfigBytes`, nested deeper than 64 or expanding to too many
+    /// constraints (the previous config stays in force), or a batch that would decode to
+    /// more than its expansion limit. The message names the limit:
+    /// "limit `config_bytes` exceeded: found 3870, the maximum is 1000" (see `limitName`).
+    case limit(String)
     /// The client, context or poller was closed.
     case closed(String)
     /// A request of the poller failed: the HTTP status, or `nil` when no response came.
@@ -35,7 +41,7 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The message without the kind.
     public var message: String {
         switch self {
-        case .config(let m), .facets(let m), .options(let m), .state(let m), .closed(let m):
+        case .config(let m), .facets(let m), .options(let m), .state(let m), .limit(let m), .closed(let m):
             return m
         case .batch(_, let m):
             return m
@@ -51,6 +57,7 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
         case .options(let m): return "options: \(m)"
         case .batch(let kind, let m): return "batch (\(kind.rawValue)): \(m)"
         case .state(let m): return "state: \(m)"
+        case .limit(let m): return "limit: \(m)"
         case .closed(let m): return "closed: \(m)"
         case .http(let status, let m): return "http \(status.map { String($0) } ?? "-"): \(m)"
         }
@@ -64,7 +71,18 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
         case .Options(let message): self = .options(message)
         case .Batch(let message): self = .batch(TurnoutError.batchKind(message), message)
         case .State(let message): self = .state(message)
+        case .Limit(let message): self = .limit(message)
         }
+    }
+
+    /// For `.limit`: the name of the limit exceeded (`config_bytes`, `json_depth`,
+    /// `expanded_constraints`, `facets`, `facet_value_bytes`, `decode_expansion`, ...).
+    public var limitName: String? {
+        guard case .limit(let m) = self,
+              let start = m.range(of: "limit `"),
+              let end = m.range(of: "` exceeded", range: start.upperBound..<m.endIndex)
+        else { return nil }
+        return String(m[start.upperBound..<end.lowerBound])
     }
 
     static func batchKind(_ message: String) -> BatchErrorKind {

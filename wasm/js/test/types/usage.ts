@@ -2,7 +2,7 @@
 // package: the declarations in index.d.ts must describe this usage.
 import { Client, Context, Decision, TurnoutError, Variable, decodeBatch, type UpdateReport } from 'turnout';
 
-const client = new Client({ config: '{}', service: 'booking', decisionEvents: 'experiments', fixedTimeMs: 1 });
+const client = new Client({ config: '{}', service: 'booking', decisionEvents: 'experiments', fixedTimeMs: 1, maxConfigBytes: 1 << 20 });
 const report: UpdateReport = client.updateConfig({ variable: 'v', rollouts: [], default: 1 });
 const added: string[] = report.added;
 const d: Decision = client.getVariable('v', { pax: 9007199254740993n, city: 10, country: 'SG', vip: true, gone: null });
@@ -25,7 +25,7 @@ void client.start({ configUrl: 'https://example.invalid/c', intervalMs: 1000, ev
 try {
   client.updateConfig(42 as unknown as string);
 } catch (e) {
-  if (e instanceof TurnoutError) console.log(e.code, e.problems.map((p) => p.field));
+  if (e instanceof TurnoutError) console.log(e.code === 'LIMIT_EXCEEDED' || e.code, e.problems.map((p) => p.field));
 }
 void [added, n, x, big, s, all, off];
 ctx.free();

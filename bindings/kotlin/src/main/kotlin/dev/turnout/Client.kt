@@ -46,6 +46,9 @@ class Client internal constructor(
     /**
      * A prepared context for one unit or request: the facets are converted
      * once, and every getter on it is the hot path. Close it when done.
+     * Facets over a limit (more than 1,024, a name over 1 KiB, a value over
+     * 8 KiB) give a context whose every decision is the caller's default with
+     * [Reason.ERROR] and [ErrorCode.INVALID_CONTEXT].
      * @throws TurnoutException.Facets if the facets are rejected.
      */
     fun context(facets: Facets): Context {
@@ -54,8 +57,14 @@ class Client internal constructor(
             val ctx = withRaw(ref) { h -> Jni.context(h, json) }
             if (ctx != 0L) return Context(NativeRef(ctx, FfiConverterTypeContext.lift(ctx), "context"))
         }
-        // The generated call raises the typed error if the facets are rejected.
-        val gen = ref.call { it.contextJson(String(json, Charsets.UTF_8)) }
+        // The generated call raises the typed error if the facets are rejected; facets over
+        // a limit take the map-based call, which marks the context (as on every platform).
+        val gen =
+            try {
+                ref.call { it.contextJson(String(json, Charsets.UTF_8)) }
+            } catch (e: TurnoutException.Limit) {
+                ref.call { it.context(facets.toFfi()) }
+            }
         return Context(if (Jni.available) adopt(gen) else NativeRef(0, gen, "context"))
     }
 
@@ -81,11 +90,12 @@ class Client internal constructor(
 
     /**
      * Validates, compiles and atomically installs [config] (JSON bytes).
-     * @throws TurnoutException.Config if rejected; the previous config stays in force.
+     * @throws TurnoutException.Config if rejected, [TurnoutException.Limit] if over a limit
+     *   (size, depth, expanded constraints); the previous config stays in force.
      */
     fun updateConfig(config: ByteArray): UpdateReport = ref.call { c -> UpdateReport.of(c.updateConfig(config)) }
 
-    /** Checks [config] without installing it. @throws TurnoutException.Config if it would be rejected. */
+    /** Checks [config] without installing it. @throws TurnoutException.Config (or [TurnoutException.Limit]) if it would be rejected. */
     fun validate(config: ByteArray): UpdateReport = ref.call { c -> UpdateReport.of(c.validate(config)) }
 
     /** The `version` of the bundle in force, if it has one. */

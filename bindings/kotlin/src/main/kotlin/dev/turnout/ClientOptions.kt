@@ -55,6 +55,8 @@ data class ClientOptions(
     val platform: String? = defaultPlatform(),
     /** Pins the clock at this unix time in ms (tests, replays); move it with [Client.setTimeMs]. */
     val fixedTimeMs: Long? = null,
+    /** The largest config accepted, in bytes (default 16 MiB); a larger one throws [TurnoutException.Limit]. */
+    val maxConfigBytes: Long? = null,
 ) {
     /** The options as the JSON the native library reads (`turnout_core::host::HostOptions`). */
     fun toJson(): String {
@@ -82,6 +84,7 @@ data class ClientOptions(
         sdkVersion?.let { key("sdkVersion").string(it) }
         platform?.let { key("platform").string(it) }
         fixedTimeMs?.let { key("fixedTimeMs").long(it) }
+        maxConfigBytes?.let { key("maxConfigBytes").long(it) }
         return w.byte('}').toString()
     }
 

@@ -62,6 +62,12 @@ enum class ErrorCode {
 
     /** The variable's document was rejected and no last good version exists. */
     PARSE_ERROR,
+
+    /**
+     * The facets were over a limit (more than 1,024, a name over 1 KiB, a value over 8 KiB):
+     * the value is the caller's default.
+     */
+    INVALID_CONTEXT,
     ;
 
     internal companion object {

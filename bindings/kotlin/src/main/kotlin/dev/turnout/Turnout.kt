@@ -65,7 +65,8 @@ object Turnout {
 
     /**
      * Decodes batch bytes into `{"header": {...}, "events": [...]}` JSON text.
-     * @throws TurnoutException.Batch for corrupted or foreign bytes (rejected whole).
+     * @throws TurnoutException.Batch for corrupted or foreign bytes (rejected whole),
+     *   [TurnoutException.Limit] for a batch that would decode to more than its expansion limit.
      */
     @JvmStatic
     fun decodeBatchJson(bytes: ByteArray): String = mapErrors { dev.turnout.ffi.decodeBatchJson(bytes) }

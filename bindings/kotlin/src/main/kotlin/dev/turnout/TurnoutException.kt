@@ -30,6 +30,24 @@ sealed class TurnoutException(message: String, cause: Throwable? = null) : Runti
     /** The call is not possible in this state (e.g. moving the clock of a client without `fixedTimeMs`). */
     class State(message: String) : TurnoutException(message)
 
+    /**
+     * A limit on hostile input was exceeded (docs/spec.md, section 16): a config over
+     * [ClientOptions.maxConfigBytes], nested deeper than 64 or expanding to too many
+     * constraints (the previous config stays in force), or a batch that would decode to
+     * more than its expansion limit. [message] names the limit
+     * (``limit `config_bytes` exceeded: found 3870, the maximum is 1000``); [limit] is
+     * that name (`config_bytes`, `json_depth`, `expanded_constraints`, `decode_expansion`, ...),
+     * or null if the message has none.
+     */
+    class Limit(message: String) : TurnoutException(message) {
+        /** The name of the limit exceeded (`config_bytes`, `json_depth`, ...), or null. */
+        val limit: String? = LIMIT_NAME.find(message)?.groupValues?.get(1)
+
+        private companion object {
+            val LIMIT_NAME = Regex("limit `(\\w+)` exceeded")
+        }
+    }
+
     /** The handle ([Client], [Context] or [Variable]) was closed; [what] names it. */
     class Closed(val what: String) : TurnoutException("$what is closed")
 
@@ -57,4 +75,5 @@ internal fun FfiException.toFacade(): TurnoutException =
         is FfiException.Options -> TurnoutException.Options(detail)
         is FfiException.Batch -> TurnoutException.Batch(detail)
         is FfiException.State -> TurnoutException.State(detail)
+        is FfiException.Limit -> TurnoutException.Limit(detail)
     }
