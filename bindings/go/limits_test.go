@@ -1,6 +1,6 @@
 package turnout
 
-// The limits on hostile input (docs/spec.md, section 16), through the C ABI:
+// The limits on hostile input (docs/spec.md, section 17), through the C ABI:
 // each is the ErrLimit kind with a message naming the limit, the previous
 // config stays in force, and nothing costs more than its input's size.
 

@@ -47,7 +47,7 @@ const (
 	ErrorCodeTypeMismatch ErrorCode = "TYPE_MISMATCH"
 	ErrorCodeParseError   ErrorCode = "PARSE_ERROR"
 	// ErrorCodeInvalidContext: the facets were over a limit (docs/spec.md,
-	// section 16; the value is the caller's default). The engine's code for
+	// section 17; the value is the caller's default). The engine's code for
 	// the platforms whose facet builders cannot fail; decisions taken through
 	// this package never carry it, since the C ABI reports such facets as
 	// ErrLimit (and the typed getters return the default).

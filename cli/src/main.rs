@@ -68,7 +68,7 @@ struct EvalArgs {
     /// The service name recorded in events.
     #[arg(long, default_value = "turnout-cli")]
     service: String,
-    /// The largest config accepted, in bytes (docs/spec.md section 16).
+    /// The largest config accepted, in bytes (docs/spec.md section 17).
     #[arg(long, value_name = "BYTES", default_value_t = turnout_core::limits::DEFAULT_MAX_CONFIG_BYTES)]
     max_config_bytes: usize,
 }

@@ -167,7 +167,7 @@ enum TurnoutStatus
      */
     TURNOUT_STATUS_PANIC = 12,
     /**
-     * A limit of docs/spec.md section 16 was exceeded (config size or depth, a
+     * A limit of docs/spec.md section 17 was exceeded (config size or depth, a
      * facet count or size, a batch's decoded size); the message names it.
      */
     TURNOUT_STATUS_LIMIT = 13,

@@ -66,7 +66,7 @@
 //!   that many UTF-8 bytes. Setting a name again replaces its value.
 //!
 //! An empty buffer is the empty facet set. Facets over a limit (more than
-//! 1,024, a name over 1 KiB, a value over 8 KiB: docs/spec.md, section 16)
+//! 1,024, a name over 1 KiB, a value over 8 KiB: docs/spec.md, section 17)
 //! fail with `TURNOUT_STATUS_LIMIT` (the calls returning a number give the default).
 
 pub mod error;

@@ -1,4 +1,4 @@
-"""The limits on hostile input (docs/spec.md, section 16): each is a
+"""The limits on hostile input (docs/spec.md, section 17): each is a
 :class:`turnout.LimitError` naming the limit (or, for facets, a decision with
 error code ``INVALID_CONTEXT``); the previous config stays in force and
 nothing costs more than its input's size."""

@@ -93,7 +93,7 @@ export type TurnoutErrorCode =
   | 'BATCH_CHECKSUM'
   | 'BATCH_MALFORMED'
   /**
-   * A limit on hostile input was exceeded (docs/spec.md, section 16): a config over `maxConfigBytes`,
+   * A limit on hostile input was exceeded (docs/spec.md, section 17): a config over `maxConfigBytes`,
    * nested deeper than 64 or expanding to too many constraints (the previous config stays in force), or a
    * batch that would decode to more than its expansion limit. The message names the limit, e.g.
    * "limit `expanded_constraints` exceeded: found 10000000, the maximum is 36384".

@@ -53,7 +53,7 @@ class BatchError(TurnoutError, ValueError):
 
 
 class LimitError(TurnoutError, ValueError):
-    """A limit on hostile input was exceeded (docs/spec.md, section 16): a
+    """A limit on hostile input was exceeded (docs/spec.md, section 17): a
     config over ``max_config_bytes``, nested deeper than 64 or expanding to
     too many constraints (the previous config stays in force), or a batch
     that would decode to more than its expansion limit. (Facets over a limit

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Turnout
 
-/// The limits on hostile input (docs/spec.md, section 16): each is `TurnoutError.limit`
+/// The limits on hostile input (docs/spec.md, section 17): each is `TurnoutError.limit`
 /// naming the limit (or, for facets, the caller's default with `INVALID_CONTEXT`); the
 /// previous config stays in force and nothing costs more than its input's size.
 final class LimitTests: XCTestCase {

@@ -31,7 +31,7 @@ sealed class TurnoutException(message: String, cause: Throwable? = null) : Runti
     class State(message: String) : TurnoutException(message)
 
     /**
-     * A limit on hostile input was exceeded (docs/spec.md, section 16): a config over
+     * A limit on hostile input was exceeded (docs/spec.md, section 17): a config over
      * [ClientOptions.maxConfigBytes], nested deeper than 64 or expanding to too many
      * constraints (the previous config stays in force), or a batch that would decode to
      * more than its expansion limit. [message] names the limit

@@ -9,7 +9,7 @@ import org.junit.jupiter.api.assertThrows
 import java.io.File
 
 /**
- * The limits on hostile input (docs/spec.md, section 16): each is a [TurnoutException.Limit]
+ * The limits on hostile input (docs/spec.md, section 17): each is a [TurnoutException.Limit]
  * naming the limit (or, for facets, the caller's default with [ErrorCode.INVALID_CONTEXT]); the
  * previous config stays in force and nothing costs more than its input's size. Run with and
  * without the JNI fast path (the POM's `generated-bindings-only` execution).
