@@ -21,6 +21,7 @@ pub(crate) fn build(d: &Dist) -> Result<Value, String> {
     step("cargo package -p turnout-core -p turnout-cli (each verified by a build of its packaged sources)");
     // --allow-dirty: a developer's tree may have uncommitted changes; the crate records that
     // in .cargo_vcs_info.json. CI packages a clean clone.
+    forget_overlay_sources(&d.version)?;
     exec(cargo().args(["package", "--quiet", "--allow-dirty", "-p", "turnout-core", "-p", "turnout-cli"]))?;
     let mut files = Vec::new();
     for name in CRATES {
@@ -29,6 +30,32 @@ pub(crate) fn build(d: &Dist) -> Result<Value, String> {
         files.push(json!(format!("crates/{file}")));
     }
     Ok(Value::Array(files))
+}
+
+/// Removes cargo's unpacked copies of our crates at this version from its local overlay
+/// registries (`$CARGO_HOME/registry/src/-<hash>/turnout-core-<version>`). `cargo package`
+/// verifies the CLI against the packaged core through such a registry, whose hash depends only
+/// on the checkout's path, and reuses an unpacked copy it finds there: a second checkout at the
+/// same path (a CI clone) would verify against the sources packaged last time at this version.
+fn forget_overlay_sources(version: &str) -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else { return Ok(()) };
+    let Ok(registries) = std::fs::read_dir(&src) else { return Ok(()) };
+    for reg in registries.flatten() {
+        // Overlay registries are named `-<hash>`; crates.io's `index.crates.io-<hash>` is left alone.
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for name in CRATES {
+            let dir = reg.path().join(format!("{name}-{version}"));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 const MAIN_RS: &str = r#"//! A project using the turnout-core crate: the decision of every context, one per line.
