@@ -307,19 +307,14 @@ impl Facets {
         self.over
     }
 
-    fn insert(&mut self, key: Cow<'static, str>, value: FacetValue) {
-        // The infallible builders: a facet over a limit is not set, and the
-        // set is marked (see `over`).
-        let over = match check_facet(&key, &value) {
-            Err(FacetError::Limit(l)) => Some(l),
+    /// Sets a facet unless it is over a limit, which is returned (and the set left as it was).
+    fn try_insert(&mut self, key: Cow<'static, str>, value: FacetValue) -> Result<(), LimitError> {
+        match check_facet(&key, &value) {
+            Err(FacetError::Limit(l)) => return Err(l),
             _ if self.items.len() >= MAX_FACETS && self.get(&key).is_none() => {
-                Some(LimitError::new(Limit::Facets, MAX_FACETS, self.items.len() + 1))
+                return Err(LimitError::new(Limit::Facets, MAX_FACETS, self.items.len() + 1))
             }
-            _ => None,
-        };
-        if over.is_some() {
-            self.over = self.over.or(over);
-            return;
+            _ => {}
         }
         let f = Facet::new(key, value);
         self.fingerprint = self.fingerprint.wrapping_add(f.digest);
@@ -330,6 +325,15 @@ impl Facets {
                 *slot = f;
             }
             None => items.push(f),
+        }
+        Ok(())
+    }
+
+    /// The infallible builders: a facet over a limit is not set, and the set
+    /// is marked (see `over`).
+    fn insert(&mut self, key: Cow<'static, str>, value: FacetValue) {
+        if let Err(l) = self.try_insert(key, value) {
+            self.over = self.over.or(Some(l));
         }
     }
 
@@ -448,13 +452,7 @@ impl Facets {
     /// value size) first: the fallible form of [`Facets::set`], for names and
     /// values from untrusted input. Every binding builds facets this way.
     pub fn try_set(&mut self, key: impl Into<String>, value: impl Into<FacetValue>) -> Result<&mut Self, FacetError> {
-        let key = key.into();
-        let value = value.into();
-        check_facet(&key, &value)?;
-        if self.len() >= MAX_FACETS && self.get(&key).is_none() {
-            return Err(FacetError::Limit(LimitError::new(Limit::Facets, MAX_FACETS, self.len() + 1)));
-        }
-        self.insert(Cow::Owned(key), value);
+        self.try_insert(Cow::Owned(key.into()), value.into()).map_err(FacetError::Limit)?;
         Ok(self)
     }
 
