@@ -5,27 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Context, Decision, TurnoutError, Variable, VERSION, decodeBatch, encodeBatch, engineInfo } from '../../pkg/node.js';
+import { Client, Context, Decision, Variable, VERSION, decodeBatch, encodeBatch, engineInfo } from '../../pkg/node.js';
 import { ROOT, PKG } from './support/paths.mjs';
+import { throwsTurnout } from './support/errors.mjs';
 
 const SEED = readFileSync(path.join(ROOT, 'examples/configs/seed-rollout.json'), 'utf8');
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/configs/example.json'), 'utf8');
 const DELAY = 'automatedMessageDelay';
-
-function throwsTurnout(fn, code, message) {
-  let err;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof TurnoutError, `expected a TurnoutError, got ${err}`);
-  assert.ok(err instanceof Error);
-  assert.equal(err.name, 'TurnoutError');
-  assert.equal(err.code, code, err.message);
-  if (message) assert.match(err.message, message);
-  return err;
-}
 
 test('the bootstrap config can be a string, an object, a Uint8Array or an ArrayBuffer', () => {
   const bytes = new TextEncoder().encode(SEED);

@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, TurnoutError, decodeBatch, encodeBatch } from '../../pkg/node.js';
+import { Client, decodeBatch, encodeBatch } from '../../pkg/node.js';
 import { ROOT } from './support/paths.mjs';
+import { throwsTurnout } from './support/errors.mjs';
 
 const SEED = readFileSync(path.join(ROOT, 'examples/configs/seed-rollout.json'), 'utf8');
 const EXAMPLE = readFileSync(path.join(ROOT, 'examples/configs/example.json'), 'utf8');
@@ -15,16 +16,7 @@ const DELAY = 'automatedMessageDelay';
 
 /** Runs `fn`, which must throw a TurnoutError LIMIT_EXCEEDED naming `limit`; returns it. */
 function throwsLimit(fn, limit) {
-  let err;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof TurnoutError, `expected a TurnoutError, got ${err}`);
-  assert.equal(err.code, 'LIMIT_EXCEEDED', err.message);
-  assert.match(err.message, new RegExp(`limit \`${limit}\` exceeded: found \\d+, the maximum is \\d+`));
-  return err;
+  return throwsTurnout(fn, 'LIMIT_EXCEEDED', new RegExp(`limit \`${limit}\` exceeded: found \\d+, the maximum is \\d+`));
 }
 
 /** seed-rollout.json is still the config in force. */
