@@ -36,9 +36,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::error::{ConfigError, Problem};
 use crate::limits::{
     expanded_constraints_budget, Limit, LimitError, MAX_ARRAY_LEN, MAX_EXPERIMENTS_PER_DOMAIN, MAX_IN_LIST,
-    MAX_JSON_DEPTH, MAX_REGEX_PROGRAM_BYTES, MAX_STRING_BYTES,
+    MAX_JSON_DEPTH, MAX_REGEX_WEIGHT, MAX_STRING_BYTES, REGEX_SIZE_BACKSTOP,
 };
 use crate::model::*;
+use crate::regex_weight::regex_weight;
 use crate::value::{FacetValue, Num};
 
 /// The only bundle / document schema version this engine understands.
@@ -697,11 +698,24 @@ struct Sink<'a> {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
     label: Label<'a>,
+    /// The summed [`regex_weight`] of the document's regex constraints, each
+    /// segment reference counted (limit `regex_weight`).
+    regex_weight: u64,
 }
 
 impl<'a> Sink<'a> {
     fn new(label: Label<'a>) -> Sink<'a> {
-        Sink { problems: Vec::new(), warnings: Vec::new(), label }
+        Sink { problems: Vec::new(), warnings: Vec::new(), label, regex_weight: 0 }
+    }
+    /// A problem when the document's regexes weigh more than [`MAX_REGEX_WEIGHT`] in all.
+    fn check_regex_weight(&mut self) {
+        if self.regex_weight > MAX_REGEX_WEIGHT {
+            let e = LimitError { limit: Limit::RegexWeight, max: MAX_REGEX_WEIGHT, found: self.regex_weight };
+            self.err(
+                Path::Root,
+                format!("{e} (the regex constraints of this document, each segment reference counted)"),
+            );
+        }
     }
     /// Something that loads but is almost certainly a mistake.
     fn warn(&mut self, field: impl Field, message: impl Into<String>) {
@@ -1025,16 +1039,22 @@ fn constraint(
                 sink.err(vpath, "`regex` needs a string pattern");
                 return None;
             };
-            match regex_lite::RegexBuilder::new(pat).size_limit(MAX_REGEX_PROGRAM_BYTES).build() {
-                Ok(r) => Op::Regex(Arc::new(r)),
+            // The weight is read from the pattern's text, so the limit is the
+            // same on every platform; regex-lite's own (pointer-width
+            // dependent) size limit is only a backstop far above it.
+            let weight = regex_weight(pat);
+            let over = |found| LimitError { limit: Limit::RegexWeight, max: MAX_REGEX_WEIGHT, found };
+            if weight > MAX_REGEX_WEIGHT {
+                sink.err(vpath, format!("{} (the pattern alone)", over(weight)));
+                return None;
+            }
+            match regex_lite::RegexBuilder::new(pat).size_limit(REGEX_SIZE_BACKSTOP).build() {
+                Ok(r) => {
+                    sink.regex_weight = sink.regex_weight.saturating_add(weight);
+                    Op::Regex(Arc::new(r))
+                }
                 Err(e) if e.to_string().contains("size limit") => {
-                    sink.err(
-                        vpath,
-                        format!(
-                            "limit `{}` exceeded: the compiled regex is over the maximum of {MAX_REGEX_PROGRAM_BYTES} bytes",
-                            Limit::RegexProgram
-                        ),
-                    );
+                    sink.err(vpath, format!("{} (the compiled pattern)", over(weight)));
                     return None;
                 }
                 Err(e) => {
@@ -1129,6 +1149,7 @@ fn constraints(
                                 return out;
                             }
                             out.shared.push(Arc::clone(&seg.constraints));
+                            sink.regex_weight = sink.regex_weight.saturating_add(seg.regex_weight);
                             for (f, m) in &seg.warnings {
                                 sink.warn(f.as_str(), m.clone());
                             }
@@ -1171,6 +1192,8 @@ struct Segment {
     /// (field, message) of the warnings its constraints give, repeated in
     /// every document that references it.
     warnings: Vec<(String, String)>,
+    /// The summed weight of its regexes, added to each referencing document's.
+    regex_weight: u64,
 }
 
 /// Segment name -> the segment, or `Err` when it is invalid.
@@ -1208,10 +1231,15 @@ fn compile_segments<'t>(raw: Option<J<'t, '_>>, strings: &mut Strings, problems:
                 }
             }
         }
+        sink.check_regex_weight();
         let ok = sink.problems.is_empty() && list.is_some();
         problems.append(&mut sink.problems);
         let warnings = sink.warnings.into_iter().map(|w| (w.field, w.message)).collect();
-        out.insert(name, if ok { Ok(Segment { constraints: constraints.into(), warnings }) } else { Err(()) });
+        let regex_weight = sink.regex_weight;
+        out.insert(
+            name,
+            if ok { Ok(Segment { constraints: constraints.into(), warnings, regex_weight }) } else { Err(()) },
+        );
     }
     out
 }
@@ -1328,6 +1356,7 @@ fn compile_rollout(
         Some(d) if d.is_null() => None,
         Some(d) => Some(strings.value(d.to_value())),
     };
+    sink.check_regex_weight();
     if !sink.problems.is_empty() {
         return None;
     }
@@ -1591,6 +1620,7 @@ fn compile_experiment(
             None
         }
     };
+    sink.check_regex_weight();
     if !sink.problems.is_empty() {
         return None;
     }

@@ -35,6 +35,7 @@ mod hash;
 pub mod host;
 pub mod limits;
 mod model;
+pub mod regex_weight;
 pub mod tracking;
 mod value;
 

@@ -27,8 +27,17 @@ pub const MAX_IN_LIST: usize = 100_000;
 pub const EXPANDED_CONSTRAINTS_BASE: usize = 16_384;
 /// Expanded constraints allowed per config byte (see [`EXPANDED_CONSTRAINTS_BASE`]): one per 4 bytes.
 pub const EXPANDED_CONSTRAINTS_PER_BYTE: f64 = 0.25;
-/// The largest compiled `regex` program, in bytes (regex-lite's size limit).
-pub const MAX_REGEX_PROGRAM_BYTES: usize = 4 << 10;
+/// The heaviest `regex` pattern, and the most the regex constraints of one
+/// document may weigh in all (each segment reference counted), in units of
+/// [`crate::regex_weight::regex_weight`]: an upper bound on the matcher states
+/// per input character, read from the pattern's text so the limit is the same
+/// on every platform. At about 16 ns per state per byte here, 64 keeps a
+/// decision's regexes within 1 s per MB of the matched value.
+pub const MAX_REGEX_WEIGHT: u64 = 64;
+/// regex-lite's own size limit (heap bytes of the compiled program, which
+/// depend on the pointer width): a backstop against a pattern the weight
+/// under-counts, far above what a pattern within [`MAX_REGEX_WEIGHT`] needs.
+pub const REGEX_SIZE_BACKSTOP: usize = 256 << 10;
 /// The longest facet value a `regex` constraint is matched against, in bytes;
 /// against a longer value the constraint is false.
 pub const MAX_REGEX_INPUT_BYTES: usize = 4 << 10;
@@ -62,8 +71,8 @@ pub enum Limit {
     InList,
     /// Constraints after segment expansion.
     ExpandedConstraints,
-    /// Compiled size of one `regex`.
-    RegexProgram,
+    /// Weight of a `regex` pattern, or of a document's regexes together.
+    RegexWeight,
     /// Slotted experiments in one domain.
     ExperimentsPerDomain,
     /// Facets in one context.
@@ -86,7 +95,7 @@ impl Limit {
             Limit::ArrayLen => "array_len",
             Limit::InList => "in_list",
             Limit::ExpandedConstraints => "expanded_constraints",
-            Limit::RegexProgram => "regex_program",
+            Limit::RegexWeight => "regex_weight",
             Limit::ExperimentsPerDomain => "experiments_per_domain",
             Limit::Facets => "facets",
             Limit::FacetNameBytes => "facet_name_bytes",

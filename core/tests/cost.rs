@@ -38,6 +38,8 @@ enum Part {
     Long { len: usize },
     /// A regex `(a{m}){n}$`.
     Regex { m: u32, n: u32 },
+    /// `count` regexes `a{m}$` in one rule, directly or through a segment referenced `refs` times.
+    Regexes { count: usize, m: u32, refs: usize },
     /// `n` slotted experiments in one domain, overlapping or not.
     Slots { n: usize, overlap: bool },
     /// Two weights of `w`.
@@ -51,6 +53,7 @@ fn part() -> impl Strategy<Value = Part> {
         (1usize..120).prop_map(|depth| Part::Deep { depth }),
         (0usize..1_500_000).prop_map(|len| Part::Long { len }),
         (1u32..200, 1u32..400).prop_map(|(m, n)| Part::Regex { m, n }),
+        (1usize..40, 1u32..70, 0usize..30).prop_map(|(count, m, refs)| Part::Regexes { count, m, refs }),
         (1usize..2_500, any::<bool>()).prop_map(|(n, overlap)| Part::Slots { n, overlap }),
         prop_oneof![Just(1.7e308), Just(1.0), Just(f64::MAX)].prop_map(|w| Part::Weights { w }),
     ]
@@ -81,6 +84,17 @@ fn config(parts: &[Part]) -> Vec<u8> {
             Part::Long { len } => rollouts.push(json!({"variable": var, "default": "x".repeat(*len)})),
             Part::Regex { m, n } => rollouts.push(json!({"variable": var, "rollouts": [{"value": 1, "constraints": [
                 {"target": "s", "op": "regex", "value": format!("(a{{{m}}}){{{n}}}$")}]}]})),
+            Part::Regexes { count, m, refs } => {
+                let cs: Vec<Value> =
+                    (0..*count).map(|_| json!({"target": "s", "op": "regex", "value": format!("a{{{m}}}$")})).collect();
+                let rule = if *refs == 0 {
+                    json!({"value": 1, "constraints": cs})
+                } else {
+                    segments.insert(format!("r{i}"), json!(cs));
+                    json!({"value": 1, "segments": vec![format!("r{i}"); *refs]})
+                };
+                rollouts.push(json!({"variable": var, "rollouts": [rule]}));
+            }
             Part::Slots { n, overlap } => {
                 let w = 1.0 / *n as f64;
                 for j in 0..*n {

@@ -149,7 +149,19 @@ fn regex_cost_is_bounded_by_the_program_and_input_limits() {
     };
     // The run's `(a{100}){300}$` (42 s for one decision against 100 KB).
     let e = client().update_config(&cfg("(a{100}){300}$")).unwrap_err();
-    assert!(problems(&e).contains("regex_program"), "{e}");
+    assert!(problems(&e).contains("limit `regex_weight` exceeded: found 30302, the maximum is 64"), "{e}");
+    // A pattern the weight misses cannot reach regex-lite's backstop, and a
+    // heavy one is refused before it is compiled (so compiling costs nothing).
+    for pat in ["(?x)(a{8}) # {1000}\n{7}", "[]a]{60}", r"\x{61}{62}", "(?i)[a-z]{62}"] {
+        assert!(client().update_config(&cfg(pat)).is_ok(), "{pat}");
+    }
+    for pat in ["(?x)(a{8}) # {1000}\n{8}", "(?x)(a{8})\n\n{8}", r"\x{61}{64}", "((((a{2}){2}){2}){2}){2}{2}{2}"] {
+        let e = client().update_config(&cfg(pat)).unwrap_err();
+        assert!(problems(&e).contains("regex_weight"), "{pat}: {e}");
+    }
+    let (cost, r) = measure(|| client().update_config(&cfg("(((a{1000}){1000}){1000}){1000}")));
+    assert!(problems(&r.unwrap_err()).contains("regex_weight"));
+    assert!(cost.peak_bytes < 1 << 20, "{cost:?}");
     // A 100 KB facet is over the facet value limit, through JSON and the builder alike.
     let big = "a".repeat(100_000);
     let e = Facets::from_json(&json!({"s": big})).unwrap_err();

@@ -165,17 +165,41 @@ fn operators() -> File {
         ("contains", "contains", json!("ü")),
         ("regex", "regex", json!("^ADR-[0-9]+-")),
     ];
-    let rollouts: Vec<Value> = ops
+    let mut rollouts: Vec<Value> = ops
         .iter()
         .map(|(name, op, value)| {
             json!({"variable": name, "rollouts": [{"value": "hit", "constraints": [{"target": "x", "op": op, "value": value}]}], "default": "miss"})
         })
         .collect();
+    // Spec 17.1: the `regex_weight` limit (64) at its boundary, per pattern, per
+    // document and per segment reference (weights computed by hand in the comments).
+    let weights: &[(&str, &[&str], usize)] = &[
+        ("regex_weight_64", &["a{62}$"], 0),                        // 62 + 1 + 1 = 64: loads
+        ("regex_weight_65", &["a{63}$"], 0),                        // 65: the document is rejected
+        ("regex_weight_sum_64", &["^a{30}", "a{30}$"], 0),          // 32 + 32
+        ("regex_weight_sum_65", &["^a{30}", "a{31}$"], 0),          // 32 + 33
+        ("regex_weight_verbose", &["(?x) a{61} # {1000}\n$"], 0),   // 61 + 1 + 1: the comment weighs nothing
+        ("regex_weight_class_64", &["[abcdefghijklmnop]{31}$"], 0), // (1 + 16/16) x 31 + 2
+        ("regex_weight_class_66", &["[abcdefghijklmnop]{32}$"], 0), // (1 + 1) x 32 + 2
+        ("regex_weight_class_34", &["[abcdefghijklmno]{32}$"], 0),  // (1 + 15/16 = 1) x 32 + 2
+        ("regex_weight_segment_x2", &[], 2),                        // segment `w32` (a{30}$: 32) twice
+        ("regex_weight_segment_x3", &[], 3),                        // three times: 96
+    ];
+    for (name, pats, refs) in weights {
+        let cs: Vec<Value> =
+            pats.iter().map(|p| json!({"target": "x", "op": "regex", "value": p.replace("\\n", "\n")})).collect();
+        rollouts.push(json!({"variable": name, "rollouts": [{"value": "hit", "constraints": cs, "segments": vec!["w32"; *refs]}], "default": "miss"}));
+    }
     let mut f = File::new(
         "operators",
-        "Every constraint op against a pool of facet values: numbers, numeric strings, integral floats, ids above 2^53, booleans, unicode, versions, missing facets.",
-        json!({"schema": 1, "rollouts": rollouts}),
+        "Every constraint op against a pool of facet values: numbers, numeric strings, integral floats, ids above 2^53, booleans, unicode, versions, missing facets; the regex weight limit at its boundary.",
+        json!({"schema": 1, "rollouts": rollouts, "segments": {"w32": [{"target": "x", "op": "regex", "value": "a{30}$"}]}}),
     );
+    for (name, _, _) in weights {
+        for n in [29, 30, 62, 63] {
+            f.case(name, json!({"x": "a".repeat(n)}));
+        }
+    }
     let pool: Vec<Value> = vec![
         json!(6),
         json!(6.0),
