@@ -1048,11 +1048,9 @@ fn constraint(
                 sink.err(vpath, format!("{} (the pattern alone)", over(weight)));
                 return None;
             }
+            sink.regex_weight = sink.regex_weight.saturating_add(weight);
             match regex_lite::RegexBuilder::new(pat).size_limit(REGEX_SIZE_BACKSTOP).build() {
-                Ok(r) => {
-                    sink.regex_weight = sink.regex_weight.saturating_add(weight);
-                    Op::Regex(Arc::new(r))
-                }
+                Ok(r) => Op::Regex(Arc::new(r)),
                 Err(e) if e.to_string().contains("size limit") => {
                     sink.err(vpath, format!("{} (the compiled pattern)", over(weight)));
                     return None;
@@ -1231,7 +1229,6 @@ fn compile_segments<'t>(raw: Option<J<'t, '_>>, strings: &mut Strings, problems:
                 }
             }
         }
-        sink.check_regex_weight();
         let ok = sink.problems.is_empty() && list.is_some();
         problems.append(&mut sink.problems);
         let warnings = sink.warnings.into_iter().map(|w| (w.field, w.message)).collect();

@@ -13,7 +13,8 @@
 //! pattern that does not compile is refused by `regex-lite` afterwards anyway.
 //!
 //! Rules (each saturating at `u64::MAX`):
-//! - a literal character, an escape, `.`, `^`, `$`: 1;
+//! - a literal character, an escape (`\x41`, `\x{..}`, `\u{..}`, `\pN`,
+//!   `\p{..}`, `\b{start}`, ...), `.`, `^`, `$`: 1;
 //! - a character class `[...]`: 1 plus a sixteenth of the characters between
 //!   its brackets (its ranges are scanned one by one, at about a tenth of the
 //!   cost of a state);
@@ -62,8 +63,10 @@ pub fn regex_weight(pattern: &str) -> u64 {
                 if scoped {
                     frames.push(Frame { verbose, ..Frame::default() });
                 } else {
-                    // `(?flags)`: changes the flags of the rest of the enclosing group.
+                    // `(?flags)`: changes the flags of the rest of the enclosing
+                    // group, and a quantifier right after it repeats nothing.
                     top.verbose = verbose;
+                    top.last = 0;
                 }
                 continue;
             }
@@ -118,8 +121,7 @@ impl Frame {
 
     /// Repeat the last atom: `copies` copies in all, plus one state when `plus_one`.
     fn repeat(&mut self, copies: u64, plus_one: bool) {
-        let last = self.last.max(1);
-        let extra = last.saturating_mul(copies.max(1) - 1).saturating_add(u64::from(plus_one));
+        let extra = self.last.saturating_mul(copies.max(1) - 1).saturating_add(u64::from(plus_one));
         self.cur = self.cur.saturating_add(extra);
         self.last = self.last.saturating_add(extra);
     }
@@ -134,10 +136,22 @@ fn skip_escape(chars: &[char], i: usize) -> usize {
     let mut j = i + 1;
     let Some(&c) = chars.get(j) else { return j };
     j += 1;
+    if c == 'b' && chars.get(j) == Some(&'{') {
+        // `\b{start}`, `\b{end-half}`: a name of ASCII letters and `-`, closed.
+        let k = j + 1 + chars[j + 1..].iter().take_while(|c| c.is_ascii_alphabetic() || **c == '-').count();
+        if k > j + 1 && chars.get(k) == Some(&'}') {
+            return k + 1;
+        }
+        return j;
+    }
     if matches!(c, 'x' | 'u' | 'U' | 'p' | 'P') && chars.get(j) == Some(&'{') {
         while j < chars.len() && chars[j] != '}' {
             j += 1;
         }
+        return (j + 1).min(chars.len());
+    }
+    if matches!(c, 'p' | 'P') {
+        // `\pN`: a one-letter class name.
         return (j + 1).min(chars.len());
     }
     let hex = match c {
@@ -156,14 +170,17 @@ fn skip_escape(chars: &[char], i: usize) -> usize {
 
 /// The index after the class starting at `i` and how many characters it holds.
 fn skip_class(chars: &[char], i: usize) -> (usize, usize) {
-    let mut j = i + 1;
-    if chars.get(j) == Some(&'^') {
-        j += 1;
-    }
-    // A `]` first in the class is a literal.
-    if chars.get(j) == Some(&']') {
-        j += 1;
-    }
+    // After each `[` (outer or nested): an optional `^`, then a `]` that is a literal.
+    let open = |mut j: usize| {
+        if chars.get(j) == Some(&'^') {
+            j += 1;
+        }
+        if chars.get(j) == Some(&']') {
+            j += 1;
+        }
+        j
+    };
+    let mut j = open(i + 1);
     let mut depth = 1usize;
     while j < chars.len() {
         match chars[j] {
@@ -171,7 +188,11 @@ fn skip_class(chars: &[char], i: usize) -> (usize, usize) {
                 j = skip_escape(chars, j);
                 continue;
             }
-            '[' => depth += 1,
+            '[' => {
+                depth += 1;
+                j = open(j + 1);
+                continue;
+            }
             ']' => {
                 depth -= 1;
                 if depth == 0 {
@@ -193,7 +214,13 @@ fn group_prefix(chars: &[char], i: usize) -> (usize, String, bool) {
         return (i + 1, String::new(), true);
     }
     let mut j = i + 2;
-    if matches!(chars.get(j), Some('P' | '<')) {
+    let named = match chars.get(j) {
+        Some('P') => chars.get(j + 1) == Some(&'<'),
+        // `(?<=` and `(?<!` are look-behind, not names.
+        Some('<') => !matches!(chars.get(j + 1), Some('=' | '!')),
+        _ => false,
+    };
+    if named {
         while j < chars.len() && chars[j] != '>' {
             j += 1;
         }
@@ -205,7 +232,10 @@ fn group_prefix(chars: &[char], i: usize) -> (usize, String, bool) {
         match c {
             ':' => return (j, flags, true),
             ')' => return (j, flags, false),
-            _ => flags.push(c),
+            'i' | 'm' | 's' | 'R' | 'U' | 'x' | '-' => flags.push(c),
+            // Not a flag (look-around and the like, which regex-lite refuses):
+            // a plain group whose content starts after `(?`.
+            _ => return (i + 2, String::new(), true),
         }
     }
     (j, flags, true)
@@ -226,34 +256,33 @@ fn apply_flags(verbose: bool, flags: String) -> bool {
 }
 
 /// Reads a counted repetition `{n}`, `{n,}` or `{n,m}` at `i` (whitespace
-/// allowed around the numbers): the index after it and the copies it makes.
+/// allowed around the numbers, not inside them): the index after it and the
+/// copies it makes (at least 1).
 fn counted(chars: &[char], i: usize) -> Option<(usize, u64)> {
-    let mut j = i + 1;
-    let mut nums: [Option<u64>; 2] = [None, None];
-    let mut part = 0;
-    while let Some(&c) = chars.get(j) {
-        j += 1;
-        match c {
-            '0'..='9' => {
-                let d = u64::from(c as u8 - b'0');
-                let n = nums[part].unwrap_or(0);
-                nums[part] = Some(n.saturating_mul(10).saturating_add(d));
-            }
-            ',' if part == 0 => part = 1,
-            '}' => {
-                let n = nums[0]?;
-                let copies = match (part, nums[1]) {
-                    (0, _) => n,
-                    (_, Some(m)) => m.max(n),
-                    (_, None) => n.saturating_add(1),
-                };
-                return Some((j, copies));
-            }
-            c if c.is_whitespace() => {}
-            _ => return None,
+    let space = |mut k: usize| {
+        while chars.get(k).is_some_and(|c| c.is_whitespace()) {
+            k += 1;
         }
-    }
-    None
+        k
+    };
+    let number = |k: usize| -> Option<(u64, usize)> {
+        let digits = chars[k.min(chars.len())..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let n = chars[k..k + digits]
+            .iter()
+            .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(*d as u8 - b'0')));
+        (digits > 0).then_some((n, k + digits))
+    };
+    let (lo, k) = number(space(i + 1))?;
+    let k = space(k);
+    let (copies, k) = match chars.get(k) {
+        Some('}') => (lo, k),
+        Some(',') => match number(space(k + 1)) {
+            Some((hi, k)) => (lo.max(hi), space(k)),
+            None => (lo.saturating_add(1), space(k + 1)),
+        },
+        _ => return None,
+    };
+    (chars.get(k) == Some(&'}')).then_some((k + 1, copies.max(1)))
 }
 
 #[cfg(test)]
@@ -280,6 +309,13 @@ mod tests {
         assert_eq!(w("[a-z]{60}c"), 62);
         assert_eq!(w(r"\w{60}c"), 62);
         assert_eq!(w(r"\d+"), 3);
+        assert_eq!(w(r"\pN\p{Greek}\b{start}"), 4);
+        assert_eq!(w(r"\.{3}"), 4);
+        assert_eq!(w(r"\b{3}"), 4);
+        assert_eq!(w("a{1 2}"), 7);
+        // A quantifier with nothing before it repeats nothing; a flag group ends the atom.
+        assert_eq!(w("a(?i){5}"), 2);
+        assert_eq!(w("(?=ab)"), 5);
         // Verbose mode: whitespace and comments weigh nothing and a quantifier
         // after them still repeats the group.
         assert_eq!(w("(?x)(ab) # c\n{10}"), 31);

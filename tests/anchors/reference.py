@@ -45,7 +45,11 @@ is exercised by the vectors; see also `translate_regex`):
   set-operation classes (`[a-z&&[^x]]`), `[[:alpha:]]`, the flags `U` and `R`,
   its Unicode tables for `\\w` / `\\d` / `\\s` / `\\b`, its errors on a
   stray `{` or a nested repetition (`a**`; Python reads `a*+` as possessive),
-  Python-only escapes such as `\\Z`, and the 1 MiB compiled-size limit.
+  and Python-only escapes such as `\\Z`. The limit on patterns is not a
+  compiled size (Python's would differ) but the `regex_weight` of spec 17.1,
+  read from the pattern's text alone: `regex_weight` here, checked per
+  pattern (at most 64) and per document (at most 64 for all its `regex`
+  constraints, each segment reference counted) before anything is compiled.
 - A float `ts` facet at or above 2^63 is floored with Python's unbounded
   integers (the engine works in i64).
 - Text in configs / facets must be valid UTF-8 for the engine; Python's JSON
@@ -463,6 +467,257 @@ def compile_regex(pattern: str):
         raise PatternError(str(e)) from None
 
 
+# ---------------------------------------------------------------------------
+# Spec 17 / 17.1: the `regex_weight` limit, read from the pattern's text alone.
+
+REGEX_WEIGHT_MAX = 64
+# Unicode White_Space (PropList.txt), for verbose mode (17.1 rule 5) and the
+# spaces allowed around the numbers of a counted repetition (rule 4).
+WHITE_SPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+                        + "\u2028\u2029\u202f\u205f\u3000")
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+FLAG_CHARS = frozenset("imsRUx-")  # spec 17.1 rule 3
+
+
+def _sat(n: int) -> int:
+    """17.1 rule 6: sums and products saturate at 2^64 - 1."""
+    return n if n < U64_MAX else U64_MAX
+
+
+def _regex_escape_end(p: str, i: int) -> int:
+    """The index just after the escape starting at p[i] == '\\\\' (one atom, 17.1 rule 1).
+
+    `\\x` takes two hex digits, `\\u` four, `\\U` eight, or any of them a braced
+    `{...}`; `\\p` / `\\P` one letter or a braced name; `\\b{start}`-style
+    boundaries their braced name; anything else one character. (The spec lists
+    `\\d \\. \\x41 \\x{1F600} \\u{...} \\p{...}`; the other extents are readings.)"""
+    n = len(p)
+    if i + 1 >= n:
+        return n  # a trailing backslash (invalid syntax anyway)
+    c, j = p[i + 1], i + 2
+    if c in "xuU":
+        if j < n and p[j] == "{":
+            close = p.find("}", j)
+            return n if close < 0 else close + 1
+        k, most = j, {"x": 2, "u": 4, "U": 8}[c]
+        while k < n and k - j < most and p[k] in HEX_DIGITS:
+            k += 1
+        return k
+    if c in "pP":
+        if j < n and p[j] == "{":
+            close = p.find("}", j)
+            return n if close < 0 else close + 1
+        return min(j + 1, n)
+    if c == "b" and j < n and p[j] == "{":
+        k = j + 1
+        while k < n and (p[k].isascii() and (p[k].isalpha() or p[k] == "-")):
+            k += 1
+        if k > j + 1 and k < n and p[k] == "}":
+            return k + 1  # \b{start}, \b{end}, \b{start-half}, \b{end-half}
+    return j
+
+
+def _regex_class_end(p: str, i: int):
+    """17.1 rule 2 from p[i] == '[': (index just after the closing `]`, characters
+    between the outer brackets). Unclosed, the class runs to the end of the pattern."""
+    n, k, depth = len(p), i, 0
+    while k < n:
+        c = p[k]
+        if c == "[":  # the outer `[`, or a nested one opening an inner class
+            depth += 1
+            k += 1
+            if k < n and p[k] == "^":
+                k += 1
+            if k < n and p[k] == "]":  # `]` right after `[` or `[^`: a literal
+                k += 1
+        elif c == "\\":
+            k = _regex_escape_end(p, k)  # skipped whole
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return k + 1, k - (i + 1)
+            k += 1
+        else:
+            k += 1
+    return n, n - (i + 1)
+
+
+def _regex_number(p: str, k: int):
+    """ASCII decimal digits at p[k]: (value saturated at 2^64 - 1, index after), or None."""
+    j = k
+    while j < len(p) and "0" <= p[j] <= "9":
+        j += 1
+    if j == k:
+        return None
+    digits = p[k:j].lstrip("0") or "0"
+    return (U64_MAX if len(digits) > 20 else _sat(int(digits))), j
+
+
+def _regex_counted(p: str, i: int):
+    """17.1 rule 4 from p[i] == '{': (copies, index after `}`) for `{n}`, `{n,m}`,
+    `{n,}` (whitespace allowed around the numbers), or None when it is not such a form."""
+    n = len(p)
+
+    def space(k):
+        while k < n and p[k] in WHITE_SPACE:
+            k += 1
+        return k
+
+    got = _regex_number(p, space(i + 1))
+    if got is None:
+        return None
+    lo, k = got
+    k = space(k)
+    if k < n and p[k] == "}":
+        copies = lo
+    elif k < n and p[k] == ",":
+        k = space(k + 1)
+        got = _regex_number(p, k)
+        if got is None:
+            copies = _sat(lo + 1)  # {n,}
+        else:
+            hi, k = got
+            k = space(k)
+            copies = max(lo, hi)  # {n,m}
+        if not (k < n and p[k] == "}"):
+            return None
+    else:
+        return None
+    return max(copies, 1), k + 1
+
+
+def _regex_flags_x(flags: str, verbose: bool) -> bool:
+    """The verbose mode after a flag list such as `ix`, `-x`, `i-x` (the last `x` wins)."""
+    on = True
+    for f in flags:
+        if f == "-":
+            on = False
+        elif f == "x":
+            verbose = on
+    return verbose
+
+
+class _WeightFrame:
+    """A group being read (or the whole pattern): sum of finished branches and
+    `|`, the current branch without its last atom, the last atom (None: no atom
+    yet), and whether verbose mode is on in it."""
+    __slots__ = ("done", "branch", "last", "verbose")
+
+    def __init__(self, verbose):
+        self.done, self.branch, self.last, self.verbose = 0, 0, None, verbose
+
+    def atom(self, w):
+        if self.last is not None:
+            self.branch = _sat(self.branch + self.last)
+        self.last = w
+
+    def total(self):
+        """Sum of the branches, plus 1 per `|`, plus 1 (rule 3)."""
+        return _sat(self.done + self.branch + (self.last or 0) + 1)
+
+
+def regex_weight(pattern: str) -> int:
+    """The weight of a `regex` pattern, exactly as spec 17.1 reads it (left to right).
+
+    Invalid syntax is not an error here: the weight is checked first, and a
+    pattern within the limit is then compiled (where syntax errors are reported).
+    Readings where 17.1 is silent (all of them are invalid patterns in Rust
+    `regex` syntax, so they only decide which problem is reported): a quantifier
+    with no atom before it (at the start, after `(`, `|` or a flag group)
+    repeats an empty atom of weight 0; a `)` with no open group is a literal; a
+    group or class left open at the end closes there; `(?` not followed by
+    flags and `)` / `:` or by a `P<name>` / `<name>` opens a group whose body
+    starts right after `(?`; classes are read by rule 2 alone, also in verbose
+    mode (their whitespace and `#` count as characters)."""
+    p, n, i = pattern, len(pattern), 0
+    stack = [_WeightFrame(False)]
+    while i < n:
+        f, c = stack[-1], p[i]
+        if f.verbose and c in WHITE_SPACE:  # rule 5: weightless, not an atom
+            i += 1
+        elif f.verbose and c == "#":
+            nl = p.find("\n", i)
+            i = n if nl < 0 else nl + 1
+        elif c == "\\":
+            i = _regex_escape_end(p, i)
+            f.atom(1)
+        elif c == "[":
+            i, chars = _regex_class_end(p, i)
+            f.atom(1 + chars // 16)
+        elif c == "(":
+            if p.startswith("(?", i):
+                k = i + 2
+                while k < n and p[k] in FLAG_CHARS:
+                    k += 1
+                flags = p[i + 2:k]
+                if k < n and p[k] == ")":  # a flag group (?flags): weighs nothing
+                    f.verbose = _regex_flags_x(flags, f.verbose)
+                    f.atom(0)
+                    f.last = None
+                    i = k + 1
+                    continue
+                if k < n and p[k] == ":":  # (?:...), (?flags:...)
+                    stack.append(_WeightFrame(_regex_flags_x(flags, f.verbose)))
+                    i = k + 1
+                    continue
+                if p.startswith("P<", i + 2) or (p.startswith("<", i + 2) and p[i + 3: i + 4] not in ("=", "!")):
+                    close = p.find(">", i + 2)  # (?P<name>...), (?<name>...)
+                    stack.append(_WeightFrame(f.verbose))
+                    i = n if close < 0 else close + 1
+                    continue
+                stack.append(_WeightFrame(f.verbose))  # not Rust syntax (look-around, ...)
+                i += 2
+                continue
+            stack.append(_WeightFrame(f.verbose))
+            i += 1
+        elif c == ")":
+            i += 1
+            if len(stack) == 1:
+                f.atom(1)  # no group to close: read as a literal
+            else:
+                stack.pop()
+                stack[-1].atom(f.total())
+        elif c == "|":
+            f.done = _sat(f.done + f.branch + (f.last or 0) + 1)
+            f.branch, f.last = 0, None
+            i += 1
+        elif c in "*+?":
+            f.last = _sat((f.last or 0) + 1)
+            i += 1
+        elif c == "{" and (rep := _regex_counted(p, i)) is not None:
+            copies, i = rep
+            f.last = _sat((f.last or 0) * copies)
+        else:  # a literal character (a `{` that starts no counted form included), `.`, `^`, `$`
+            f.atom(1)
+            i += 1
+    while len(stack) > 1:  # groups left open
+        w = stack.pop().total()
+        stack[-1].atom(w)
+    return stack[0].total()
+
+
+def targeting_regex_weight(obj, segments) -> int:
+    """Spec 17.1: the weight of the `regex` constraints of one rule or experiment,
+    its own plus those of every segment reference (a segment referenced twice
+    counts twice). `segments` maps names to raw constraint lists (None: invalid)."""
+    total = 0
+    refs = obj.get("segments")
+    for name in refs if isinstance(refs, list) else []:
+        if isinstance(name, str) and segments.get(name) is not None:
+            total = _sat(total + constraints_regex_weight(segments[name]))
+    return _sat(total + constraints_regex_weight(obj.get("constraints")))
+
+
+def constraints_regex_weight(lst) -> int:
+    total = 0
+    for c in lst if isinstance(lst, list) else []:
+        if isinstance(c, dict) and c.get("op") == "regex" and isinstance(c.get("value"), str):
+            w = regex_weight(c["value"])
+            if w <= REGEX_WEIGHT_MAX:  # a heavier pattern is its own problem (spec 17.1)
+                total = _sat(total + w)
+    return total
+
+
 # ===========================================================================
 # Spec 5 and 6: constraints and segments (compiled at load time).
 
@@ -589,6 +844,10 @@ def compile_constraint(c, path, default_salt, doc, probs: Problems):
         if not isinstance(value, str):
             probs.add(doc, vpath, "`regex` needs a string pattern")
             return None
+        w = regex_weight(value)
+        if w > REGEX_WEIGHT_MAX:  # spec 17.1: checked first; only a pattern within the weight is compiled
+            probs.add(doc, vpath, f"limit `regex_weight` exceeded: found {w}, the maximum is {REGEX_WEIGHT_MAX}")
+            return None
         try:
             out.regex = compile_regex(value)
         except PatternError as e:
@@ -711,6 +970,14 @@ def round12(x: float) -> float:
     return round_half_away(x * 1e12) / 1e12
 
 
+def check_document_regex_weight(weight, doc, probs):
+    """Spec 17.1: the `regex` constraints of one document (every rule, each segment
+    reference counted) weigh at most 64 together; more is a problem of the document."""
+    if weight > REGEX_WEIGHT_MAX:
+        probs.add(doc, "", f"limit `regex_weight` exceeded: the `regex` constraints of the document weigh "
+                           f"{weight} together (each segment reference counted), the maximum is {REGEX_WEIGHT_MAX}")
+
+
 def compile_rollout(d, doc, segments, probs):
     n0 = len(probs.items)
     variable = d.get("variable")
@@ -724,7 +991,7 @@ def compile_rollout(d, doc, segments, probs):
     if enabled is not None and not isinstance(enabled, bool):
         probs.add(doc, "enabled", "`enabled` must be a boolean")
     salt = variable if isinstance(variable, str) else ""
-    rules = []
+    rules, weight = [], 0
     raw_rules = d.get("rollouts")
     if raw_rules is not None and not isinstance(raw_rules, list):
         probs.add(doc, "rollouts", "must be an array of rules")
@@ -740,6 +1007,8 @@ def compile_rollout(d, doc, segments, probs):
             probs.add(doc, f"{path}.string", "`string` must be a string")
         cs = compile_targeting(r, f"{path}.", salt, doc, segments, probs)
         rules.append((r.get("value"), r.get("string"), cs))
+        weight = _sat(weight + targeting_regex_weight(r, segments))
+    check_document_regex_weight(weight, doc, probs)
     if len(probs.items) > n0:
         return None
     return Rollout(variable, rules, d.get("default") is not None, d.get("default"), enabled is not False)
@@ -771,6 +1040,7 @@ def compile_experiment(e, doc, segments, probs):
         if var is not None:
             variables.append(var)
     constraints = compile_targeting(e, "", name, doc, segments, probs)
+    check_document_regex_weight(targeting_regex_weight(e, segments), doc, probs)
     slot = None
     s = e.get("slotting")
     if s is not None:
@@ -1750,6 +2020,30 @@ def self_test():
                   ("9223372036854775808", ("float", 2.0**63))]:
         check(f"spec 3 parse {s_!r}", parse_num(s_), n)
 
+    # Spec 17.1: the examples of its text, then hand-computed weights of each rule.
+    for pattern, w in [
+        ("", 1), ("abc", 4), ("a{100}c$", 103), ("(a{100}){300}$", 30302),
+        # rule 1: escapes are one atom each
+        (r"\d\.\x41\x{1F600}\u{41}\p{Greek}", 7), (r"\pL\PL\u0041\U00000041", 5), (r"\b{start}x", 3),
+        # rule 2: 1 + characters // 16 (`^`, escapes and inner brackets are characters too)
+        ("[abcdefghijklmno]", 2), ("[abcdefghijklmnop]", 3), ("[^abcdefghijklmno]", 3), ("[]a]", 2),
+        ("[^]a]b", 3), (r"[\]abcdefghijklmn]", 3), ("[[:alpha:]abcdefgh]x", 4), ("[a-z]{2}", 3),
+        # rule 3: groups, `|`, flag groups
+        ("a|b", 4), ("(a|b)", 5), ("(|)", 3), ("(?:ab)", 4), ("(?P<n>a)(?<m>b)", 5), ("(?i:a)", 3),
+        ("(?i)abc", 4), ("(?i)", 1), ("a||b", 5),
+        # rule 4: quantifiers
+        ("a*", 3), ("a+?", 4), ("a??", 4), ("a{3}", 4), ("a{0}", 2), ("a{2,5}", 6), ("a{5,2}", 6), ("a{2,}", 4),
+        ("a{ 2 , 5 }", 6), ("a{0,}", 2), ("a{,5}", 6), ("a{x}", 5), ("a{3}?", 5), ("a{3}{4}", 13), ("(ab){3}*", 11),
+        # rule 5: verbose mode and its scope
+        ("(?x) a{61} # {1000}\n$", 63), ("(?x)a b", 3), ("(?x)a *", 3), ("(?x)a # c\n*", 3), ("a b", 4),
+        ("(?x:a b)c d", 7), ("((?x)a b)c d", 7), ("(?x)a(?-x) b", 4), ("(?x)a(?i-x) b", 4), (r"(?x)\ ", 2),
+        ("(?x)a\u3000b", 3), ("(?x)a{ 3 }", 4),
+        # rule 6: saturation
+        ("a{4294967296}{4294967296}", U64_MAX), ("a{" + "9" * 5000 + "}b", U64_MAX),
+        ("(a{4294967296}){4294967296}{2}|b", U64_MAX),
+    ]:
+        check(f"spec 17.1 regex_weight({pattern!r})", regex_weight(pattern), w)
+
     def one(cfg, var, facets, now=0, previous=None):
         try:
             c, _ = load_config(cfg, previous)
@@ -1780,6 +2074,21 @@ def self_test():
     ]:
         check(f"spec 5 {json.dumps(facet)} {op} {json.dumps(value)}", one(rule(op, value), "v", {"x": facet}), want)
     check("spec 5 absent facet, nin", one(rule("nin", ["SG"]), "v", {}), miss)
+    check("spec 17.1 a pattern of weight 64", one(rule("regex", "a{62}$"), "v", {"x": "a" * 62}), hit)
+    check("spec 17.1 a pattern of weight 65", one(rule("regex", "a{63}$"), "v", {"x": "a" * 63}), "rejected")
+    seg = {"w": [{"target": "x", "op": "regex", "value": "a{30}$"}]}
+    for refs, own, want in [(["w", "w"], [], hit), (["w", "w", "w"], [], "parse_error"),
+                            (["w"], [{"target": "x", "op": "regex", "value": "^a{30}"}], hit),
+                            (["w"], [{"target": "x", "op": "regex", "value": "^a{31}"}], "parse_error")]:
+        rollout = {"variable": "v", "default": "miss",
+                   "rollouts": [{"value": "hit", "segments": refs[:1], "constraints": own},
+                                {"value": "hit", "segments": refs[1:]}]}
+        exp = {"name": "e", "state": "RUNNING", "segments": refs, "constraints": own,
+               "variables": [{"name": "ev", "facets": ["x"], "choices": [{"value": "hit"}]}]}
+        cfg = {"segments": seg, "rollouts": [{"variable": "other", "default": 0}, rollout], "experiments": [exp]}
+        for var, ok in [("v", hit), ("ev", ("experiment", "SPLIT", None, "hit"))]:
+            check(f"spec 17.1 document weight, {var}, segments {refs} + {len(own)} own",
+                  one(cfg, var, {"x": "a" * 30}), ok if want == hit else ("fallback", "ERROR", "PARSE_ERROR", None))
     for op, value in [("~=", 1), ("=", [1]), ("in", "6"), ("/", 1.5), ("/", "x"), ("semver=", "01.2.3"),
                       ("semver=", 1), ("regex", "("), ("regex", "(?=a)"), ("=", None)]:
         check(f"spec 5 load error {op} {json.dumps(value)}", one(rule(op, value), "v", {"x": 1}), "rejected")
