@@ -1,7 +1,7 @@
 //! The client: an atomically swapped compiled config, prepared contexts and
 //! variable handles.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     update_lock: Mutex<()>,
     service: Arc<str>,
     recorder: Mutex<Recorder>,
+    /// Whether a config was ever installed (see [`Client::has_config`]).
+    loaded: AtomicBool,
 }
 
 /// The fold key of a decision, without hashing any string.
@@ -242,6 +244,7 @@ impl Client {
             update_lock: Mutex::new(()),
             service,
             recorder,
+            loaded: AtomicBool::new(false),
         };
         Client { inner: Arc::new(inner) }
     }
@@ -269,7 +272,14 @@ impl Client {
         let generation = snap.generation;
         self.inner.snapshot.store(Arc::new(snap));
         self.inner.current.store(generation, Ordering::Release);
+        self.inner.loaded.store(true, Ordering::Release);
         Ok(report)
+    }
+
+    /// Whether a config was ever installed (a bootstrap or an update): the
+    /// host protocol's "ready" ([`crate::sync`]).
+    pub fn has_config(&self) -> bool {
+        self.inner.loaded.load(Ordering::Acquire)
     }
 
     /// Checks a bundle without installing it: every problem, or the report an

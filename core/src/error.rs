@@ -129,3 +129,166 @@ pub enum HostError {
     #[error(transparent)]
     Decode(#[from] crate::tracking::DecodeError),
 }
+
+/// One stable kind per failure, the same on every platform (docs/sync.md,
+/// section 8): each binding maps it once, to its C status, its UniFFI
+/// error variant, its JavaScript `TurnoutError.code`, its Go sentinel error.
+/// [`ErrorKind::code`] is the stable text form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorKind {
+    /// A config was rejected (not JSON, or invalid): [`ConfigError`].
+    InvalidConfig,
+    /// Facets could not be built: [`FacetError`].
+    InvalidFacets,
+    /// Client or sync options were not valid.
+    InvalidOptions,
+    /// A call's argument was not valid (wrong type, out of range, wrong state).
+    InvalidArgument,
+    /// The JSON form of a batch was not valid.
+    InvalidBatch,
+    /// Bytes are not an event batch (bad magic, too short).
+    NotABatch,
+    /// A batch version this decoder does not read.
+    BatchVersion,
+    /// A batch's checksum does not match.
+    BatchChecksum,
+    /// A batch's structure is inconsistent.
+    BatchMalformed,
+    /// A limit on hostile input was exceeded (docs/spec.md, section 17).
+    LimitExceeded,
+    /// The client (or sync) was closed.
+    Closed,
+    /// A fixed-clock call on a client without a fixed clock.
+    NoFixedClock,
+    /// Host protocol: no HTTP response (refused, reset, DNS, TLS).
+    Network,
+    /// Host protocol: an HTTP status that is a failure.
+    Http,
+    /// Host protocol: a request did not finish within its deadline.
+    Timeout,
+    /// Host protocol: a config body over the size limit.
+    TooLarge,
+    /// Host protocol: a body shorter than announced, or cut short.
+    Incomplete,
+    /// Host protocol: the request was abandoned because the host stopped.
+    Aborted,
+    /// A bug inside the library (a caught panic); never expected.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 19] = [
+        ErrorKind::InvalidConfig,
+        ErrorKind::InvalidFacets,
+        ErrorKind::InvalidOptions,
+        ErrorKind::InvalidArgument,
+        ErrorKind::InvalidBatch,
+        ErrorKind::NotABatch,
+        ErrorKind::BatchVersion,
+        ErrorKind::BatchChecksum,
+        ErrorKind::BatchMalformed,
+        ErrorKind::LimitExceeded,
+        ErrorKind::Closed,
+        ErrorKind::NoFixedClock,
+        ErrorKind::Network,
+        ErrorKind::Http,
+        ErrorKind::Timeout,
+        ErrorKind::TooLarge,
+        ErrorKind::Incomplete,
+        ErrorKind::Aborted,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable code, e.g. `INVALID_CONFIG` (JavaScript's `TurnoutError.code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidConfig => "INVALID_CONFIG",
+            ErrorKind::InvalidFacets => "INVALID_FACETS",
+            ErrorKind::InvalidOptions => "INVALID_OPTIONS",
+            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::InvalidBatch => "INVALID_BATCH",
+            ErrorKind::NotABatch => "NOT_A_BATCH",
+            ErrorKind::BatchVersion => "BATCH_VERSION",
+            ErrorKind::BatchChecksum => "BATCH_CHECKSUM",
+            ErrorKind::BatchMalformed => "BATCH_MALFORMED",
+            ErrorKind::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorKind::Closed => "CLOSED",
+            ErrorKind::NoFixedClock => "NO_FIXED_CLOCK",
+            ErrorKind::Network => "NETWORK",
+            ErrorKind::Http => "HTTP",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::TooLarge => "TOO_LARGE",
+            ErrorKind::Incomplete => "INCOMPLETE",
+            ErrorKind::Aborted => "ABORTED",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+
+    /// The kind whose [`code`](ErrorKind::code) is `code`.
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl ConfigError {
+    /// [`ErrorKind::LimitExceeded`] for a limit, else [`ErrorKind::InvalidConfig`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConfigError::Limit(_) => ErrorKind::LimitExceeded,
+            _ => ErrorKind::InvalidConfig,
+        }
+    }
+}
+
+impl FacetError {
+    /// [`ErrorKind::LimitExceeded`] for a limit, else [`ErrorKind::InvalidFacets`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FacetError::Limit(_) => ErrorKind::LimitExceeded,
+            _ => ErrorKind::InvalidFacets,
+        }
+    }
+}
+
+impl crate::tracking::DecodeError {
+    /// The batch error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::tracking::DecodeError as D;
+        match self {
+            D::NotABatch => ErrorKind::NotABatch,
+            D::Version(_) => ErrorKind::BatchVersion,
+            D::Checksum => ErrorKind::BatchChecksum,
+            D::Malformed { .. } => ErrorKind::BatchMalformed,
+            D::Limit(_) => ErrorKind::LimitExceeded,
+        }
+    }
+}
+
+impl HostError {
+    /// The kind of this glue error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            HostError::Options(_) => ErrorKind::InvalidOptions,
+            HostError::Batch(_) => ErrorKind::InvalidBatch,
+            HostError::Decode(d) => d.kind(),
+        }
+    }
+}
+
+impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(e) => e.kind(),
+            Error::Facets(e) => e.kind(),
+        }
+    }
+}

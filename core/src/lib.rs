@@ -36,6 +36,7 @@ pub mod host;
 pub mod limits;
 mod model;
 pub mod regex_weight;
+pub mod sync;
 pub mod tracking;
 mod value;
 
@@ -43,7 +44,7 @@ pub use client::{Client, ClientOptions, Context, Explanation, UpdateReport, Vari
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{Isolation, Rejected, SCHEMA_VERSION};
 pub use decision::{Decision, ErrorCode, Reason, Source, ValueType};
-pub use error::{ConfigError, Error, FacetError, HostError, Problem};
+pub use error::{ConfigError, Error, ErrorKind, FacetError, HostError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
 pub use limits::{Limit, LimitError};

@@ -136,3 +136,25 @@ fn every_batch_vector_passes() {
     assert!(total >= 10, "only {total} batch vectors");
     println!("batch vectors: {total} passed, 0 failed");
 }
+
+#[test]
+fn every_sync_script_passes() {
+    let index = load(&dir().join("index.json"));
+    let mut total = 0;
+    for entry in index["files"].as_array().expect("files") {
+        if entry["kind"] != "sync" {
+            continue;
+        }
+        let path = dir().join(entry["path"].as_str().expect("path"));
+        let file = load(&path);
+        let scripts = file["scripts"].as_array().expect("scripts");
+        assert_eq!(entry["cases"].as_u64(), Some(scripts.len() as u64), "{}: index count", path.display());
+        let failures: Vec<String> =
+            scripts.iter().filter_map(|s| turnout_core::sync::script::run_script(s, false).err()).collect();
+        record(entry["path"].as_str().expect("path"), scripts.len() - failures.len(), failures.len());
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        total += scripts.len();
+    }
+    assert!(total >= 6, "only {total} sync scripts");
+    println!("sync scripts: {total} passed, 0 failed");
+}

@@ -23,6 +23,7 @@ mod go;
 mod kotlin;
 mod python;
 mod swift;
+mod sync_vectors;
 mod uniffi;
 mod vectors;
 mod version;

@@ -637,6 +637,9 @@ pub fn build(root: &Path) -> Result<Vec<(String, Value)>, String> {
     let n = b["cases"].as_array().map_or(0, Vec::len) + b["invalid"].as_array().map_or(0, Vec::len);
     index.push(json!({"path": "batches.json", "kind": "batches", "cases": n}));
     out.push(("batches.json".to_string(), b));
+    let s = crate::sync_vectors::build()?;
+    index.push(json!({"path": "sync.json", "kind": "sync", "cases": s["scripts"].as_array().map_or(0, Vec::len)}));
+    out.push(("sync.json".to_string(), s));
     out.push((
         "index.json".to_string(),
         json!({
@@ -654,7 +657,7 @@ pub fn run(root: &Path, check: bool) -> Result<(), String> {
     let mut stale = Vec::new();
     let mut total = 0usize;
     for (path, v) in build(root)? {
-        for key in ["cases", "invalid"] {
+        for key in ["cases", "invalid", "scripts"] {
             if let Some(c) = v.get(key).and_then(Value::as_array) {
                 total += c.len();
             }
