@@ -17,6 +17,12 @@ tests/conformance/index.json and checks it:
 - `kind: "batches"`: decodes each case's hex and compares header + events,
   encodes header + events (decision values from `valueText`) and compares the
   bytes, and checks that every `invalid` case is rejected with its error kind.
+- `kind: "sync"`: runs each script of the host protocol (docs/sync.md section
+  10) against the clean-room state machine of tests/anchors/sync_reference.py
+  (one case per script; actions, notices and state compared as the section
+  says). The `message` of an error notice whose text the docs do not give
+  (an HTTP status, a body rejected again, an expired request, the engine's
+  JSON / problem texts) is not compared; every such message is listed.
 
 It prints `<file>: N passed, M failed` per file, then `N passed, M failed`
 for the totals, and exits 1 on any failure (schema violations and a case
@@ -29,7 +35,9 @@ Usage:
 
 Imported as a module, it is the engine of tests/anchors/spec_examples.py
 (`load_config`, `Env`, `evaluate` with an optional trace of every
-intermediate value).
+intermediate value) and of tests/anchors/sync_reference.py (`load_config`,
+whose compiled documents carry a `fingerprint` for `UpdateReport.changed`,
+`SplitMix64`, `xxh3`, `encode_batch`).
 
 Dependencies: the standard library and PyPI `xxhash` (xxh3_64 only).
 CRC-32C, LEB128/zigzag varints, splitmix64, canonical float text, lenient
@@ -1205,6 +1213,25 @@ def classify(cfg):
     return segs or {}, cfg.get("rollouts") or [], cfg.get("experiments") or [], True
 
 
+def _canonical_json(v) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def document_fingerprint(doc, segments_raw) -> str:
+    """Identity of a document for `UpdateReport.changed` (spec 13.4): its JSON value plus the
+    definitions of the segments it references (they are compiled into it, spec 6)."""
+    names = []
+    if isinstance(doc, dict):
+        refs = [doc.get("segments")]
+        if isinstance(doc.get("rollouts"), list) and "variable" in doc:
+            refs += [r.get("segments") for r in doc["rollouts"] if isinstance(r, dict)]
+        for lst in refs:
+            if isinstance(lst, list):
+                names += [n for n in lst if isinstance(n, str)]
+    segs = {n: segments_raw.get(n) for n in sorted(set(names))} if isinstance(segments_raw, dict) else {}
+    return _canonical_json([doc, segs])
+
+
 def load_config(cfg, previous: Config | None = None, strict=False):
     """update_config (spec 13.3): returns (Config, Report) or raises BundleRejected."""
     segments_raw, rdocs, edocs, is_bundle = classify(cfg)
@@ -1291,6 +1318,7 @@ def load_config(cfg, previous: Config | None = None, strict=False):
 
     for d, label, compiled, problems in r_entries:
         if compiled is not None:
+            compiled.fingerprint = document_fingerprint(d, segments_raw)
             out.rollouts[compiled.variable] = compiled
             out.rollout_docs[compiled.variable] = compiled
             any_applied = True
@@ -1301,6 +1329,7 @@ def load_config(cfg, previous: Config | None = None, strict=False):
         if kill:
             # The kill switch of a rejected document takes effect anyway.
             out.rollouts[var] = Rollout(var, [], False, None, False)
+            out.rollouts[var].fingerprint = document_fingerprint(d, segments_raw)
             any_applied = True
         elif isinstance(var, str) and var in prev.rollout_docs:
             out.rollouts[var] = out.rollout_docs[var] = prev.rollout_docs[var]
@@ -1314,6 +1343,7 @@ def load_config(cfg, previous: Config | None = None, strict=False):
 
     for e, label, compiled, problems in e_entries:
         if compiled is not None:
+            compiled.fingerprint = document_fingerprint(e, segments_raw)
             out.experiments.append(compiled)
             out.experiment_docs[compiled.name] = compiled
             any_applied = True
@@ -2342,6 +2372,18 @@ def run_batches(path: Path, data, runner: Runner):
     return passed, failed
 
 
+def run_sync_file(path: Path, data, runner: Runner):
+    """Kind "sync" (docs/sync.md section 10): the host protocol state machine of
+    tests/anchors/sync_reference.py, one case per script; (passed, failed, notes)."""
+    # sync_reference imports this file as `reference`: run as a script, it is `__main__`,
+    # so register it under that name rather than loading a second copy.
+    sys.modules.setdefault("reference", sys.modules[__name__])
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import sync_reference
+    return sync_reference.run_sync(path, data, runner)
+
+
 def main(argv):
     root = CONFORMANCE
     if len(argv) == 2 and argv[1] == "--self-test":
@@ -2367,12 +2409,16 @@ def main(argv):
         path = root / entry["path"]
         data = json.loads(path.read_text(encoding="utf-8"))
         kind = entry.get("kind")
+        notes = []
         if kind == "decisions":
             p, f = run_decisions(path, data, runner, validator)
             total = len(data["cases"])
         elif kind == "batches":
             p, f = run_batches(path, data, runner)
             total = len(data.get("cases", [])) + len(data.get("invalid", []))
+        elif kind == "sync":
+            p, f, notes = run_sync_file(path, data, runner)
+            total = len(data.get("scripts", []))
         else:
             p, f, total = 0, 1, None
             runner.fail(f"{entry['path']}: unknown kind {kind!r}")
@@ -2380,6 +2426,8 @@ def main(argv):
             f += 1
             runner.fail(f"{entry['path']}: index.json announces {entry['cases']} cases, the file has {total}")
         print(f"{entry['path']}: {p} passed, {f} failed")
+        for note in notes:
+            print("  note: " + note)
         runner.passed += p
         runner.failed += f
     if runner.details:

@@ -342,7 +342,7 @@ pub struct SyncMachine {
     rejected_etag: Option<String>,
     /// xxh3 of the last installed body and of the last rejected one.
     applied_hash: Option<u64>,
-    rejected_hash: Option<u64>,
+    rejected_hash: Option<(u64, ErrorKind)>,
     config_failures: u64,
     upload_failures: u64,
     last_config_error: Option<ErrorKind>,
@@ -487,7 +487,7 @@ impl SyncMachine {
         self.pending = None;
         let now = now_ms;
         match outcome {
-            Outcome::Response { status: 200..=299, etag, body, .. } => {
+            Outcome::Response { status: status @ 200..=299, etag, body, .. } => {
                 self.config_answered();
                 let h = xxhash_rust::xxh3::xxh3_64(body);
                 if self.applied_hash == Some(h) {
@@ -495,9 +495,9 @@ impl SyncMachine {
                     self.etag = etag.map(str::to_string);
                     self.rejected_etag = None;
                     self.confirm(now);
-                } else if self.rejected_hash == Some(h) {
+                } else if let Some((_, kind)) = self.rejected_hash.filter(|(r, _)| *r == h) {
                     self.rejected_etag = etag.map(str::to_string);
-                    self.config_error(ErrorKind::InvalidConfig, Some(200), "the same rejected config again".into());
+                    self.config_error(kind, Some(status), "the same rejected config again".into());
                 } else {
                     match self.client.update_config(body) {
                         Ok(report) => {
@@ -513,9 +513,9 @@ impl SyncMachine {
                             self.confirm(now);
                         }
                         Err(e) => {
-                            self.rejected_hash = Some(h);
+                            self.rejected_hash = Some((h, e.kind()));
                             self.rejected_etag = etag.map(str::to_string);
-                            self.config_error(e.kind(), Some(200), e.to_string());
+                            self.config_error(e.kind(), Some(status), e.to_string());
                         }
                     }
                 }
