@@ -76,9 +76,10 @@ UNSPECIFIED = "unspecified"  # marks a message whose text the docs do not give
 class SyncError(Exception):
     """An error of one of the kinds of docs/sync.md section 8."""
 
-    def __init__(self, kind, message, specified=False):
+    def __init__(self, kind, message, specified=False, not_json=False):
         super().__init__(message)
         self.kind, self.message, self.specified = kind, message, specified
+        self.not_json = not_json  # the body was not (UTF-8) JSON: docs/sync.md section 4
 
 
 def _limit_message(name, found, maximum):
@@ -129,7 +130,7 @@ def _parse_config_text(data: bytes):
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SyncError("INVALID_CONFIG", f"config is not UTF-8: {e}")
+        raise SyncError("INVALID_CONFIG", f"config is not UTF-8: {e}", not_json=True)
 
     def no_constant(name):
         raise ValueError(f"{name} is not JSON")
@@ -164,7 +165,7 @@ def _parse_config_text(data: bytes):
     try:
         value = json.loads(text, parse_constant=no_constant, parse_float=finite_float)
     except (ValueError, RecursionError) as e:
-        raise SyncError("INVALID_CONFIG", f"config is not JSON: {e}")
+        raise SyncError("INVALID_CONFIG", f"config is not JSON: {e}", not_json=True)
     _check_json_limits(value)
     return value
 
@@ -589,6 +590,8 @@ class SyncMachine:
             self.notices.append({"notice": "fresh"})
 
     def _fetch_outcome(self, now, req, outcome, specified):
+        if outcome.get("failure") == "ABORTED" and self.stopped:
+            return  # section 9: abandoned because the host stops: no fault
         if "failure" in outcome:
             self.config_failures += 1
             self._error("config", outcome["failure"], None, outcome.get("message"), specified)
@@ -605,14 +608,16 @@ class SyncMachine:
                 self.rejected_etag = None
                 self._confirm(now)
             elif self.rejected_hash is not None and h == self.rejected_hash[0]:
-                self.rejected_etag = etag
+                self.rejected_etag = etag if self.rejected_hash[2] else None
                 self._error("config", self.rejected_hash[1], status, "the same rejected config again", True)
             else:
                 try:
                     report = self.client.update_config(body)
                 except SyncError as e:
-                    self.rejected_etag = etag
-                    self.rejected_hash = (h, e.kind)
+                    # section 4: a body that is not JSON (maybe cut short) keeps no ETag
+                    is_json = not e.not_json
+                    self.rejected_etag = etag if is_json else None
+                    self.rejected_hash = (h, e.kind, is_json)
                     self._error("config", e.kind, status, e.message, e.specified)
                 else:
                     self.in_force_hash = h
@@ -649,6 +654,11 @@ class SyncMachine:
 
     def _upload_outcome(self, now, req, outcome, specified):
         seq = req["seq"]
+        if outcome.get("failure") == "ABORTED" and self.stopped:
+            self.client.nack(seq)  # section 9: no fault, but the drain ends
+            self.drain_over = True
+            self.round = False
+            return
         status = outcome.get("status")
         if "failure" not in outcome and _is_2xx(status):
             self.client.ack(seq)

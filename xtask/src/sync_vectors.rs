@@ -23,6 +23,11 @@ fn config_b() -> Value {
     json!({"version": 2, "rollouts": [{"variable": "v", "default": 2}, {"variable": "w", "default": true}]})
 }
 
+/// Complete JSON that the engine rejects whatever the isolation (a bundle problem).
+fn bad_config() -> Value {
+    json!({"schema": 2, "rollouts": []})
+}
+
 fn client_options() -> Value {
     json!({"fixedTimeMs": NOW, "clientId": "sync-vectors", "service": "svc"})
 }
@@ -119,14 +124,14 @@ fn scripts() -> Vec<Value> {
             vec![
                 step(0, "notices", json!([{"notice": "ready"}])),
                 step(0, "next", fetch(None)),
-                step(10, "fetched", json!({"status": 200, "etag": "\"bad\"", "bodyText": "{not json"})),
+                step(10, "fetched", json!({"status": 200, "etag": "\"bad\"", "body": bad_config()})),
                 step(10, "notices", n.clone()),
                 step(10, "state", json!({"ready": true, "etag": null, "rejectedEtag": "\"bad\"", "configFailures": 0, "nextFetchMs": 1010})),
                 step(1010, "next", fetch(Some("\"bad\""))),
                 step(1020, "fetched", json!({"status": 304})),
                 step(1020, "notices", json!([])),
                 step(2020, "next", fetch(Some("\"bad\""))),
-                step(2030, "fetched", json!({"status": 200, "etag": "\"bad2\"", "bodyText": "{not json"})),
+                step(2030, "fetched", json!({"status": 200, "etag": "\"bad2\"", "body": bad_config()})),
                 step(2030, "notices", json!([{"notice": "error", "channel": "config", "kind": "INVALID_CONFIG", "status": 200, "message": "the same rejected config again", "repeat": true}])),
                 step(2030, "state", json!({"rejectedEtag": "\"bad2\""})),
                 step(3030, "next", fetch(Some("\"bad2\""))),
@@ -142,6 +147,32 @@ fn scripts() -> Vec<Value> {
                 step(6060, "fetched", json!({"status": 200, "etag": "\"v2b\"", "body": config_b()})),
                 step(6060, "notices", json!([])),
                 step(6060, "state", json!({"etag": "\"v2b\""})),
+            ],
+        ),
+        script(
+            "cut-body-and-stop-abort",
+            "A body that is not JSON may be cut short: its ETag is not remembered and the next poll fetches again; an abort while stopping is no fault.",
+            client_options(),
+            options(true, false),
+            config_a(),
+            vec![
+                step(0, "next", fetch(None)),
+                step(10, "fetched", json!({"status": 200, "etag": "\"v2\"", "bodyText": "{\"version\": 2, \"rollo"})),
+                step(10, "notices", n.clone()),
+                step(10, "state", json!({"etag": null, "rejectedEtag": null, "configFailures": 0, "nextFetchMs": 1010})),
+                step(1010, "next", fetch(None)),
+                step(1020, "fetched", json!({"status": 200, "etag": "\"v2\"", "bodyText": "{\"version\": 2, \"rollo"})),
+                step(1020, "notices", n.clone()),
+                step(2020, "next", fetch(None)),
+                step(2030, "fetched", json!({"status": 200, "etag": "\"v2\"", "body": config_b()})),
+                step(2030, "notices", n.clone()),
+                step(2030, "state", json!({"etag": "\"v2\"", "rejectedEtag": null})),
+                step(3030, "next", fetch(Some("\"v2\""))),
+                step(3040, "stop", json!({"flush": false})),
+                step(3040, "fetched", json!({"failure": "ABORTED", "message": "stopping"})),
+                step(3040, "notices", json!([])),
+                step(3040, "next", json!({"action": "stop"})),
+                step(3040, "state", json!({"stopped": true, "configFailures": 0})),
             ],
         ),
         script(

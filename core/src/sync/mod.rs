@@ -342,7 +342,9 @@ pub struct SyncMachine {
     rejected_etag: Option<String>,
     /// xxh3 of the last installed body and of the last rejected one.
     applied_hash: Option<u64>,
-    rejected_hash: Option<(u64, ErrorKind)>,
+    /// The last rejected body: its hash, its error kind, and whether it was
+    /// complete JSON (only then is its ETag remembered).
+    rejected_hash: Option<(u64, ErrorKind, bool)>,
     config_failures: u64,
     upload_failures: u64,
     last_config_error: Option<ErrorKind>,
@@ -495,8 +497,8 @@ impl SyncMachine {
                     self.etag = etag.map(str::to_string);
                     self.rejected_etag = None;
                     self.confirm(now);
-                } else if let Some((_, kind)) = self.rejected_hash.filter(|(r, _)| *r == h) {
-                    self.rejected_etag = etag.map(str::to_string);
+                } else if let Some((_, kind, json)) = self.rejected_hash.filter(|(r, ..)| *r == h) {
+                    self.rejected_etag = etag.filter(|_| json).map(str::to_string);
                     self.config_error(kind, Some(status), "the same rejected config again".into());
                 } else {
                     match self.client.update_config(body) {
@@ -513,8 +515,12 @@ impl SyncMachine {
                             self.confirm(now);
                         }
                         Err(e) => {
-                            self.rejected_hash = Some((h, e.kind()));
-                            self.rejected_etag = etag.map(str::to_string);
+                            // Not JSON may be a body cut short (a close-delimited
+                            // response cannot tell): its ETag is not remembered,
+                            // so the next poll fetches it again.
+                            let json = !matches!(e, crate::ConfigError::Json(_));
+                            self.rejected_hash = Some((h, e.kind(), json));
+                            self.rejected_etag = etag.filter(|_| json).map(str::to_string);
                             self.config_error(e.kind(), Some(status), e.to_string());
                         }
                     }
@@ -536,6 +542,8 @@ impl SyncMachine {
                 };
                 self.config_failed(now, ErrorKind::Http, Some(status), message, retry_after);
             }
+            // The host abandoned the request because it is stopping: not a fault.
+            Outcome::Failed { failure: Failure::Aborted, .. } if self.stopping.is_some() => {}
             Outcome::Failed { failure, message } => {
                 self.config_failed(now, failure.kind(), None, message.to_string(), None);
             }
@@ -568,6 +576,10 @@ impl SyncMachine {
             Outcome::Response { status, retry_after, .. } => {
                 self.client.nack(seq);
                 self.upload_failed(now, ErrorKind::Http, Some(status), format!("HTTP {status}"), retry_after);
+            }
+            Outcome::Failed { failure: Failure::Aborted, .. } if self.stopping.is_some() => {
+                self.client.nack(seq);
+                self.stopping = Some(false);
             }
             Outcome::Failed { failure, message } => {
                 self.client.nack(seq);
