@@ -465,7 +465,11 @@ func runSyncScript(clientOptions, syncOptions, bootstrap json.RawMessage, steps 
 	}
 	defer c.Close()
 	if string(bootstrap) != "null" && len(bootstrap) > 0 {
-		if _, err := c.UpdateConfig(bootstrap); err != nil {
+		var compact bytes.Buffer // loaded as its compact text, as a fetched body
+		if err := json.Compact(&compact, bootstrap); err != nil {
+			return err
+		}
+		if _, err := c.UpdateConfig(compact.Bytes()); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
