@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -19,11 +20,13 @@ type Client struct {
 	h    handle
 	opts options
 
-	mu     sync.Mutex // guards poller and closed
-	poller *poller
+	mu     sync.Mutex // guards stop and closed
+	stop   func()     // stops the poller started by Start and waits for it
 	closed bool
 
-	flushMu sync.Mutex // one upload at a time (nacked batches come back first)
+	ready     chan struct{} // closed by the first "ready" notice (WaitReady)
+	readyOnce sync.Once
+	lastErr   atomic.Pointer[error] // the poller's last failure (WaitReady's error)
 }
 
 // New creates a client from a config bundle (or a single rollout or
@@ -41,7 +44,7 @@ func New(config []byte, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{opts: o}
+	c := &Client{opts: o, ready: make(chan struct{})}
 	bind(c, &c.h, unsafe.Pointer(p), "client", func(p unsafe.Pointer) { nativeClientFree((*cClient)(p)) })
 	return c, nil
 }
@@ -52,12 +55,12 @@ func New(config []byte, opts ...Option) (*Client, error) {
 // Close again does nothing.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	p := c.poller
-	c.poller = nil
+	stop := c.stop
+	c.stop = nil
 	c.closed = true
 	c.mu.Unlock()
-	if p != nil {
-		p.stop()
+	if stop != nil {
+		stop()
 	}
 	c.h.close()
 	return nil

@@ -151,8 +151,9 @@ type fileResult struct {
 
 // TestConformance runs every vector file listed in tests/conformance/index.json
 // through the one-shot path (facets as JSON, read by the library) and the
-// prepared path (facets from the builder), plus the typed getters, and the
-// batch vectors through EncodeBatchJSON / DecodeBatchJSON. It writes
+// prepared path (facets from the builder), plus the typed getters, the
+// batch vectors through EncodeBatchJSON / DecodeBatchJSON, and the sync
+// scripts through the poller's sync (runSyncFile). It writes
 // target/conformance/go.json.
 func TestConformance(t *testing.T) {
 	var index vectorIndex
@@ -173,6 +174,8 @@ func TestConformance(t *testing.T) {
 			r = runDecisionFile(t, path, entry.Cases)
 		case "batches":
 			r = runBatchFile(t, path, entry.Cases)
+		case "sync":
+			r = runSyncFile(t, path, entry.Cases)
 		default:
 			t.Errorf("%s: unknown kind %q", entry.Path, entry.Kind)
 			continue
@@ -411,4 +414,200 @@ func runBatchFile(t *testing.T, path string, want int) fileResult {
 		t.Errorf("%s: %d cases, index says %d", path, r.Passed+r.Failed, want)
 	}
 	return r
+}
+
+type syncFile struct {
+	Scripts []struct {
+		Name          string            `json:"name"`
+		ClientOptions json.RawMessage   `json:"clientOptions"`
+		Options       json.RawMessage   `json:"options"`
+		Bootstrap     json.RawMessage   `json:"bootstrap"`
+		Steps         []json.RawMessage `json:"steps"`
+	} `json:"scripts"`
+}
+
+// runSyncFile runs the host protocol scripts (docs/sync.md, section 10)
+// through the sync the poller drives, one case per script.
+func runSyncFile(t *testing.T, path string, want int) fileResult {
+	var file syncFile
+	readJSON(t, path, &file)
+	if len(file.Scripts) != want {
+		t.Errorf("%s: %d scripts, index says %d", path, len(file.Scripts), want)
+	}
+	var r fileResult
+	for _, script := range file.Scripts {
+		if err := runSyncScript(script.ClientOptions, script.Options, script.Bootstrap, script.Steps); err != nil {
+			r.Failed++
+			t.Errorf("%s: %s: %v", filepath.Base(path), script.Name, err)
+		} else {
+			r.Passed++
+		}
+	}
+	return r
+}
+
+func runSyncScript(clientOptions, syncOptions, bootstrap json.RawMessage, steps []json.RawMessage) error {
+	// The client options are the library's JSON options, as New sends them.
+	var fixed struct {
+		FixedTimeMs *int64 `json:"fixedTimeMs"`
+	}
+	if err := json.Unmarshal(clientOptions, &fixed); err != nil {
+		return err
+	}
+	var bad error
+	c, err := New(nil, func(o *options) {
+		d := json.NewDecoder(bytes.NewReader(clientOptions))
+		d.DisallowUnknownFields()
+		bad = d.Decode(&o.host)
+	})
+	if err != nil || bad != nil {
+		return fmt.Errorf("clientOptions: %v %v", err, bad)
+	}
+	defer c.Close()
+	if string(bootstrap) != "null" && len(bootstrap) > 0 {
+		var compact bytes.Buffer // loaded as its compact text, as a fetched body
+		if err := json.Compact(&compact, bootstrap); err != nil {
+			return err
+		}
+		if _, err := c.UpdateConfig(compact.Bytes()); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	s, err := c.newSyncJSON(syncOptions)
+	if err != nil {
+		return err
+	}
+	defer s.h.close()
+	for i, raw := range steps {
+		var step map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &step); err != nil {
+			return err
+		}
+		var at uint64
+		if err := json.Unmarshal(step["at"], &at); err != nil {
+			return fmt.Errorf("step %d: at: %w", i, err)
+		}
+		delete(step, "at")
+		if fixed.FixedTimeMs != nil {
+			if err := c.SetTime(time.UnixMilli(*fixed.FixedTimeMs + int64(at))); err != nil {
+				return err
+			}
+		}
+		for op, arg := range step {
+			if err := syncStep(c, s, at, op, arg); err != nil {
+				return fmt.Errorf("step %d (%s at %d): %w", i, op, at, err)
+			}
+		}
+	}
+	return nil
+}
+
+// syncStep runs one step; the steps that expect something compare it as JSON.
+func syncStep(c *Client, s *syncer, at uint64, op string, arg json.RawMessage) error {
+	var got any
+	switch op {
+	case "next":
+		got = actionJSON(s.next(at))
+	case "notices":
+		raw := s.json(false)
+		var typed []Notice // the notices must read into the Go type too
+		if err := json.Unmarshal(raw, &typed); err != nil {
+			return err
+		}
+		got = json.RawMessage(raw)
+	case "state":
+		var full, want map[string]any
+		if err := json.Unmarshal(s.json(true), &full); err != nil {
+			return err
+		}
+		_ = json.Unmarshal(arg, &want)
+		picked := map[string]any{}
+		for k := range want {
+			picked[k] = full[k]
+		}
+		got = picked
+	case "fetched", "uploaded":
+		var o struct {
+			Status     int             `json:"status"`
+			ETag       string          `json:"etag"`
+			RetryAfter string          `json:"retryAfter"`
+			Body       json.RawMessage `json:"body"`
+			BodyText   *string         `json:"bodyText"`
+			Failure    string          `json:"failure"`
+			Message    string          `json:"message"`
+			Seq        uint64          `json:"seq"`
+		}
+		if err := json.Unmarshal(arg, &o); err != nil {
+			return err
+		}
+		out := &outcome{status: o.Status, etag: o.ETag, retryAfter: o.RetryAfter, failure: o.Failure, message: o.Message}
+		if o.BodyText != nil {
+			out.body = []byte(*o.BodyText)
+		} else if len(o.Body) > 0 && string(o.Body) != "null" {
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, o.Body); err != nil {
+				return err
+			}
+			out.body = compact.Bytes()
+		}
+		kind := actionFetch
+		if op == "uploaded" {
+			kind = actionUpload
+		}
+		s.report(at, &syncAction{kind: kind, seq: o.Seq}, out)
+		return nil
+	case "track":
+		var e struct {
+			Name  string   `json:"name"`
+			Value *float64 `json:"value"`
+		}
+		_ = json.Unmarshal(arg, &e)
+		if e.Value == nil {
+			e.Value = new(float64)
+			*e.Value = 1
+		}
+		return c.Track(context.Background(), e.Name, *e.Value, nil)
+	case "pollNow":
+		s.call(syncPollNow)
+		return nil
+	case "flushNow":
+		s.call(syncFlushNow)
+		return nil
+	case "stop":
+		var f struct {
+			Flush *bool `json:"flush"`
+		}
+		_ = json.Unmarshal(arg, &f)
+		if f.Flush != nil && !*f.Flush {
+			s.call(syncStopNoFlush)
+		} else {
+			s.call(syncStop)
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown operation %q", op)
+	}
+	g, _ := json.Marshal(got)
+	if !jsonEqual(g, arg) {
+		return fmt.Errorf("expected %s, got %s", arg, g)
+	}
+	return nil
+}
+
+// actionJSON is an action in the vectors' form (upload bytes left out).
+func actionJSON(a syncAction) any {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	switch a.kind {
+	case actionFetch:
+		var etag any
+		if a.etag != "" {
+			etag = a.etag
+		}
+		return map[string]any{"action": "fetch", "url": a.url, "etag": etag, "timeoutMs": ms(a.timeout), "maxBytes": a.maxBytes}
+	case actionUpload:
+		return map[string]any{"action": "upload", "url": a.url, "seq": a.seq, "events": a.events, "timeoutMs": ms(a.timeout)}
+	case actionWait:
+		return map[string]any{"action": "wait", "ms": ms(a.wait)}
+	}
+	return map[string]any{"action": "stop"}
 }

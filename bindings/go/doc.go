@@ -18,8 +18,13 @@
 //	unit, _ := client.Context(turnout.NewFacets().Passenger(7).City(10))
 //	delay = unit.Int64(v, 30)
 //
-//	// Keep the config fresh and upload events:
+//	// Keep the config fresh and upload events, then wait for the first config:
 //	client.Start(ctx, "https://config.example/bundle.json", 30*time.Second)
+//	err = client.WaitReady(ctx)
+//
+// Start drives the engine's host protocol (docs/sync.md) with net/http; what
+// happens is logged through log/slog (slog.Default() unless WithLogger) and
+// passed to WithOnNotice, WithOnUpdate and WithOnError.
 //
 // Every decision is recorded as an event (repeats fold into counts); Start
 // (with WithEventsURL) or Flush upload them as compact binary batches.

@@ -121,6 +121,9 @@ var (
 	ErrTimeout = errors.New("turnout: request timed out")
 	// ErrConfigTooLarge: the config body is larger than WithMaxConfigBytes.
 	ErrConfigTooLarge = errors.New("turnout: config body too large")
+	// ErrNetwork: a request of the poller or Flush got no HTTP response
+	// (connection refused or reset, DNS, TLS).
+	ErrNetwork = errors.New("turnout: no response")
 )
 
 // HTTPError is a non-success answer of the config server or the events

@@ -9,6 +9,8 @@ package turnout
 // debug_on.go, as is a double free (Close followed by the cleanup).
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -74,15 +76,7 @@ func TestGCNeverFreesAHandleInUse(t *testing.T) {
 	wg.Wait()
 	stop.Store(true)
 	gcWG.Wait()
-	for i := 0; i < 5; i++ {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-
-	after := debugSnapshot()
-	if len(after.Violations) > len(before.Violations) {
-		t.Fatalf("debug checks: %v", after.Violations[len(before.Violations):])
-	}
+	after := settled(t, before)
 	if wrong.Load() != 0 {
 		t.Fatalf("%d wrong answers", wrong.Load())
 	}
@@ -95,6 +89,20 @@ func TestGCNeverFreesAHandleInUse(t *testing.T) {
 		t.Error("no context was freed by Close")
 	}
 	t.Logf("freed by cleanup: %v, by Close: %v, live: %d", after.ByCleanup, after.ByClose, after.Live)
+}
+
+// settled lets the cleanups run, then fails on any new violation of the debug checks.
+func settled(t *testing.T, before debugReport) debugReport {
+	t.Helper()
+	for i := 0; i < 5; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := debugSnapshot()
+	if len(after.Violations) > len(before.Violations) {
+		t.Fatalf("debug checks: %v", after.Violations[len(before.Violations):])
+	}
+	return after
 }
 
 func mustContext(t *testing.T, c *Client, f *Facets) *Context {
@@ -111,4 +119,50 @@ func mustVariable(t *testing.T, c *Client, name string) *Variable {
 		t.Error(err)
 	}
 	return v
+}
+
+// TestGCNeverFreesASyncInUse drives the sync handle (Flush, the poller)
+// under forced garbage collection: no use after free, no double free; a sync
+// dropped without Close is freed by its cleanup.
+func TestGCNeverFreesASyncInUse(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	before := debugSnapshot()
+	var stop atomic.Bool
+	go func() {
+		for !stop.Load() {
+			runtime.GC()
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	defer stop.Store(true)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Write(seedRollout(t))
+		}
+	}))
+	defer hs.Close()
+	for i := 0; i < 20; i++ {
+		c := newClient(t, nil, WithEventsURL(hs.URL), WithFlushInterval(time.Millisecond), quiet)
+		c.Track(bg, "m", 1, nil)
+		if err := c.Flush(bg); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(bg, hs.URL, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitReady(bg); err != nil {
+			t.Fatal(err)
+		}
+		c.Track(bg, "m", 1, nil)
+		c.Close()
+		c2 := newClient(t, nil, WithEventsURL(hs.URL))
+		if _, err := c2.newSync("", 0); err != nil { // dropped: its cleanup frees it
+			t.Fatal(err)
+		}
+	}
+	after := settled(t, before)
+	if after.ByClose["sync"] < before.ByClose["sync"]+40 || after.ByCleanup["sync"] <= before.ByCleanup["sync"] {
+		t.Fatalf("syncs freed by Close: %d, by cleanup: %d", after.ByClose["sync"]-before.ByClose["sync"],
+			after.ByCleanup["sync"]-before.ByCleanup["sync"])
+	}
 }

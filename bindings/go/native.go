@@ -65,11 +65,16 @@ package turnout
 #cgo nocallback turnout_client_take_batch
 #cgo noescape turnout_client_tracking_stats
 #cgo nocallback turnout_client_tracking_stats
+#cgo noescape turnout_sync_on_fetch
+#cgo nocallback turnout_sync_on_fetch
+#cgo noescape turnout_sync_on_upload
+#cgo nocallback turnout_sync_on_upload
 #include "turnout.h"
 */
 import "C"
 
 import (
+	"time"
 	"unsafe"
 )
 
@@ -78,6 +83,7 @@ type (
 	cClient   = C.TurnoutClient
 	cContext  = C.TurnoutContext
 	cVariable = C.TurnoutVariable
+	cSync     = C.TurnoutSync
 )
 
 // ---- conversions ---------------------------------------------------------------
@@ -390,5 +396,124 @@ func nativeDecodeBatchJSON(bytes []byte) ([]byte, error) {
 	var out C.TurnoutBytes
 	var e *C.TurnoutError
 	st := C.turnout_decode_batch_json(bp, bl, &out, &e)
+	return takeBytes(out), result(st, e)
+}
+
+// ---- host protocol (turnout_sync_*, docs/sync.md) ------------------------------
+
+// The kinds of a syncAction.
+const (
+	actionStop   = C.TURNOUT_SYNC_ACTION_KIND_STOP
+	actionWait   = C.TURNOUT_SYNC_ACTION_KIND_WAIT
+	actionFetch  = C.TURNOUT_SYNC_ACTION_KIND_FETCH
+	actionUpload = C.TURNOUT_SYNC_ACTION_KIND_UPLOAD
+)
+
+// syncAction is a TurnoutSyncAction copied into Go memory.
+type syncAction struct {
+	kind          int
+	url, etag     string
+	timeout, wait time.Duration
+	maxBytes      int64
+	seq, events   uint64
+	bytes         []byte
+}
+
+// outcome is what a request gave: a response, or a failure (an error kind code).
+type outcome struct {
+	status           int
+	etag, retryAfter string
+	body             []byte
+	failure, message string
+}
+
+func nativeSyncNew(p *cClient, options []byte) (*cSync, error) {
+	debugBeforeCall()
+	op, ol := cBytes(options)
+	var s *C.TurnoutSync
+	var e *C.TurnoutError
+	st := C.turnout_sync_new(p, op, ol, &s, &e)
+	return s, result(st, e)
+}
+
+func nativeSyncFree(s *cSync) { C.turnout_sync_free(s) }
+
+func nativeSyncNext(s *cSync, nowMs uint64) (syncAction, error) {
+	debugBeforeCall()
+	var a C.TurnoutSyncAction
+	var e *C.TurnoutError
+	if err := result(C.turnout_sync_next(s, C.uint64_t(nowMs), &a, &e), e); err != nil {
+		return syncAction{kind: actionStop}, err
+	}
+	out := syncAction{
+		kind: int(a.kind), timeout: time.Duration(a.timeout_ms) * time.Millisecond,
+		wait: time.Duration(a.wait_ms) * time.Millisecond, maxBytes: int64(a.max_bytes),
+		seq: uint64(a.seq), events: uint64(a.events),
+	}
+	if a.url.ptr != nil {
+		out.url = C.GoStringN((*C.char)(unsafe.Pointer(a.url.ptr)), C.int(a.url.len))
+	}
+	if a.etag.ptr != nil {
+		out.etag = C.GoStringN((*C.char)(unsafe.Pointer(a.etag.ptr)), C.int(a.etag.len))
+	}
+	if a.bytes.ptr != nil {
+		out.bytes = C.GoBytes(unsafe.Pointer(a.bytes.ptr), C.int(a.bytes.len))
+	}
+	C.turnout_sync_action_free(a)
+	return out, nil
+}
+
+// nativeSyncReport reports a fetch (upload false) or the upload of batch seq.
+func nativeSyncReport(s *cSync, nowMs uint64, upload bool, seq uint64, o *outcome) error {
+	debugBeforeCall()
+	ep, el := cString(o.etag)
+	rp, rl := cString(o.retryAfter)
+	bp, bl := cBytes(o.body)
+	fp, fl := cString(o.failure)
+	mp, ml := cString(o.message)
+	var e *C.TurnoutError
+	var st C.TurnoutStatus
+	if upload {
+		st = C.turnout_sync_on_upload(s, C.uint64_t(nowMs), C.uint64_t(seq), C.uint16_t(o.status), rp, rl, fp, fl, mp, ml, &e)
+	} else {
+		st = C.turnout_sync_on_fetch(s, C.uint64_t(nowMs), C.uint16_t(o.status), ep, el, rp, rl, bp, bl, fp, fl, mp, ml, &e)
+	}
+	return result(st, e)
+}
+
+// The calls of nativeSyncCall.
+const (
+	syncPollNow = iota
+	syncFlushNow
+	syncStop
+	syncStopNoFlush
+)
+
+func nativeSyncCall(s *cSync, call int) error {
+	debugBeforeCall()
+	var e *C.TurnoutError
+	var st C.TurnoutStatus
+	switch call {
+	case syncPollNow:
+		st = C.turnout_sync_poll_now(s, &e)
+	case syncFlushNow:
+		st = C.turnout_sync_flush_now(s, &e)
+	default:
+		st = C.turnout_sync_stop(s, C.bool(call == syncStop), &e)
+	}
+	return result(st, e)
+}
+
+// nativeSyncJSON is the notices since the last call (state false) or the state, as JSON.
+func nativeSyncJSON(s *cSync, state bool) ([]byte, error) {
+	debugBeforeCall()
+	var out C.TurnoutBytes
+	var e *C.TurnoutError
+	var st C.TurnoutStatus
+	if state {
+		st = C.turnout_sync_state(s, &out, &e)
+	} else {
+		st = C.turnout_sync_take_notices(s, &out, &e)
+	}
 	return takeBytes(out), result(st, e)
 }

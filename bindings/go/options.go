@@ -2,6 +2,7 @@ package turnout
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"time"
@@ -43,17 +44,29 @@ type hostOptions struct {
 type options struct {
 	host hostOptions
 
-	// Poller and upload (Start, Flush).
-	httpClient     *http.Client
-	eventsURL      string
-	flushInterval  time.Duration
-	flushTimeout   time.Duration
-	batchSize      int
-	maxBackoff     time.Duration
-	maxConfigBytes int64
-	requestTimeout time.Duration
-	onUpdate       func(UpdateReport)
-	onError        func(error)
+	// Poller and upload (Start, Flush): the sync options of docs/sync.md.
+	httpClient      *http.Client
+	eventsURL       string
+	flushInterval   time.Duration
+	flushTimeout    time.Duration
+	batchSize       int
+	maxBackoff      time.Duration
+	maxConfigBytes  int64
+	requestTimeout  time.Duration
+	jitter          *float64
+	staleAfterPolls *int
+	log             *slog.Logger
+	onUpdate        func(UpdateReport)
+	onError         func(error)
+	onNotice        func(Notice)
+}
+
+// logger is WithLogger's logger, else slog.Default() (read at each notice).
+func (o *options) logger() *slog.Logger {
+	if o.log != nil {
+		return o.log
+	}
+	return slog.Default()
 }
 
 func defaultOptions() options {
@@ -150,8 +163,8 @@ const DefaultMaxConfigBytes = 16 << 20
 // for a larger one (the previous config stays in force), and the poller reads
 // no more of a config body than this: a larger Content-Length is refused
 // before reading, an undeclared body is read up to the limit and no further;
-// either way the poll fails with ErrConfigTooLarge and the ETag is not
-// remembered. A value <= 0 is ignored.
+// either way the poll fails with ErrConfigTooLarge and no ETag changes. A
+// value <= 0 is ignored.
 func WithMaxConfigBytes(n int64) Option {
 	return func(o *options) {
 		if n > 0 {
@@ -163,9 +176,9 @@ func WithMaxConfigBytes(n int64) Option {
 
 // WithRequestTimeout sets the one deadline of each poller request (the config
 // GET, each events POST): connect, headers and the whole body together
-// (default 30 s). When it passes the request is aborted, the attempt fails
-// with a *TimeoutError (errors.Is(err, ErrTimeout)) and the next one is
-// scheduled with the usual backoff. A Timeout of the http.Client
+// (default 30 s; rounded to milliseconds). When it passes the request is
+// aborted, the attempt fails with a *TimeoutError (errors.Is(err,
+// ErrTimeout)) and the next one is scheduled with the usual backoff. A Timeout of the http.Client
 // (WithHTTPClient) applies as well; the shorter one wins.
 // A value <= 0 is ignored.
 func WithRequestTimeout(d time.Duration) Option {
@@ -176,14 +189,39 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxBackoff caps the wait between attempts after failures (default 5 min).
+// WithMaxBackoff caps the wait between attempts after failures (default 5
+// min; never below the interval itself). A value <= 0 is ignored.
 func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
+
+// WithJitter spreads every wait of the poller over +-fraction of itself
+// (default 0.1; in [0, 1): Start fails with ErrOptions otherwise), so that
+// many clients do not poll in step.
+func WithJitter(fraction float64) Option { return func(o *options) { o.jitter = &fraction } }
+
+// WithStaleAfterPolls sets after how many poll intervals without a
+// confirmed config (an accepted or identical body, or a 304 to its ETag) the
+// poller reports NoticeStale (default 5).
+func WithStaleAfterPolls(polls int) Option { return func(o *options) { o.staleAfterPolls = &polls } }
+
+// WithLogger sets the logger of the poller's notices (default: slog.Default()
+// at the time of each notice): info for ready, applied (debug when nothing
+// changed), recovered and fresh; warn for errors and stale; error for a
+// dropped batch. A fault is logged once however long it lasts (see Notice.Repeat).
+// Use slog.New(slog.DiscardHandler) to silence it.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOnNotice registers a function called (from the poller's goroutine)
+// with every notice of the poller, repeats included (see Notice).
+func WithOnNotice(f func(Notice)) Option { return func(o *options) { o.onNotice = f } }
 
 // WithOnUpdate registers a function called (from the poller's goroutine)
 // after each config the poller installs, with what changed.
 func WithOnUpdate(f func(UpdateReport)) Option { return func(o *options) { o.onUpdate = f } }
 
-// WithOnError registers a function called (from the poller's goroutines) with
-// each failure: a fetch or upload error, an HTTP status, a rejected config
-// (errors.Is(err, ErrConfig); the previous config stays in force).
+// WithOnError registers a function called (from the poller's goroutine) with
+// each failure, repeats included: an HTTP status (*HTTPError), a timeout
+// (*TimeoutError, ErrTimeout), a body over the limit (ErrConfigTooLarge) or
+// cut short (io.ErrUnexpectedEOF), no response (ErrNetwork), a rejected
+// config (ErrConfig or ErrLimit; the previous config stays in force), a batch
+// the collector refused for good (*HTTPError inside). Stopping is not a failure.
 func WithOnError(f func(error)) Option { return func(o *options) { o.onError = f } }

@@ -6,56 +6,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 )
 
 // Start keeps the client's config up to date and, with WithEventsURL, uploads
-// its events, in background goroutines, until ctx is done or Close is called.
-// It returns at once; the first fetch happens immediately.
-//
-// The config is fetched with GET every interval, with If-None-Match (the
-// ETag of the config in force), so an unchanged config costs a 304. A new
-// config is installed atomically; a rejected one is reported to WithOnError
-// (errors.Is(err, ErrConfig)) and the last good config stays in force. After
-// a failure (network error, timeout, incomplete or too large body, HTTP
-// status other than 200/304) the next attempt waits twice as long, up to
-// WithMaxBackoff, with jitter; a success resets it.
-//
-// Each request (config GET or events POST) has one deadline, WithRequestTimeout
-// (default 30 s), covering connect, headers and the whole body; when it
-// passes the request is aborted and the error matches errors.Is(err,
-// ErrTimeout). A config body is read up to WithMaxConfigBytes (default 16 MiB,
-// the engine's limit; a larger Content-Length is refused before reading, and
-// nothing beyond the limit is buffered): a larger one fails with
-// ErrConfigTooLarge. A body shorter than its Content-Length fails with
-// io.ErrUnexpectedEOF.
-//
-// The ETag is remembered only after the body was read completely and the
-// engine accepted the config. A timed-out, truncated, too large or rejected
-// body leaves it as it was, so the next poll fetches the config again instead
-// of getting 304 for bytes that were never installed.
-//
-// Cancelling ctx, or Close, stops the poller at once, also during a request.
-//
-// Events are POSTed every WithFlushInterval (application/octet-stream, one
-// batch per request). A 2xx answer acks the batch; anything else nacks it and
-// the same bytes (same seq) are sent again later, so a collector that
-// de-duplicates by (client id, seq) sees each batch once. When the poller
-// stops, the events still queued are uploaded once more.
+// its events, in a background goroutine, until ctx is done or Close is called.
+// It returns at once; the first fetch happens immediately. configURL may be
+// empty with WithEventsURL (events only). When to fetch, upload, back off
+// (WithMaxBackoff, Retry-After, WithJitter), what a 304, a rejected config
+// (kept out, its ETag sent until the server has another) or a refused batch
+// does, is the engine's host protocol (docs/sync.md), the same on every
+// platform; this package makes the requests: a GET with If-None-Match every
+// interval, a POST of each batch every WithFlushInterval, each under one
+// deadline (WithRequestTimeout: connect, headers and body), a config body
+// read up to WithMaxConfigBytes. What happens is logged once through
+// WithLogger (slog.Default() otherwise) and passed to WithOnNotice,
+// WithOnUpdate and WithOnError. Cancelling ctx, or Close, stops it at once,
+// also during a config request; the queued events are uploaded once more
+// (bounded by a few seconds).
 func (c *Client) Start(ctx context.Context, configURL string, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("turnout: Start: interval must be positive, got %v", interval)
 	}
-	if err := checkURL(configURL); err != nil {
-		return err
-	}
-	if c.opts.eventsURL != "" {
-		if err := checkURL(c.opts.eventsURL); err != nil {
+	for _, u := range []string{configURL, c.opts.eventsURL} {
+		if err := checkURL(u); err != nil && u != "" {
 			return err
 		}
 	}
@@ -64,18 +41,17 @@ func (c *Client) Start(ctx context.Context, configURL string, interval time.Dura
 	if c.closed || c.ptr() == nil {
 		return ErrClosed
 	}
-	if c.poller != nil {
+	if c.stop != nil {
 		return ErrStarted
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	p := &poller{c: c, configURL: configURL, interval: interval, cancel: cancel}
-	c.poller = p
-	p.wg.Add(1)
-	go p.configLoop(pctx)
-	if c.opts.eventsURL != "" {
-		p.wg.Add(1)
-		go p.eventsLoop(pctx)
+	s, err := c.newSync(configURL, interval)
+	if err != nil {
+		return err
 	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.stop = func() { cancel(); <-done }
+	go c.run(pctx, s, configURL, done)
 	return nil
 }
 
@@ -90,219 +66,124 @@ func checkURL(s string) error {
 	return nil
 }
 
-// Flush uploads every queued event now (see Start), and returns the first
-// failure (the failed batch is nacked and sent again by the next Flush).
+// run drives the sync until it says Stop. Once ctx is done the sync stops
+// with a flush: a config request is cut at once, uploads flushTimeout later.
+func (c *Client) run(ctx context.Context, s *syncer, configURL string, done chan struct{}) {
+	defer close(done)
+	defer s.h.close()
+	uploads, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelUploads()
+	stopping := false
+	for {
+		if !stopping && ctx.Err() != nil {
+			stopping = true
+			s.call(syncStop)
+			defer time.AfterFunc(c.opts.flushTimeout, cancelUploads).Stop()
+		}
+		switch a := s.next(nowMs()); a.kind {
+		case actionStop:
+			return
+		case actionWait:
+			t := time.NewTimer(a.wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		case actionFetch, actionUpload:
+			rctx := ctx
+			if a.kind == actionUpload {
+				rctx = uploads
+			}
+			o := c.request(rctx, &a)
+			s.report(nowMs(), &a, o) // the time the request ended
+		}
+		c.notices(s, configURL, true)
+	}
+}
+
+// Flush uploads every queued event now, one attempt per batch, and returns
+// the first failure: the failed batch is nacked and sent again first by the
+// next Flush or upload round (a batch refused for good, 400/413/422, is
+// dropped and reported). It neither logs nor calls the callbacks.
 func (c *Client) Flush(ctx context.Context) error {
 	if c.opts.eventsURL == "" {
 		return ErrNoEventsURL
 	}
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	for {
-		b, err := c.TakeBatch(c.opts.batchSize)
-		if err != nil || b == nil {
-			return err
-		}
-		if err := c.upload(ctx, b.Bytes); err != nil {
-			c.Nack(b.Seq)
-			return err
-		}
-		c.Ack(b.Seq)
-	}
-}
-
-func (c *Client) upload(ctx context.Context, batch []byte) error {
-	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.opts.eventsURL, bytes.NewReader(batch))
+	s, err := c.newSync("", 0)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.opts.httpClient.Do(req)
-	if err != nil {
-		return c.timeoutError(rctx, ctx, http.MethodPost, c.opts.eventsURL, err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return &HTTPError{Method: http.MethodPost, URL: c.opts.eventsURL, StatusCode: resp.StatusCode}
-	}
-	return nil
-}
-
-// timeoutError turns err into a *TimeoutError when the request's own
-// deadline (rctx, under parent) passed, or the http.Client's Timeout did.
-// A cancelled parent (Close, the caller's context) is left as it is.
-func (c *Client) timeoutError(rctx, parent context.Context, method, url string, err error) error {
-	if err == nil || parent.Err() != nil {
-		return err
-	}
-	after := c.opts.requestTimeout
-	if t := c.opts.httpClient.Timeout; t > 0 && t < after {
-		after = t
-	}
-	var ne net.Error
-	if errors.Is(rctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return &TimeoutError{Method: method, URL: url, After: after, Err: err}
+	defer s.h.close()
+	s.call(syncStop)
+	for a := s.next(nowMs()); a.kind == actionUpload; a = s.next(nowMs()) {
+		o := c.request(ctx, &a)
+		s.report(nowMs(), &a, o)
+		for _, n := range c.notices(s, "", false) {
+			if err == nil {
+				err = n.Err
+			}
+		}
 	}
 	return err
 }
 
-func (c *Client) reportError(err error) {
-	if c.opts.onError != nil && err != nil {
-		c.opts.onError(err)
-	}
-}
-
-type poller struct {
-	c         *Client
-	configURL string
-	interval  time.Duration
-	etag      string
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-}
-
-func (p *poller) stop() {
-	p.cancel()
-	p.wg.Wait()
-}
-
-// backoff is the wait after `failures` consecutive failures: base doubled per
-// failure up to max, then jittered to [d/2, d].
-func backoff(base, max time.Duration, failures int) time.Duration {
-	d := base
-	for i := 0; i < failures && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	if d < 2 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx is done; it says whether to go on.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func (p *poller) maxBackoff() time.Duration {
-	return max(p.c.opts.maxBackoff, p.interval)
-}
-
-func (p *poller) configLoop(ctx context.Context) {
-	defer p.wg.Done()
-	failures := 0
-	for {
-		err := p.fetch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := p.interval
-		switch {
-		case err == nil:
-			failures = 0
-		case errors.Is(err, ErrConfig):
-			failures = 0 // the server works; its config does not
-			p.c.reportError(err)
-		default:
-			failures++
-			p.c.reportError(err)
-			wait = backoff(p.interval, p.maxBackoff(), failures)
-		}
-		if !sleep(ctx, wait) {
-			return
-		}
-	}
-}
-
-// fetch makes one conditional GET, under one deadline, and installs a new
-// config. The ETag is remembered only once the whole body was read and the
-// engine accepted it.
-func (p *poller) fetch(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, p.c.opts.requestTimeout)
+// request makes a fetch or an upload under one deadline (connect, headers
+// and body) and says what came of it.
+func (c *Client) request(ctx context.Context, a *syncAction) *outcome {
+	rctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, p.configURL, nil)
-	if err != nil {
-		return err
+	method, body, fetch := http.MethodPost, io.Reader(bytes.NewReader(a.bytes)), a.kind == actionFetch
+	if fetch {
+		method, body = http.MethodGet, nil
 	}
-	if p.etag != "" {
-		req.Header.Set("If-None-Match", p.etag)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.c.opts.httpClient.Do(req)
+	req, err := http.NewRequestWithContext(rctx, method, a.url, body)
 	if err != nil {
-		return p.c.timeoutError(rctx, ctx, http.MethodGet, p.configURL, err)
+		return &outcome{failure: "NETWORK", message: err.Error()}
+	}
+	if !fetch {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	} else if req.Header.Set("Accept", "application/json"); a.etag != "" {
+		req.Header.Set("If-None-Match", a.etag)
+	}
+	resp, err := c.opts.httpClient.Do(req)
+	if err != nil {
+		return failed(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return nil
-	case http.StatusOK:
-	default:
+	o := &outcome{status: resp.StatusCode, etag: resp.Header.Get("ETag"), retryAfter: resp.Header.Get("Retry-After")}
+	tooLarge := &outcome{failure: "TOO_LARGE", message: fmt.Sprintf("config larger than %d bytes", a.maxBytes)}
+	switch {
+	case !fetch || resp.StatusCode/100 != 2: // only the status counts
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return &HTTPError{Method: http.MethodGet, URL: p.configURL, StatusCode: resp.StatusCode}
-	}
-	limit := p.c.opts.maxConfigBytes
-	tooLarge := func(what string) error {
-		return fmt.Errorf("turnout: config at %s is larger than %d bytes (%s): %w", p.configURL, limit, what, ErrConfigTooLarge)
-	}
-	// resp.ContentLength is -1 when undeclared (and when net/http decompresses).
-	if resp.ContentLength > limit {
-		return tooLarge(fmt.Sprintf("Content-Length %d", resp.ContentLength))
-	}
-	// net/http reports a body shorter than its Content-Length (or a chunked
-	// body cut short) as io.ErrUnexpectedEOF.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		err = fmt.Errorf("turnout: GET %s: reading the body: %w", p.configURL, err)
-		return p.c.timeoutError(rctx, ctx, http.MethodGet, p.configURL, err)
-	}
-	if int64(len(body)) > limit {
-		return tooLarge("while reading")
-	}
-	if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
-		return fmt.Errorf("turnout: GET %s: incomplete body, %d of %d bytes: %w", p.configURL, len(body), resp.ContentLength, io.ErrUnexpectedEOF)
-	}
-	report, err := p.c.UpdateConfig(body)
-	if err != nil {
-		// A rejected config keeps no ETag: the next poll fetches it again.
-		return err
-	}
-	p.etag = resp.Header.Get("ETag")
-	if p.c.opts.onUpdate != nil {
-		p.c.opts.onUpdate(report)
-	}
-	return nil
-}
-
-func (p *poller) eventsLoop(ctx context.Context) {
-	defer p.wg.Done()
-	failures := 0
-	wait := p.c.opts.flushInterval
-	for sleep(ctx, wait) {
-		if err := p.c.Flush(ctx); err != nil && ctx.Err() == nil {
-			failures++
-			p.c.reportError(err)
-			wait = backoff(p.c.opts.flushInterval, max(p.c.opts.maxBackoff, p.c.opts.flushInterval), failures)
-		} else {
-			failures = 0
-			wait = p.c.opts.flushInterval
+	case resp.ContentLength > a.maxBytes: // refused before reading
+		tooLarge.message += fmt.Sprintf(" (Content-Length %d)", resp.ContentLength)
+		return tooLarge
+	default: // a body cut short is io.ErrUnexpectedEOF
+		if o.body, err = io.ReadAll(io.LimitReader(resp.Body, a.maxBytes+1)); err != nil {
+			return failed(ctx, rctx, fmt.Errorf("reading the body: %w", err))
+		}
+		if int64(len(o.body)) > a.maxBytes {
+			return tooLarge
 		}
 	}
-	// Stopping: one last upload of what is queued, bounded in time.
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.c.opts.flushTimeout)
-	defer cancel()
-	p.c.reportError(p.c.Flush(final))
+	return o
+}
+
+// failed tells a transport error's kind: stopping, the deadline, a cut body, or no response.
+func failed(ctx, rctx context.Context, err error) *outcome {
+	var ne net.Error
+	o := &outcome{failure: "NETWORK", message: err.Error()}
+	if ue := (*url.Error)(nil); errors.As(err, &ue) { // "Get URL: why": the notice names the request
+		o.message = ue.Err.Error()
+	}
+	switch {
+	case ctx.Err() != nil:
+		o.failure = "ABORTED"
+	case rctx.Err() != nil || errors.As(err, &ne) && ne.Timeout():
+		o.failure = "TIMEOUT"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		o.failure = "INCOMPLETE"
+	}
+	return o
 }

@@ -2,16 +2,19 @@ package turnout
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -147,25 +150,33 @@ func TestPollerPicksUpChangesAndHonours304(t *testing.T) {
 	if len(changed) != 2 {
 		t.Fatalf("changed %v", changed)
 	}
-	// A broken config is reported and the last good one stays.
+	// A broken config is reported once and the last good one stays.
 	srv.set([]byte(`{"schema": 1, "rollouts": [{"variable": "delay", "default": []`), `"broken"`)
 	eventually(t, "the config error", func() bool { return errors.Is(rec.lastError(), ErrConfig) })
 	if delay() != 45 {
 		t.Fatal("the last good config was not kept")
 	}
-	// The rejected config's ETag is not remembered: each poll asks with the
-	// ETag of the config in force ("b") and gets the broken bytes again.
-	eventually(t, "the broken config fetched again", func() bool { _, e := rec.counts(); return e >= 3 })
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for _, inm := range srv.inm {
-		if inm == `"broken"` {
-			t.Fatal("the rejected config's ETag was sent")
+	// The rejected config's ETag is sent until the server serves something
+	// else (docs/sync.md, section 4), so the broken bytes are neither
+	// downloaded nor compiled again: 304s, and no second error. (Before the
+	// host protocol moved into the engine, the Go poller sent the good
+	// config's ETag and fetched the broken bytes at every poll.)
+	eventually(t, "304s to the rejected ETag", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		n := 0
+		for _, inm := range srv.inm {
+			if inm == `"broken"` {
+				n++
+			}
 		}
+		return n >= 3
+	})
+	if _, e := rec.counts(); e != 1 {
+		t.Fatalf("%d errors for one rejected config", e)
 	}
-	if last := srv.inm[len(srv.inm)-1]; last != `"b"` {
-		t.Fatalf("If-None-Match %q, want the good config's", last)
-	}
+	srv.set(cfgA, `"a2"`)
+	eventually(t, "the next good config", func() bool { return delay() == 30 })
 }
 
 func TestPollerServerDownThenUp(t *testing.T) {
@@ -346,6 +357,13 @@ func TestFlushFailureNacks(t *testing.T) {
 	if err := c.Start(bg, "http://127.0.0.1:1/", 0); err == nil {
 		t.Fatal("zero interval accepted")
 	}
+	// Events only: no config URL; neither URL is an error of the options.
+	if err := newClient(t, nil).Start(bg, "", time.Second); !errors.Is(err, ErrOptions) {
+		t.Fatalf("a poller with nothing to do: %v", err)
+	}
+	if err := c.Start(bg, "", time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ---- one deadline, the body limit, the ETag rule (issue 13) ----
@@ -356,6 +374,7 @@ type scriptServer struct {
 	mu     sync.Mutex
 	script []func(conn net.Conn, buf *bufio.ReadWriter)
 	inm    []string
+	raw    []bool // whether each request got a scripted answer
 	body   []byte
 	etag   string
 	done   chan struct{} // closed at the end of the test: slow writers stop
@@ -380,6 +399,26 @@ func (s *scriptServer) add(answers ...func(net.Conn, *bufio.ReadWriter)) {
 	s.script = append(s.script, answers...)
 }
 
+// set serves body (with etag) after the scripted answers, all at once.
+func (s *scriptServer) set(body []byte, etag string, answers ...func(net.Conn, *bufio.ReadWriter)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, answers...)
+	s.body, s.etag = body, etag
+}
+
+// after is the If-None-Match of the request after the last scripted one ("?" if none yet).
+func (s *scriptServer) after() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.raw) - 2; i >= 0; i-- {
+		if s.raw[i] {
+			return s.inm[i+1]
+		}
+	}
+	return "?"
+}
+
 func (s *scriptServer) sent() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -393,6 +432,7 @@ func (s *scriptServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.script) > 0 {
 		raw, s.script = s.script[0], s.script[1:]
 	}
+	s.raw = append(s.raw, raw != nil)
 	body, etag := s.body, s.etag
 	s.mu.Unlock()
 	if raw != nil {
@@ -515,58 +555,566 @@ func TestPollerCloseIsPromptDuringASlowBody(t *testing.T) {
 	}
 }
 
-// pollOnce runs one fetch of a started-and-stopped-free poller (the loop's
-// step, synchronously).
-func pollOnce(c *Client, url string) error {
-	p := &poller{c: c, configURL: url, interval: time.Hour}
-	return p.fetch(bg)
+// ---- notices, logs and the fault-injection tests (issue 14) ----
+
+// noticeLog collects the notices of WithOnNotice.
+type noticeLog struct {
+	mu  sync.Mutex
+	all []Notice
 }
 
-func TestPollerTruncatedBodyKeepsNoETag(t *testing.T) {
+func (l *noticeLog) add(n Notice) { l.mu.Lock(); l.all = append(l.all, n); l.mu.Unlock() }
+
+// count is how many notices since index from match.
+func (l *noticeLog) count(from int, match func(Notice) bool) int {
+	return countFrom(&l.mu, &l.all, from, match)
+}
+
+// countFrom is how many items of *all since index from match, under mu.
+func countFrom[T any](mu *sync.Mutex, all *[]T, from int, match func(T) bool) int {
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, x := range (*all)[min(from, len(*all)):] {
+		if match(x) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *noticeLog) len() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.all) }
+
+func isError(kind string) func(Notice) bool {
+	return func(n Notice) bool { return n.Kind == NoticeError && n.ErrorKind == kind }
+}
+
+// logCapture is a slog.Handler that keeps every record.
+type logCapture struct {
+	mu      sync.Mutex
+	records []logRecord
+}
+
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logCapture) WithGroup(string) slog.Handler            { return h }
+func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
+	attrs := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+	h.mu.Lock()
+	h.records = append(h.records, logRecord{r.Level, r.Message, attrs})
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *logCapture) len() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.records) }
+
+// count is how many records since index from match.
+func (h *logCapture) count(from int, match func(logRecord) bool) int {
+	return countFrom(&h.mu, &h.records, from, match)
+}
+
+func logged(level slog.Level, notice string, attrs ...string) func(logRecord) bool {
+	return func(r logRecord) bool {
+		if r.level != level || r.attrs["notice"] != notice {
+			return false
+		}
+		for i := 0; i+1 < len(attrs); i += 2 {
+			if r.attrs[attrs[i]] != attrs[i+1] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// faultServer serves a config and collects event batches, misbehaving on
+// purpose according to its mode: "ok", "500", "truncated" (a body shorter
+// than its Content-Length), "large" (over the client's limit), "slow"
+// (answers after the client's deadline; batches are taken, their answers
+// lost), "stale304" (304 to any If-None-Match).
+type faultServer struct {
+	mu       sync.Mutex
+	mode     string
+	body     []byte
+	etag     string
+	hits     map[string]int      // config requests per mode
+	inm      []string            // If-None-Match of every config request
+	batches  map[uint64][][]byte // every body received per seq
+	late     map[uint64]int      // answers the client no longer waited for, per seq
+	accepted int64               // occurrences in the batches received (first copy of each seq)
+}
+
+func newFaultServer() *faultServer {
+	return &faultServer{mode: "ok", hits: map[string]int{}, batches: map[uint64][][]byte{}, late: map[uint64]int{}}
+}
+
+func (s *faultServer) set(mode string, body []byte, etag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode = mode
+	if body != nil {
+		s.body, s.etag = body, etag
+	}
+}
+
+func (s *faultServer) hitsOf(mode string) int { s.mu.Lock(); defer s.mu.Unlock(); return s.hits[mode] }
+
+func (s *faultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		s.collect(w, r)
+		return
+	}
+	s.mu.Lock()
+	mode, body, etag, inm := s.mode, s.body, s.etag, r.Header.Get("If-None-Match")
+	s.hits[mode]++
+	s.inm = append(s.inm, inm)
+	s.mu.Unlock()
+	switch mode {
+	case "500":
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	case "truncated":
+		conn, buf, _ := w.(http.Hijacker).Hijack()
+		defer conn.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nETag: \"cut\"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			len(body), body[:len(body)/2])
+		buf.Flush()
+		return
+	case "large":
+		w.Header().Set("ETag", `"large"`)
+		w.Write(bytes.Repeat([]byte(" "), 5000))
+		return
+	case "slow":
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+			return
+		}
+	case "stale304":
+		if inm != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	if inm != "" && inm == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("ETag", etag)
+	w.Write(body)
+}
+
+func (s *faultServer) collect(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	mode := s.mode
+	s.hits["POST "+mode]++
+	s.mu.Unlock()
+	if mode == "500" {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	js, err := DecodeBatchJSON(body)
+	var b struct {
+		Header struct {
+			Seq uint64 `json:"seq"`
+		} `json:"header"`
+		Events []struct {
+			Count int64 `json:"count"`
+		} `json:"events"`
+	}
+	if err != nil || json.Unmarshal(js, &b) != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	seq := b.Header.Seq
+	if len(s.batches[seq]) == 0 {
+		for _, e := range b.Events {
+			s.accepted += e.Count
+		}
+	}
+	s.batches[seq] = append(s.batches[seq], body)
+	s.mu.Unlock()
+	if mode == "slow" {
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
+	}
+	if r.Context().Err() != nil {
+		s.mu.Lock()
+		s.late[seq]++
+		s.mu.Unlock()
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// TestPollerFaultInjection runs the poller against a real local server that
+// misbehaves on purpose, one fault after another: 500s, a truncated body, a
+// body over the size limit, a slow answer past the deadline, the server
+// going away and coming back, a config that fails validation, 304s to a
+// stale ETag. After each fault the client still answers from its last good
+// config and recovers when the server does; each fault is logged once
+// however many requests it fails; and every event is delivered (a batch
+// twice only when the answer to its first copy was lost, with the same seq
+// and bytes).
+func TestPollerFaultInjection(t *testing.T) {
 	cfgA, cfgB := twoConfigs(30, 45)
-	srv, url := newScriptServer(t)
-	srv.serve(cfgA, `"a"`)
-	c := newClient(t, nil)
-	p := &poller{c: c, configURL: url, interval: time.Hour}
-	if err := p.fetch(bg); err != nil {
-		t.Fatal(err)
-	}
-	// Content-Length larger than what is sent, ETag "E"; then the full body with "E".
-	srv.add(srv.rawAnswer(cfgB, `"E"`, len(cfgB), len(cfgB)/2, 0))
-	err := p.fetch(bg)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("want an incomplete body, got %v", err)
-	}
-	if p.etag != `"a"` {
-		t.Fatalf("ETag %q after a truncated body", p.etag)
-	}
-	srv.serve(cfgB, `"E"`)
-	if err := p.fetch(bg); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 45 || p.etag != `"E"` {
-		t.Fatalf("delay %d, ETag %q", got, p.etag)
-	}
-	// Close-delimited (no Content-Length) and cut short: net/http cannot tell;
-	// the engine rejects the half, whose ETag is not kept either.
 	_, cfgC := twoConfigs(50, 55)
-	srv.add(srv.rawAnswer(cfgC, `"F"`, -2, len(cfgC)/2, 0))
-	if err := p.fetch(bg); !errors.Is(err, ErrConfig) {
-		t.Fatalf("want the half config rejected, got %v", err)
-	}
-	if p.etag != `"E"` {
-		t.Fatalf("ETag %q after a rejected half body", p.etag)
-	}
-	srv.serve(cfgC, `"F"`)
-	if err := p.fetch(bg); err != nil {
+	srv := newFaultServer()
+	srv.set("ok", cfgA, `"a"`)
+	hs := httptest.NewServer(srv)
+	addr := hs.Listener.Addr().String()
+	defer func() { hs.Close() }()
+
+	logs := &logCapture{}
+	var notices noticeLog
+	c := newClient(t, nil, WithEventsURL(hs.URL+"/events"), WithFlushInterval(20*time.Millisecond),
+		WithRequestTimeout(300*time.Millisecond), WithMaxBackoff(60*time.Millisecond), WithMaxConfigBytes(4096),
+		WithStaleAfterPolls(1000), WithBatchSize(20), WithLogger(slog.New(logs)), WithOnNotice(notices.add))
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	if err := c.Start(bg, hs.URL+"/config", 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 55 {
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delay := func() int64 { return c.GetVariable(bg, "delay", nil).Int64(-1) }
+	if delay() != 30 {
+		t.Fatalf("delay %d after ready", delay())
+	}
+	// Events all along: every occurrence recorded must reach the collector.
+	stopTracking := make(chan struct{})
+	tracking := make(chan struct{})
+	go func() {
+		defer close(tracking)
+		for i := 0; ; i++ {
+			select {
+			case <-stopTracking:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			c.Track(bg, "tick", 1, NewFacets().Int64("i", int64(i)))
+		}
+	}()
+
+	// fault runs one fault until at least 3 config requests failed with it,
+	// then ends it with `end` and waits for `recovered`.
+	fault := func(name, kind string, want int64, begin, end func(), attempts func() int, recovered func(from int) bool) {
+		t.Helper()
+		from, fromLog := notices.len(), logs.len()
+		begin()
+		eventually(t, name+": 3 failed attempts", func() bool { return attempts() >= 3 })
+		if got := delay(); got != want {
+			t.Fatalf("%s: the client answers %d, want %d from its last good config", name, got, want)
+		}
+		end()
+		eventually(t, name+": recovery", func() bool { return recovered(from) })
+		if kind == "" {
+			return
+		}
+		failed := notices.count(from, func(n Notice) bool { return isError(kind)(n) && n.Channel == "config" })
+		once := logs.count(fromLog, logged(slog.LevelWarn, "error", "channel", "config", "kind", kind))
+		// A rejected config is downloaded once (then 304s to its ETag); a
+		// transport failure repeats at every attempt.
+		if once != 1 || (kind == "INVALID_CONFIG") != (failed == 1) {
+			t.Fatalf("%s: %d failures logged %d times, want once", name, failed, once)
+		}
+		if kind == "TIMEOUT" || kind == "TOO_LARGE" || kind == "INCOMPLETE" {
+			var n Notice
+			notices.mu.Lock()
+			for _, x := range notices.all[from:] {
+				if x.Kind == NoticeError && x.ErrorKind == kind {
+					n = x
+				}
+			}
+			notices.mu.Unlock()
+			sentinel := map[string]error{"TIMEOUT": ErrTimeout, "TOO_LARGE": ErrConfigTooLarge, "INCOMPLETE": io.ErrUnexpectedEOF}[kind]
+			if !errors.Is(n.Err, sentinel) {
+				t.Fatalf("%s: the error %v is not %v", name, n.Err, sentinel)
+			}
+		}
+	}
+	recoveredConfig := func(from int) bool {
+		return notices.count(from, func(n Notice) bool { return n.Kind == NoticeRecovered && n.Channel == "config" }) > 0
+	}
+	mode := func(m string) func() { return func() { srv.set(m, nil, "") } }
+	hits := func(m string) func() int { return func() int { return srv.hitsOf(m) } }
+
+	fault("500s", "HTTP", 30, mode("500"), mode("ok"), hits("500"), recoveredConfig)
+	fault("a truncated body", "INCOMPLETE", 30, mode("truncated"), mode("ok"), hits("truncated"), recoveredConfig)
+	fault("a body over the limit", "TOO_LARGE", 30, mode("large"), mode("ok"), hits("large"), recoveredConfig)
+	// Slow until an upload's answer was lost too (the batch goes again).
+	fault("a slow answer", "TIMEOUT", 30, mode("slow"), mode("ok"), func() int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if len(srv.late) == 0 {
+			return 0
+		}
+		return srv.hits["slow"]
+	}, recoveredConfig)
+	// The server goes away (connections refused) and comes back on the same address.
+	down := notices.len()
+	fault("the server down", "NETWORK", 30, func() { hs.Close() }, func() {
+		l, err := net.Listen("tcp", addr)
+		for i := 0; err != nil && i < 100; i++ {
+			time.Sleep(10 * time.Millisecond)
+			l, err = net.Listen("tcp", addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = httptest.NewUnstartedServer(srv)
+		hs.Listener.Close()
+		hs.Listener = l
+		hs.Start()
+	}, func() int {
+		return notices.count(down, func(n Notice) bool { return isError("NETWORK")(n) && n.Channel == "config" })
+	}, recoveredConfig)
+	// A config that fails validation: reported once, its ETag sent until the
+	// server serves another (304s meanwhile), the good config kept.
+	fault("an invalid config", "INVALID_CONFIG", 30, func() {
+		srv.set("ok", []byte(`{"rollouts": [{"variable": 7}]}`), `"bad"`)
+	}, func() { srv.set("ok", cfgB, `"b"`) }, func() int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		n := 0
+		for _, inm := range srv.inm {
+			if inm == `"bad"` {
+				n++
+			}
+		}
+		return n + 1 // the first answer carried the bad body
+	}, func(int) bool { return delay() == 45 })
+	// 304s to a stale ETag (a cache that missed the update): nothing to
+	// report, the client keeps its config, and takes the new one once the
+	// cache is fixed.
+	fromLog := logs.len()
+	fault("304s to a stale ETag", "", 45, func() { srv.set("stale304", cfgC, `"c"`) }, mode("ok"), hits("stale304"),
+		func(int) bool { return delay() == 55 })
+	if n := logs.count(fromLog, func(r logRecord) bool { return r.level >= slog.LevelWarn }); n != 0 {
+		t.Fatalf("%d warnings for 304s", n)
+	}
+
+	// No event lost: every occurrence recorded reached the collector, each
+	// batch acknowledged; a batch came again only with the same seq and
+	// bytes, and only after an upload whose answer the client did not get.
+	close(stopTracking)
+	<-tracking
+	recorded := c.TrackingStats().Recorded
+	eventually(t, "every event delivered", func() bool {
+		s := c.TrackingStats()
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return s.Queued == 0 && s.InFlight == 0 && s.Retrying == 0 && srv.accepted == int64(recorded)
+	})
+	unanswered := notices.count(0, func(n Notice) bool {
+		return n.Kind == NoticeError && n.Channel == "events" && n.ErrorKind != "HTTP"
+	})
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.accepted == 0 || len(srv.batches) < 10 {
+		t.Fatalf("%d occurrences in %d batches", srv.accepted, len(srv.batches))
+	}
+	again := 0
+	for seq, copies := range srv.batches {
+		again += len(copies) - 1
+		for _, b := range copies[1:] {
+			if !bytes.Equal(b, copies[0]) {
+				t.Fatalf("batch %d sent again with other bytes", seq)
+			}
+		}
+	}
+	if again > unanswered {
+		t.Fatalf("%d batches received again, but only %d uploads went unanswered", again, unanswered)
+	}
+	t.Logf("%d occurrences in %d batches; %d received again (%d answers lost by the server, %d uploads unanswered); requests %v",
+		srv.accepted, len(srv.batches), again, len(srv.late), unanswered, srv.hits)
+}
+
+// TestPollerReadinessStalenessAndTheDefaultLogger: WaitReady times out
+// (saying why) while the server fails, and returns once a config is in
+// force; without WithLogger the notices go to slog.Default() at their
+// levels; a client whose server keeps serving a rejected config turns stale
+// (once), and fresh when a good config comes.
+func TestPollerReadinessStalenessAndTheDefaultLogger(t *testing.T) {
+	logs := &logCapture{}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(logs))
+	cfgA, _ := twoConfigs(30, 45)
+	srv := &configServer{}
+	srv.set(cfgA, `"a"`)
+	srv.setDown(false, http.StatusInternalServerError)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := newClient(t, nil, WithStaleAfterPolls(3), WithMaxBackoff(40*time.Millisecond), WithJitter(0))
+	if err := c.Start(bg, hs.URL, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(bg, 150*time.Millisecond)
+	defer cancel()
+	if err := c.WaitReady(short); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	eventually(t, "stale while failing", func() bool { return logs.count(0, logged(slog.LevelWarn, "stale")) == 1 })
+	srv.setDown(false, 0)
+	if err := c.WaitReady(bg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "fresh", func() bool { return logs.count(0, logged(slog.LevelInfo, "fresh")) == 1 })
+	for _, want := range []func(logRecord) bool{
+		logged(slog.LevelWarn, "error", "channel", "config", "kind", "HTTP", "status", "500"),
+		logged(slog.LevelInfo, "applied", "etag", `"a"`, "version", "1"),
+		logged(slog.LevelInfo, "ready"),
+		logged(slog.LevelInfo, "recovered", "channel", "config"),
+	} {
+		if logs.count(0, want) != 1 {
+			t.Fatalf("records: %+v", logs.records)
+		}
+	}
+	// A rejected config is not a confirmation: stale again, the error logged once.
+	srv.set([]byte(`{"rollouts": 1}`), `"bad"`)
+	eventually(t, "stale again", func() bool { return logs.count(0, logged(slog.LevelWarn, "stale")) == 2 })
+	if n := logs.count(0, logged(slog.LevelWarn, "error", "kind", "INVALID_CONFIG", "status", "200")); n != 1 {
+		t.Fatalf("the rejected config logged %d times", n)
+	}
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 30 {
 		t.Fatalf("delay %d", got)
 	}
-	want := []string{"", `"a"`, `"a"`, `"E"`, `"E"`}
-	if got := srv.sent(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("If-None-Match %q, want %q", got, want)
+}
+
+// TestPoller304WithoutETagAndDroppedBatches: a 304 to a request that sent no
+// ETag is a failure (logged once however often), the bootstrap config stays;
+// a batch the collector refuses for good (400) is dropped, not retried, and
+// reported as an *HTTPError.
+func TestPoller304WithoutETagAndDroppedBatches(t *testing.T) {
+	var posts atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNotModified)
+	}))
+	defer hs.Close()
+	logs := &logCapture{}
+	var rec recorder
+	var notices noticeLog
+	c := newClient(t, seedRollout(t), WithEventsURL(hs.URL+"/events"), WithFlushInterval(10*time.Millisecond),
+		WithMaxBackoff(30*time.Millisecond), WithLogger(slog.New(logs)), WithOnError(rec.onError), WithOnNotice(notices.add))
+	c.Track(bg, "m", 1, nil)
+	if err := c.Start(bg, hs.URL, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(bg); err != nil { // the bootstrap counts
+		t.Fatal(err)
+	}
+	eventually(t, "3 failed polls", func() bool { return notices.count(0, isError("HTTP")) >= 3 })
+	if n := logs.count(0, logged(slog.LevelWarn, "error", "kind", "HTTP", "status", "304")); n != 1 {
+		t.Fatalf("the 304 failure logged %d times", n)
+	}
+	if got := c.GetVariable(bg, "automatedMessageDelay", NewFacets().City(6).Service(302)).Int64(-1); got != 60 {
+		t.Fatalf("bootstrap config lost: %d", got)
+	}
+	eventually(t, "the dropped batch", func() bool { return notices.count(0, func(n Notice) bool { return n.Kind == NoticeDropped }) == 1 })
+	var dropped error
+	status := 0
+	rec.mu.Lock()
+	for _, e := range rec.errs {
+		if he := (*HTTPError)(nil); errors.As(e, &he) && he.Method == http.MethodPost {
+			dropped, status = e, he.StatusCode
+		}
+	}
+	rec.mu.Unlock()
+	if dropped == nil || status != 400 || !strings.Contains(dropped.Error(), "dropped") {
+		t.Fatalf("dropped batch reported as %v", dropped)
+	}
+	if logs.count(0, logged(slog.LevelError, "dropped", "status", "400")) != 1 {
+		t.Fatal("the dropped batch was not logged at error level")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if s := c.TrackingStats(); s.InFlight != 0 || s.Retrying != 0 || posts.Load() < 1 {
+		t.Fatalf("%+v after %d posts", s, posts.Load())
+	}
+}
+
+// ---- one deadline, the body limit, the ETag rules (issues 13 and 14) ----
+
+// waitNotice waits for a notice matching want, from index from of l.
+func waitNotice(t *testing.T, l *noticeLog, from int, what string, want func(Notice) bool) Notice {
+	t.Helper()
+	var got Notice
+	eventually(t, what, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, n := range l.all[min(from, len(l.all)):] {
+			if want(n) {
+				got = n
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+var quiet = WithLogger(slog.New(slog.DiscardHandler))
+
+func TestPollerTruncatedBodyChangesNoETag(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	_, cfgC := twoConfigs(50, 55)
+	srv, url := newScriptServer(t)
+	srv.serve(cfgA, `"a"`)
+	var notices noticeLog
+	c := newClient(t, nil, quiet, WithOnNotice(notices.add), WithMaxBackoff(20*time.Millisecond))
+	if err := c.Start(bg, url, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	applied := func(etag string) func(Notice) bool {
+		return func(n Notice) bool { return n.Kind == NoticeApplied && n.ETag == etag }
+	}
+	waitNotice(t, &notices, 0, "config a", applied(`"a"`))
+	// Content-Length larger than what is sent, ETag "E": incomplete; the
+	// next request still sends "a"; then the whole body with "E" is installed.
+	from := notices.len()
+	srv.set(cfgB, `"E"`, srv.rawAnswer(cfgB, `"E"`, len(cfgB), len(cfgB)/2, 0))
+	n := waitNotice(t, &notices, from, "the incomplete body", isError("INCOMPLETE"))
+	if !errors.Is(n.Err, io.ErrUnexpectedEOF) {
+		t.Fatalf("want an incomplete body, got %v", n.Err)
+	}
+	waitNotice(t, &notices, from, "config E", applied(`"E"`))
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 45 || srv.after() != `"a"` {
+		t.Fatalf("delay %d, If-None-Match after the cut body %q", got, srv.after())
+	}
+	// Close-delimited (no Content-Length) and cut short: net/http cannot
+	// tell; the engine rejects the half, which is then a rejected config
+	// like any other (docs/sync.md, section 4): its ETag is sent, the server
+	// answers 304, the good config stays, until the server's ETag changes.
+	from = notices.len()
+	srv.set(cfgC, `"F"`, srv.rawAnswer(cfgC, `"F"`, -2, len(cfgC)/2, 0))
+	n = waitNotice(t, &notices, from, "the half config rejected", isError("INVALID_CONFIG"))
+	if !errors.Is(n.Err, ErrConfig) {
+		t.Fatal(n.Err)
+	}
+	eventually(t, "the rejected ETag sent", func() bool { return srv.after() == `"F"` })
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 45 {
+		t.Fatalf("delay %d", got)
+	}
+	srv.serve(cfgC, `"G"`)
+	waitNotice(t, &notices, from, "config G", applied(`"G"`))
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 55 {
+		t.Fatalf("delay %d", got)
 	}
 }
 
@@ -574,50 +1122,54 @@ func TestPollerBodyOverTheLimit(t *testing.T) {
 	cfgA, cfgB := twoConfigs(30, 45)
 	srv, url := newScriptServer(t)
 	limit := int64(len(cfgB) - 1)
-	c := newClient(t, cfgA, WithMaxConfigBytes(limit))
-	p := &poller{c: c, configURL: url, interval: time.Hour}
+	var notices noticeLog
+	c := newClient(t, cfgA, quiet, WithMaxConfigBytes(limit), WithOnNotice(notices.add), WithMaxBackoff(20*time.Millisecond))
 	// Declared too large (refused from the Content-Length), then undeclared
 	// (refused while reading).
-	srv.add(srv.rawAnswer(cfgB, `"E"`, -1, -1, 0), srv.rawAnswer(cfgB, `"E"`, -2, -1, 0))
-	for i := 0; i < 2; i++ {
-		err := p.fetch(bg)
-		if !errors.Is(err, ErrConfigTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(limit)) {
-			t.Fatalf("answer %d: want too large, got %v", i, err)
-		}
-		if p.etag != "" {
-			t.Fatalf("ETag %q kept for a body over the limit", p.etag)
-		}
-	}
-	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 30 {
-		t.Fatalf("delay %d", got)
-	}
-	// Exactly at the limit is fine.
-	srv.serve(cfgB, `"E"`)
-	c2 := newClient(t, cfgA, WithMaxConfigBytes(int64(len(cfgB))))
-	if err := pollOnce(c2, url); err != nil {
+	srv.set(cfgB, `"E"`, srv.rawAnswer(cfgB, `"E"`, -1, -1, 0), srv.rawAnswer(cfgB, `"E"`, -2, -1, 0))
+	if err := c.Start(bg, url, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if c.opts.maxConfigBytes != limit || newClient(t, nil).opts.maxConfigBytes != 16<<20 {
-		t.Fatal("limits")
+	eventually(t, "two failures", func() bool { return notices.count(0, isError("TOO_LARGE")) >= 2 })
+	notices.mu.Lock()
+	for i, n := range notices.all[1:3] { // after "ready" (the bootstrap)
+		if !errors.Is(n.Err, ErrConfigTooLarge) || !strings.Contains(n.Err.Error(), fmt.Sprint(limit)) || n.Repeat != (i == 1) {
+			t.Errorf("answer %d: want too large (a repeat the second time), got %+v", i, n)
+		}
+	}
+	notices.mu.Unlock()
+	if got := c.GetVariable(bg, "delay", nil).Int64(-1); got != 30 {
+		t.Fatalf("delay %d", got)
 	}
 	if inm := srv.sent(); inm[0] != "" || inm[1] != "" {
 		t.Fatalf("If-None-Match %q", inm)
 	}
+	// Exactly at the limit is fine.
+	c2 := newClient(t, cfgA, quiet, WithMaxConfigBytes(int64(len(cfgB))))
+	if err := c2.Start(bg, url, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the config at the limit", func() bool { return c2.GetVariable(bg, "delay", nil).Int64(-1) == 45 })
+	if c.opts.maxConfigBytes != limit || newClient(t, nil).opts.maxConfigBytes != 16<<20 {
+		t.Fatal("limits")
+	}
 }
 
-func TestPollerRejectedThenValidWithTheSameETag(t *testing.T) {
+func TestPollerRejectedThenValidWithANewETag(t *testing.T) {
 	cfgA, cfgB := twoConfigs(30, 45)
 	srv, url := newScriptServer(t)
 	srv.serve([]byte(`{"schema": 1, "rollouts": [{"variable": 5}]}`), `"E"`)
 	var rec recorder
-	c := newClient(t, cfgA, WithOnError(rec.onError), WithOnUpdate(rec.onUpdate))
+	c := newClient(t, cfgA, quiet, WithOnError(rec.onError), WithOnUpdate(rec.onUpdate))
 	if err := c.Start(bg, url, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the rejection", func() bool { return errors.Is(rec.lastError(), ErrConfig) })
-	srv.serve(cfgB, `"E"`)
+	// The rejected ETag is sent (and answered 304) until the server has another.
+	eventually(t, "the rejected ETag sent", func() bool { s := srv.sent(); return s[len(s)-1] == `"E"` })
+	srv.serve(cfgB, `"F"`)
 	eventually(t, "the valid config", func() bool { return c.GetVariable(bg, "delay", nil).Int64(-1) == 45 })
-	if u, _ := rec.counts(); u != 1 {
-		t.Fatalf("%d updates", u)
+	if u, e := rec.counts(); u != 1 || e != 1 {
+		t.Fatalf("%d updates, %d errors", u, e)
 	}
 }

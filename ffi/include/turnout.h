@@ -19,14 +19,16 @@
  *     TurnoutClient **    turnout_client_free
  *     TurnoutContext **   turnout_context_free
  *     TurnoutVariable **  turnout_variable_free
+ *     TurnoutSync **      turnout_sync_free
  *     TurnoutBytes *      turnout_bytes_free
  *     TurnoutBatch *      turnout_batch_free
+ *     TurnoutSyncAction * turnout_sync_action_free
  *     TurnoutError **     turnout_error_free
  * Every free accepts NULL (or empty) and does nothing. Values returned
  * directly (numbers, bool, TurnoutStatus, TurnoutStr views) are never freed;
  * a TurnoutStr borrows from the object it was read from. Out-parameters are
  * cleared (NULL / empty) on entry, so after a failed call they hold nothing
- * to free. Contexts and variables stay valid after their client is freed.
+ * to free. Contexts, variables and syncs stay valid after their client is freed.
  *
  * Errors: every fallible call returns a TurnoutStatus (TURNOUT_STATUS_OK = 0)
  * and takes a last TurnoutError **error out-parameter: pass NULL if the
@@ -38,10 +40,10 @@
  * Panics never unwind into the host: a panic inside the library becomes
  * TURNOUT_STATUS_PANIC, or the caller's default for calls returning a number.
  *
- * Threads: clients, contexts and variables are thread-safe; any call may be
+ * Threads: clients, contexts, variables and syncs are thread-safe; any call may be
  * made concurrently on the same handle, except that a handle's free must not
- * race with, or precede, another call on it. TurnoutError, TurnoutBytes and
- * TurnoutBatch values belong to whoever received them.
+ * race with, or precede, another call on it. TurnoutError, TurnoutBytes,
+ * TurnoutBatch and TurnoutSyncAction values belong to whoever received them.
  *
  * The hot calls turnout_context_int64 / _float64 / _bool take and return only
  * handles and numbers, never fail (NULL handles give the default) and
@@ -181,6 +183,31 @@ typedef int32_t TurnoutStatus;
 #endif // __cplusplus
 
 /**
+ * What the host does next (`TurnoutSyncAction.kind`).
+ */
+typedef enum {
+    /**
+     * Nothing more to do: the sync was stopped (and drained). End the loop.
+     */
+    TURNOUT_SYNC_ACTION_KIND_STOP = 0,
+    /**
+     * Sleep `wait_ms` (less when woken by a poll, a flush or a stop), then ask again.
+     */
+    TURNOUT_SYNC_ACTION_KIND_WAIT = 1,
+    /**
+     * `GET url` (`If-None-Match: etag` unless empty) under one deadline of
+     * `timeout_ms` (connect, headers and body), reading at most `max_bytes`
+     * of body; then `turnout_sync_on_fetch`.
+     */
+    TURNOUT_SYNC_ACTION_KIND_FETCH = 2,
+    /**
+     * `POST url` of `bytes` (`application/octet-stream`) under one deadline
+     * of `timeout_ms`; then `turnout_sync_on_upload` with `seq`.
+     */
+    TURNOUT_SYNC_ACTION_KIND_UPLOAD = 3,
+} TurnoutSyncActionKind;
+
+/**
  * A feature-flag client (opaque). Thread-safe.
  */
 typedef struct TurnoutClient TurnoutClient;
@@ -195,6 +222,13 @@ typedef struct TurnoutContext TurnoutContext;
  * `turnout_error_status` / `turnout_error_message`; free with `turnout_error_free`.
  */
 typedef struct TurnoutError TurnoutError;
+
+/**
+ * The host protocol of one client (opaque): see docs/sync.md. It shares the
+ * client's engine, so it stays valid after its client is freed. Free with
+ * `turnout_sync_free`. Thread-safe (a mutex inside).
+ */
+typedef struct TurnoutSync TurnoutSync;
 
 /**
  * A variable name resolved once per config version (opaque). Thread-safe;
@@ -286,6 +320,49 @@ typedef struct {
      */
     uint64_t retrying;
 } TurnoutTrackingStats;
+
+/**
+ * An action of `turnout_sync_next`: the fields its `kind` names are set,
+ * the others are zero or empty. Free with `turnout_sync_action_free`.
+ */
+typedef struct {
+    /**
+     * What to do.
+     */
+    TurnoutSyncActionKind kind;
+    /**
+     * The URL (UTF-8) of a fetch or an upload.
+     */
+    TurnoutBytes url;
+    /**
+     * A fetch's `If-None-Match` value; empty: send none.
+     */
+    TurnoutBytes etag;
+    /**
+     * The deadline of a fetch or an upload, in ms.
+     */
+    uint64_t timeout_ms;
+    /**
+     * The largest body a fetch may read (more: report the failure `TOO_LARGE`).
+     */
+    uint64_t max_bytes;
+    /**
+     * An upload's batch sequence number (give it back to `turnout_sync_on_upload`).
+     */
+    uint64_t seq;
+    /**
+     * How many events an upload's batch holds.
+     */
+    uint64_t events;
+    /**
+     * An upload's body: the encoded batch (docs/wire-format.md).
+     */
+    TurnoutBytes bytes;
+    /**
+     * How long a wait lasts, in ms (at least 1).
+     */
+    uint64_t wait_ms;
+} TurnoutSyncAction;
 
 #ifdef __cplusplus
 extern "C" {
@@ -850,6 +927,173 @@ TurnoutStatus turnout_context_track(const TurnoutContext *context,
                                     size_t name_len,
                                     double value,
                                     TurnoutError **error);
+
+/**
+ * Creates the sync of `client` from options as JSON text (docs/sync.md,
+ * section 2: `{"configUrl": "...", "eventsUrl": "...", "pollIntervalMs":
+ * 30000, ...}`, camelCase, every field optional but a `configUrl` or an
+ * `eventsUrl` is required). Nothing happens until `turnout_sync_next`.
+ *
+ * Errors: `OPTIONS` (unknown field, wrong type, no URL, a zero interval, a
+ * jitter outside [0, 1)), `INVALID_UTF8`, `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `client` must be NULL or live; pointers NULL or valid for the lengths
+ * given; out-parameters NULL or writable.
+ */
+TurnoutStatus turnout_sync_new(const TurnoutClient *client,
+                               const uint8_t *options,
+                               size_t options_len,
+                               TurnoutSync **out_sync,
+                               TurnoutError **error);
+
+/**
+ * Frees a sync; NULL does nothing. Its client is not affected.
+ *
+ * Not thread-safe with other calls on the same sync: call it last.
+ *
+ * # Safety
+ * `sync` must be NULL or a live sync, not used afterwards.
+ */
+void turnout_sync_free(TurnoutSync *sync);
+
+/**
+ * What to do next at host time `now_ms` (monotonic milliseconds, any
+ * origin), in `*out_action` (free with `turnout_sync_action_free`). At most
+ * one request is outstanding: after a fetch or an upload, report it before
+ * asking again (a request not reported by its deadline counts as timed out).
+ *
+ * Errors: `NULL_ARGUMENT` (the machine is not asked). Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; out-parameters NULL or writable.
+ */
+TurnoutStatus turnout_sync_next(const TurnoutSync *sync,
+                                uint64_t now_ms,
+                                TurnoutSyncAction *out_action,
+                                TurnoutError **error);
+
+/**
+ * Frees an action's strings and bytes; an empty action does nothing.
+ *
+ * Thread-safe (each action is freed once, by its owner).
+ *
+ * # Safety
+ * `action` must come from `turnout_sync_next` and not be freed before.
+ */
+void turnout_sync_action_free(TurnoutSyncAction action);
+
+/**
+ * Reports the outcome of the last fetch at host time `now_ms`: either a
+ * complete response (`status`, the `ETag` and `Retry-After` headers, empty
+ * when absent, and the whole `body`), or, when `failure` is not empty, no
+ * usable response: `failure` is an error kind code (`NETWORK`, `TIMEOUT`,
+ * `TOO_LARGE`, `INCOMPLETE`, `ABORTED`; any other counts as `NETWORK`) and
+ * `message` the host's description. A report with no fetch outstanding is
+ * ignored.
+ *
+ * Errors: `INVALID_UTF8`, `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; pointers NULL or valid for the lengths given.
+ */
+TurnoutStatus turnout_sync_on_fetch(const TurnoutSync *sync,
+                                    uint64_t now_ms,
+                                    uint16_t status,
+                                    const uint8_t *etag,
+                                    size_t etag_len,
+                                    const uint8_t *retry_after,
+                                    size_t retry_after_len,
+                                    const uint8_t *body,
+                                    size_t body_len,
+                                    const uint8_t *failure,
+                                    size_t failure_len,
+                                    const uint8_t *message,
+                                    size_t message_len,
+                                    TurnoutError **error);
+
+/**
+ * Reports the outcome of the upload of batch `seq` at host time `now_ms`:
+ * a response (`status`, `Retry-After` empty when absent) or, when `failure`
+ * is not empty, a failure as for `turnout_sync_on_fetch`. A report for
+ * another batch, or with no upload outstanding, is ignored.
+ *
+ * Errors: `INVALID_UTF8`, `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; pointers NULL or valid for the lengths given.
+ */
+TurnoutStatus turnout_sync_on_upload(const TurnoutSync *sync,
+                                     uint64_t now_ms,
+                                     uint64_t seq,
+                                     uint16_t status,
+                                     const uint8_t *retry_after,
+                                     size_t retry_after_len,
+                                     const uint8_t *failure,
+                                     size_t failure_len,
+                                     const uint8_t *message,
+                                     size_t message_len,
+                                     TurnoutError **error);
+
+/**
+ * Makes a config fetch due now; wake the loop afterwards.
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; `error` NULL or writable.
+ */
+TurnoutStatus turnout_sync_poll_now(const TurnoutSync *sync, TurnoutError **error);
+
+/**
+ * Makes an upload round due now; wake the loop afterwards.
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; `error` NULL or writable.
+ */
+TurnoutStatus turnout_sync_flush_now(const TurnoutSync *sync, TurnoutError **error);
+
+/**
+ * Stops the sync: with `flush`, the next actions upload what is queued (one
+ * attempt per batch) before `STOP`; without, `STOP` comes at once (after
+ * the request outstanding, if any, is reported). Wake the loop afterwards.
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; `error` NULL or writable.
+ */
+TurnoutStatus turnout_sync_stop(const TurnoutSync *sync, bool flush, TurnoutError **error);
+
+/**
+ * Every notice since the last call, oldest first, as a JSON array in
+ * `*out_json` (free with `turnout_bytes_free`): objects tagged by
+ * `"notice"` (`ready`, `applied` with `report` and `etag`, `error` with
+ * `channel`, `kind`, `status`, `message` and `repeat`, `recovered`,
+ * `stale`, `fresh`, `dropped`; docs/sync.md, section 7). Log each one whose
+ * `repeat` is not true and pass all of them to the user's callbacks.
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; out-parameters NULL or writable.
+ */
+TurnoutStatus turnout_sync_take_notices(const TurnoutSync *sync, TurnoutBytes *out_json, TurnoutError **error);
+
+/**
+ * The sync's state as a JSON object in `*out_json` (free with
+ * `turnout_bytes_free`): `{"ready", "stale", "etag", "rejectedEtag",
+ * "configFailures", "uploadFailures", "nextFetchMs", "nextFlushMs",
+ * "batchesAcked", "batchesDropped", "stopped"}`.
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `sync` must be NULL or live; out-parameters NULL or writable.
+ */
+TurnoutStatus turnout_sync_state(const TurnoutSync *sync, TurnoutBytes *out_json, TurnoutError **error);
 
 #ifdef __cplusplus
 }  // extern "C"

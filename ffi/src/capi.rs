@@ -7,9 +7,10 @@
 //! # The contract (copied into the header)
 //!
 //! - **Names.** Every symbol starts with `turnout_`, every type with `Turnout`.
-//! - **Handles.** `TurnoutClient`, `TurnoutContext` and `TurnoutVariable` are
-//!   opaque. A context and a variable stay valid after their client is freed
-//!   (they share the engine state), so handles can be freed in any order.
+//! - **Handles.** `TurnoutClient`, `TurnoutContext`, `TurnoutVariable` and
+//!   `TurnoutSync` are opaque. A context, a variable and a sync stay valid
+//!   after their client is freed (they share the engine state), so handles
+//!   can be freed in any order.
 //! - **Arguments.** Every string or byte argument is a pointer and an explicit
 //!   length: UTF-8, *not* NUL-terminated. `(NULL, 0)` is the empty string;
 //!   `NULL` with a non-zero length is an error. The library never keeps a
@@ -17,10 +18,11 @@
 //! - **Ownership: you free what you receive through an out-parameter, and
 //!   nothing else.** Every new object the library hands you comes through an
 //!   out-parameter (`TurnoutClient **`, `TurnoutContext **`,
-//!   `TurnoutVariable **`, `TurnoutBytes *`, `TurnoutBatch *`,
-//!   `TurnoutError **`) and is released by its one matching free:
-//!   `turnout_client_free`, `turnout_context_free`, `turnout_variable_free`,
-//!   `turnout_bytes_free`, `turnout_batch_free`, `turnout_error_free`. Every
+//!   `TurnoutVariable **`, `TurnoutSync **`, `TurnoutBytes *`, `TurnoutBatch *`,
+//!   `TurnoutSyncAction *`, `TurnoutError **`) and is released by its one
+//!   matching free: `turnout_client_free`, `turnout_context_free`,
+//!   `turnout_variable_free`, `turnout_sync_free`, `turnout_bytes_free`,
+//!   `turnout_batch_free`, `turnout_sync_action_free`, `turnout_error_free`. Every
 //!   free accepts NULL (or empty) and does nothing. Values returned directly
 //!   (numbers, `bool`, `TurnoutStatus`, `TurnoutStr` views) are never freed;
 //!   a `TurnoutStr` borrows from the object it was read from and is valid
@@ -40,10 +42,10 @@
 //! - **The hot calls** `turnout_context_int64` / `_float64` / `_bool` take
 //!   and return only handles and numbers, never fail (NULL handles give the
 //!   default) and allocate nothing once the decision repeats.
-//! - **Threads.** Clients, contexts and variables are thread-safe: any call
+//! - **Threads.** Clients, contexts, variables and syncs are thread-safe: any call
 //!   may be made from any thread, concurrently, on the same handle, except
 //!   that a handle's free must not race with (or precede) another call on it.
-//!   Errors, bytes and batches belong to the caller who received them.
+//!   Errors, bytes, batches and sync actions belong to the caller who received them.
 //!
 //! # Facets
 //!
@@ -75,6 +77,7 @@ mod batch;
 mod client;
 mod facets;
 mod prepared;
+mod sync;
 
 use std::ptr;
 
