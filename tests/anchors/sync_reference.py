@@ -495,7 +495,7 @@ class SyncMachine:
             if self.o.config_url is not None:
                 self.next_fetch = now
             if self.o.events_url is not None:
-                self.next_flush = now + self.o.flush
+                self.next_flush = 0 if self.next_flush == 0 else now + self.o.flush  # flushNow() came first
             self.confirmed_at = now
         # 1. a request outstanding
         if self.outstanding is not None:

@@ -397,8 +397,9 @@ impl SyncMachine {
             stale_after_polls,
             started: false,
             pending: None,
-            next_fetch: 0,
-            next_flush: 0,
+            // Set by the first `next()`, unless `poll_now` / `flush_now` came first.
+            next_fetch: u64::MAX,
+            next_flush: u64::MAX,
             flushing: false,
             etag: None,
             rejected_etag: None,
@@ -425,7 +426,9 @@ impl SyncMachine {
         if !self.started {
             self.started = true;
             self.next_fetch = now;
-            self.next_flush = now.saturating_add(self.flush_ms);
+            if self.next_flush != 0 {
+                self.next_flush = now.saturating_add(self.flush_ms);
+            }
             self.confirmed_at = now;
         }
         if let Some(deadline) = self.pending_deadline() {
@@ -866,6 +869,16 @@ mod tests {
         m.on_upload(12, seq, Outcome::Response { status: 200, etag: None, retry_after: None, body: b"" });
         assert_eq!(m.state().batches_acked, 1);
         assert_eq!(client.tracking_stats().in_flight, 0);
+    }
+
+    #[test]
+    fn a_flush_asked_before_the_first_step_happens_at_once() {
+        let (client, mut m) = machine(r#"{"eventsUrl": "u", "flushIntervalMs": 60000}"#);
+        client.track("e", 1.0, &crate::Facets::new());
+        m.flush_now();
+        assert!(matches!(m.next(5), Action::Upload { .. }));
+        let (_, mut m) = machine(r#"{"eventsUrl": "u", "flushIntervalMs": 60000}"#);
+        assert_eq!(m.next(5), Action::Wait { ms: 60_000 });
     }
 
     #[test]
