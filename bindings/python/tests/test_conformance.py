@@ -141,7 +141,7 @@ def _run_sync_script(script: typing.Mapping[str, typing.Any]) -> typing.Optional
     options = {re.sub("([A-Z])", r"_\1", k).lower(): v for k, v in script["clientOptions"].items()}
     client = turnout.Client(**options)
     if script["bootstrap"] is not None:
-        client.update_config(script["bootstrap"])
+        client.update_config(json.dumps(script["bootstrap"], separators=(",", ":")))
     sync = ffi.SyncMachine(client._live(), json.dumps(script["options"]))
     fixed = script["clientOptions"].get("fixedTimeMs")
     for i, step in enumerate(script["steps"]):

@@ -557,9 +557,12 @@ def test_a_callback_that_raises_is_logged_and_the_poller_goes_on(server: Server,
 
     with client.poller(server.url, interval=0.02, on_change=boom) as poller:
         wait_for(lambda: client.config_version == 1)
+        # A callback may call the poller (on its thread, inside a step).
+        polled: typing.List[typing.Optional[turnout.UpdateReport]] = []
+        poller.on_notice = lambda n: polled.append(poller.poll()) if n["notice"] == "applied" else None
         server.serve(bundle(2, 45), '"v2"')
-        wait_for(lambda: client.config_version == 2)
-        assert poller.running
+        wait_for(lambda: client.config_version == 2 and len(polled) == 1)
+        assert poller.running and polled == [None]  # a 304 to "v2"
     assert caplog.text.count("a poller callback raised") == 2
 
 
@@ -583,7 +586,8 @@ def test_a_poller_keeps_working_in_a_forked_child(server: Server) -> None:
             code = 1
             try:
                 # (The parent's step lock is held by a thread that does not exist here.)
-                ok = poller._sync is not parent_sync and poller._drive is not parent_drive and parent_drive.locked()
+                held = not parent_drive.acquire(blocking=False)
+                ok = held and poller._sync is not parent_sync and poller._drive is not parent_drive
                 client.track("child", 1.0)
                 deadline = time.monotonic() + 10
                 while ok and time.monotonic() < deadline:

@@ -117,7 +117,8 @@ class Poller:
 
     def _fresh(self, reseed: bool) -> None:
         """New locks, events and machine (construction, a restart after stop, a fork)."""
-        self._mx, self._drive = threading.Lock(), threading.Lock()  # machine calls; one step at a time
+        # Machine calls; one step at a time (re-entrant: a callback may call poll() or flush()).
+        self._mx, self._drive = threading.Lock(), threading.RLock()
         self._wake, self._ready, self._stopping = threading.Event(), threading.Event(), False
         options = dict(self._options)
         if reseed or "seed" not in options:
