@@ -31,7 +31,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import _native as native
-from ._errors import ClosedError, ConfigError, LimitError, TurnoutError
+from ._errors import ClosedError, HttpError, TurnoutError, error_of_kind
 from ._records import UpdateReport
 
 if TYPE_CHECKING:  # pragma: no cover - a type only: the client imports this module
@@ -46,26 +46,6 @@ _LEVELS = {"ready": logging.INFO, "applied": logging.INFO, "error": logging.WARN
 Notice = Dict[str, Any]
 """A notice of docs/sync.md section 7 as a dict (``{"notice": "error", "channel": "config", ...}``)."""
 _Outcome = Tuple[int, Optional[str], Optional[str], bytes, Optional[str], str]
-
-
-class HttpError(TurnoutError):
-    """A request of the poller failed. ``code`` is its stable error kind
-    (docs/sync.md section 8: ``HTTP``, ``NETWORK``, ``TIMEOUT``,
-    ``TOO_LARGE``, ``INCOMPLETE``, ``ABORTED``), ``kind`` the same in this
-    package's older spelling (``"status"``, ``"network"``, ``"timeout"``,
-    ``"too-large"``, ``"incomplete"``, ``"aborted"``), ``status`` the HTTP
-    status (``None`` when no complete response came)."""
-
-    def __init__(self, message: str, status: Optional[int] = None, url: str = "", code: str = "NETWORK") -> None:
-        super().__init__(message)
-        self.status, self.url, self.code = status, url, code
-        self.kind = "status" if code == "HTTP" else code.lower().replace("_", "-")
-
-
-def _exception(n: Notice, url: Optional[str]) -> TurnoutError:
-    """The exception of an ``error`` notice."""
-    cls = {"INVALID_CONFIG": ConfigError, "LIMIT_EXCEEDED": LimitError}.get(n["kind"])
-    return cls(n["message"]) if cls else HttpError(n["message"], n.get("status"), url or "", n["kind"])
 
 
 def _now() -> int:
@@ -186,7 +166,7 @@ class Poller:
         elif report is not None and report.has_changes:
             calls.append((self.on_change, report))
         elif kind == "error" and not aborted:
-            self.last_error = _exception(n, self.config_url if n["channel"] == "config" else self.events_url)
+            self.last_error = self._error(n)
             calls.append((self.on_error, self.last_error))
         if not n.get("repeat"):
             quiet = aborted or (report is not None and not report.has_changes)
@@ -199,6 +179,10 @@ class Poller:
                     callback(arg)
             except Exception:  # a callback's bug must not stop the poller
                 self.log.exception("turnout: a poller callback raised")
+
+    def _error(self, n: Notice) -> TurnoutError:
+        url = self.config_url if n["channel"] == "config" else self.events_url
+        return error_of_kind(n["kind"], n["message"], n.get("status"), url or "")
 
     def _here(self, channel: str) -> List[Notice]:
         """A fetch (``config``) or an upload round (``events``) now, on the
@@ -216,7 +200,7 @@ class Poller:
                 seen += notices
                 for n in notices:
                     if n["notice"] == "error" and n["channel"] == channel:
-                        raise _exception(n, self.config_url if channel == "config" else self.events_url)
+                        raise self._error(n)
                 if a.kind == _K.STOP:
                     raise ClosedError("the poller is stopped")
                 if a.kind == _K.WAIT:
@@ -335,16 +319,6 @@ class Poller:
         except Exception:  # a bug: say so rather than die silently
             self.log.exception("turnout: the poller's thread failed")
 
-    def _after_fork_in_child(self) -> None:
-        """The parent's threads do not exist here: fresh locks, a new machine
-        and seed, and the thread again if it ran."""
-        self._thread = None
-        try:
-            self._fresh(reseed=True)
-        except TurnoutError:  # the client was closed
-            return
-        if self._was_running:
-            self.start()
 
 
 def _read(resp: Any, limit: int, box: List[_Outcome]) -> Tuple[bytes, Optional[str], str]:
@@ -381,8 +355,19 @@ def _before_fork() -> None:
 
 
 def _after_fork(child: bool) -> None:
+    """In the child the parent's threads do not exist: fresh locks, a new
+    machine and seed, and the thread again if it ran."""
     for p in _HELD:
-        p._after_fork_in_child() if child else p._mx.release()
+        if not child:
+            p._mx.release()
+            continue
+        try:
+            p._thread = None
+            p._fresh(reseed=True)
+            if p._was_running:
+                p.start()
+        except TurnoutError:  # the client was closed
+            pass
     _HELD.clear()
 
 
