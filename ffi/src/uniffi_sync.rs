@@ -182,3 +182,39 @@ impl SyncMachine {
         serde_json::to_string(&state).unwrap_or_else(|_| "{}".to_string())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_through_the_uniffi_surface() {
+        let client = Client::empty(r#"{"fixedTimeMs": 0}"#.into()).unwrap();
+        let bad = SyncMachine::new(client.clone(), r#"{"pollIntervalMs": 5}"#.into()).unwrap_err();
+        assert!(matches!(bad, TurnoutError::Options { .. }), "{bad}");
+        let opts = r#"{"configUrl": "u", "eventsUrl": "e", "pollIntervalMs": 100, "jitter": 0, "timeoutMs": 50}"#;
+        let sync = SyncMachine::new(client.clone(), opts.into()).unwrap();
+        let a = sync.next(0);
+        assert_eq!(
+            (a.kind, a.url.as_deref(), a.timeout_ms, a.max_bytes > 0),
+            (SyncActionKind::Fetch, Some("u"), 50, true)
+        );
+        sync.on_fetch(1, 0, None, None, Vec::new(), Some("TIMEOUT".into()), "slow".into());
+        assert!(sync.take_notices_json().contains(r#""kind":"TIMEOUT""#));
+        let body = br#"{"schema": 1, "rollouts": [{"variable": "v", "rollouts": [], "default": 1}]}"#.to_vec();
+        sync.poll_now();
+        assert_eq!(sync.next(2).kind, SyncActionKind::Fetch);
+        sync.on_fetch(3, 200, Some("\"e1\"".into()), None, body, None, String::new());
+        assert!(sync.state_json().contains(r#""etag":"\"e1\"""#));
+        client.track("t".into(), 1.0, Default::default());
+        sync.stop(true);
+        let up = sync.next(4);
+        assert_eq!(
+            (up.kind, up.url.as_deref(), up.events, up.bytes.is_empty()),
+            (SyncActionKind::Upload, Some("e"), 1, false)
+        );
+        sync.on_upload(5, up.seq, 204, None, None, String::new());
+        assert_eq!(sync.next(6).kind, SyncActionKind::Stop);
+    }
+}
