@@ -295,7 +295,7 @@ class Poller:
                 t.join(timeout)
         elif not self.client.closed:  # no thread: the last flush here
             with self._drive:
-                while self._step()[0].kind != _K.STOP:
+                while self._step()[0].kind in (_K.FETCH, _K.UPLOAD):
                     pass
 
     close = stop
@@ -320,7 +320,6 @@ class Poller:
             self.log.exception("turnout: the poller's thread failed")
 
 
-
 def _read(resp: Any, limit: int, box: List[_Outcome]) -> Tuple[bytes, Optional[str], str]:
     """The whole body (at most ``limit`` bytes), or a failure code and why;
     stops early once the request was given up (``box`` filled)."""
@@ -336,7 +335,8 @@ def _read(resp: Any, limit: int, box: List[_Outcome]) -> Tuple[bytes, Optional[s
     except http.client.IncompleteRead:
         return b"", "INCOMPLETE", f"incomplete body ({len(data)} bytes, then the connection ended)"
     if max(len(data), declared or 0) > limit:
-        return b"", "TOO_LARGE", f"the body is larger than {limit} bytes (Content-Length {declared})"
+        said = f" (Content-Length {declared})" if declared else ""
+        return b"", "TOO_LARGE", f"the body is larger than {limit} bytes{said}"
     if declared is not None and len(data) != declared:
         return b"", "INCOMPLETE", f"incomplete body: {len(data)} of {declared} bytes (Content-Length)"
     return bytes(data), None, ""
