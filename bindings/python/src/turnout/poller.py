@@ -160,16 +160,15 @@ class Poller:
         kind = n["notice"]
         calls: List[Tuple[Optional[Callable[[Any], None]], Any]] = [(self.on_notice, n)]
         report = UpdateReport._from_json(n["report"]) if kind == "applied" else None
-        aborted = kind == "error" and n["kind"] == "ABORTED"  # the host stopped: not a fault
         if kind == "ready":
             self._ready.set()
         elif report is not None and report.has_changes:
             calls.append((self.on_change, report))
-        elif kind == "error" and not aborted:
+        elif kind == "error":
             self.last_error = self._error(n)
             calls.append((self.on_error, self.last_error))
         if not n.get("repeat"):
-            quiet = aborted or (report is not None and not report.has_changes)
+            quiet = report is not None and not report.has_changes
             detail = json.dumps({k: v for k, v in n.items() if k not in ("notice", "repeat")})
             self.log.log(logging.DEBUG if quiet else _LEVELS[kind], "turnout sync %s: %s", kind, detail,
                          extra={"turnout_notice": n})
