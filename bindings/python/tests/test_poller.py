@@ -69,13 +69,14 @@ def test_a_bad_config_never_replaces_the_good_one(server: Server) -> None:
     with client.poller(server.url, interval=0.02, jitter=0, on_change=rec.on_change, on_error=rec.on_error) as p:
         wait_for(lambda: client.config_version == 1)
         server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}', '"broken"')
-        wait_for(lambda: server.not_modified >= 3)
-        # docs/sync.md section 4: the rejected config's ETag is remembered apart
-        # and sent, so the server answers 304 instead of the same bad bytes;
-        # the ETag of the config in force stays.
-        assert p.etag == '"good"' and p.state()["rejectedEtag"] == '"broken"'
-    assert len(rec.errors) == 1 and isinstance(rec.errors[0], turnout.ConfigError)
-    assert server.if_none_match.count('"broken"') >= 3
+        wait_for(lambda: len(rec.errors) >= 3)
+        # Not JSON (it could be a body cut short): its ETag is never remembered
+        # (docs/sync.md section 4), so each poll gets the broken bytes again
+        # (recognised without compiling them). A valid JSON config the engine
+        # rejects has its ETag sent instead: test_a_rejected_config_then_a_valid_one.
+        assert p.etag == '"good"' and p.state()["rejectedEtag"] is None
+    assert all(isinstance(e, turnout.ConfigError) for e in rec.errors)
+    assert '"broken"' not in server.if_none_match
     assert client.config_version == 1 and client.get_variable("delay").int64(0) == 30
 
 
