@@ -72,7 +72,9 @@ class Server:
         self.etag: str = ""
         self.config_gets = 0
         self.not_modified = 0
-        self.fail_gets = 0  # answer this many GETs with 503
+        self.fail_gets = 0  # answer this many GETs with ``fail_status``
+        self.fail_status = 503
+        self.stale_304 = 0  # answer this many GETs with 304 whatever they send (a stale cache)
         self.fail_posts = 0  # answer this many POSTs with 500
         self.failed_bodies: typing.List[bytes] = []
         self.accepted: typing.List[bytes] = []
@@ -100,10 +102,12 @@ class Server:
                 with owner.lock:
                     if owner.fail_gets > 0:
                         owner.fail_gets -= 1
-                        self.send_response(503)
+                        self.send_response(owner.fail_status)
                         self.end_headers()
                         return
-                    if owner.etag and self.headers.get("If-None-Match") == owner.etag:
+                    stale = owner.stale_304 > 0
+                    owner.stale_304 -= stale
+                    if stale or (owner.etag and self.headers.get("If-None-Match") == owner.etag):
                         owner.not_modified += 1
                         self.send_response(304)
                         self.end_headers()
@@ -132,7 +136,7 @@ class Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property

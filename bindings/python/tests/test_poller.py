@@ -1,12 +1,16 @@
-"""The poller against local HTTP servers on 127.0.0.1: a config change
-picked up, 304 honoured, a bad config never installed, the server down then
-up, events delivered (exactly once per ack), a clean stop; one deadline per
-request (a slow body), the body limit, and the ETag kept only for a complete
-body the engine accepted (truncated, over-limit, rejected bodies)."""
+"""The poller (a driver of the engine's sync state machine, docs/sync.md)
+against local HTTP servers on 127.0.0.1: a config change picked up, 304
+honoured, a bad config never installed, the server down then up, events
+delivered (exactly once per ack), a clean stop; one deadline per request (a
+slow body), the body limit, the ETag rules (a failed body never changes an
+ETag; a rejected config's ETag is sent until the server serves something
+else); fault injection with each fault logged once; readiness; a real fork."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import socket
 import threading
 import time
@@ -66,9 +70,11 @@ def test_a_bad_config_never_replaces_the_good_one(server: Server) -> None:
         wait_for(lambda: client.config_version == 1)
         server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}', '"broken"')
         wait_for(lambda: len(rec.errors) >= 3)
-        # The rejected config's ETag is never remembered: each poll asks with
-        # the ETag of the config in force and gets the broken bytes again.
-        assert p.etag == '"good"'
+        # Not JSON (it could be a body cut short): its ETag is never remembered
+        # (docs/sync.md section 4), so each poll gets the broken bytes again
+        # (recognised without compiling them). A valid JSON config the engine
+        # rejects has its ETag sent instead: test_a_rejected_config_then_a_valid_one.
+        assert p.etag == '"good"' and p.state()["rejectedEtag"] is None
     assert all(isinstance(e, turnout.ConfigError) for e in rec.errors)
     assert '"broken"' not in server.if_none_match
     assert client.config_version == 1 and client.get_variable("delay").int64(0) == 30
@@ -125,10 +131,17 @@ def test_an_empty_body_is_a_config_error(server: Server) -> None:
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    p = turnout.Poller(turnout.Client(), "http://127.0.0.1:1", interval=1.0, max_backoff=5.0, jitter=0)
-    assert [p._delay(1.0, n) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    j = turnout.Poller(turnout.Client(), "http://127.0.0.1:1", interval=1.0, jitter=0.5)
-    assert all(0.5 <= j._delay(1.0, 0) <= 1.5 for _ in range(100))
+    """The options in seconds reach the machine in ms (the rule itself is
+    the engine's, checked by the sync vectors)."""
+    p = turnout.Poller(turnout.Client(), f"http://127.0.0.1:{_free_port()}", interval=1.0, max_backoff=5.0, jitter=0)
+    delays = []
+    for _ in range(4):
+        with pytest.raises(turnout.HttpError):
+            p.poll()
+        s = p.state()
+        delays.append(s["nextFetchMs"] - int(time.monotonic() * 1000))
+    assert [round(d, -3) for d in delays] == [2000, 4000, 5000, 5000], delays
+    assert p.failures == 4
 
 
 def test_events_are_delivered_exactly_once_per_ack(server: Server) -> None:
@@ -258,7 +271,7 @@ def test_a_body_cut_short_of_its_content_length_keeps_no_etag(server: Server) ->
     server.script(raw_answer(full, '"E"', content_length=len(full), send=len(full) // 2))
     with pytest.raises(turnout.HttpError) as e:
         poller.poll()
-    assert e.value.kind == "incomplete" and e.value.status == 200, e.value
+    assert e.value.kind == "incomplete" and e.value.code == "INCOMPLETE" and e.value.status is None, e.value
     assert poller.etag == '"v1"' and client.config_version == 1
     server.serve(bundle(2, 45), '"E"')
     report = poller.poll()
@@ -269,15 +282,16 @@ def test_a_body_cut_short_of_its_content_length_keeps_no_etag(server: Server) ->
 
 def test_a_close_delimited_body_cut_short_keeps_no_etag(server: Server) -> None:
     """No Content-Length: the body ends when the server closes, half-way.
-    The client cannot tell it is cut short; the engine rejects the half, and
-    its ETag is not kept, so the full body with the same ETag is fetched."""
+    The client cannot tell it is cut short; the engine rejects the half (not
+    JSON), and its ETag is not kept (docs/sync.md section 4), so the full
+    body with the same ETag is fetched."""
     client = turnout.Client()
     full = _bytes(bundle(2, 45))
     server.script(raw_answer(full, '"E"', content_length=None, send=len(full) // 2))
     poller = turnout.Poller(client, server.url, timeout=2.0)
     with pytest.raises(turnout.ConfigError):
         poller.poll()
-    assert poller.etag is None
+    assert poller.etag is None and poller.state()["rejectedEtag"] is None
     server.serve(bundle(2, 45), '"E"')
     assert poller.poll() is not None
     assert server.if_none_match == [None, None]
@@ -304,19 +318,292 @@ def test_a_body_over_the_limit_is_refused_and_keeps_no_etag(server: Server) -> N
     server.serve(big, '"E"')
     ok = turnout.Poller(client, server.url, timeout=2.0, max_config_bytes=len(big))
     assert ok.poll() is not None and client.config_version == 2
-    assert turnout.Poller(client, server.url).max_config_bytes == 16 * 1024 * 1024
+    # By default the limit is the client's (max_config_bytes of the Client, 16 MiB unless set).
+    assert turnout.Poller(client, server.url).max_config_bytes is None
 
 
-def test_a_rejected_config_then_a_valid_one_with_the_same_etag(server: Server) -> None:
+def test_a_rejected_config_then_a_valid_one(server: Server) -> None:
+    """A rejected config's ETag is sent until the server serves another
+    (docs/sync.md section 4): the valid config comes with a new ETag."""
     client = turnout.Client(bundle(1, 30))
     rec = Recorder()
     server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}]}', '"E"')
     with client.poller(server.url, interval=0.02, jitter=0, on_error=rec.on_error, on_change=rec.on_change) as p:
-        wait_for(lambda: len(rec.errors) >= 1)
-        assert p.etag is None
-        server.serve(bundle(2, 45), '"E"')
+        wait_for(lambda: len(rec.errors) >= 1 and server.not_modified >= 2)
+        assert p.etag is None and p.state()["rejectedEtag"] == '"E"'
+        server.serve(bundle(2, 45), '"F"')
         wait_for(lambda: client.config_version == 2)
-        assert p.etag == '"E"'
-    assert isinstance(rec.errors[0], turnout.ConfigError)
+        assert p.etag == '"F"' and p.state()["rejectedEtag"] is None
+    assert len(rec.errors) == 1 and isinstance(rec.errors[0], turnout.ConfigError)
     assert client.get_variable("delay").int64(0) == 45
     assert len(rec.changes) == 1
+
+
+# -- fault injection (issue 14): each fault logged once, recovered, no event lost --
+
+
+class Notices:
+    """Every notice the poller gave (``on_notice``), for waiting on them."""
+
+    def __init__(self) -> None:
+        self.seen: typing.List[typing.Dict[str, typing.Any]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, n: typing.Dict[str, typing.Any]) -> None:
+        with self.lock:
+            self.seen.append(n)
+
+    def count(self, notice: str, channel: typing.Optional[str] = None, kind: typing.Optional[str] = None) -> int:
+        with self.lock:
+            return sum(1 for n in self.seen if n["notice"] == notice and channel in (None, n.get("channel"))
+                       and kind in (None, n.get("kind")))
+
+
+def _logged_errors(caplog: pytest.LogCaptureFixture) -> typing.List[typing.Tuple[str, str]]:
+    """(channel, kind) of every error notice logged on the "turnout" logger."""
+    return [(r.turnout_notice["channel"], r.turnout_notice["kind"]) for r in caplog.records
+            if r.name == "turnout" and getattr(r, "turnout_notice", {}).get("notice") == "error"]
+
+
+def _delivered(bodies: typing.Iterable[bytes]) -> typing.Tuple[typing.List[int], int]:
+    """The seqs of the accepted batches and how many tracked occurrences they carry."""
+    seqs, tracked = [], 0
+    for body in bodies:
+        batch = turnout.decode_batch(body)
+        seqs.append(batch["header"]["seq"])
+        tracked += sum(e["count"] for e in batch["events"] if e["kind"] == "track")
+    return seqs, tracked
+
+
+def test_faults_are_logged_once_recovered_and_lose_no_event(caplog: pytest.LogCaptureFixture) -> None:
+    """One poller through 500s, a truncated body, a body over the limit, a
+    config that fails validation, a slow body past the deadline, 304s from a
+    stale cache, and the server going away and coming back (uploads fail
+    with 500s and while it is away). After each fault the client answers
+    from its last good config and recovers; each fault is logged once (a
+    warning per channel and kind); every tracked event is delivered in a
+    batch acknowledged once."""
+    caplog.set_level(logging.DEBUG, logger="turnout")
+    server = Server()
+    port = server.port
+    accepted: typing.List[bytes] = []
+    notices = Notices()
+    client = turnout.Client(service="svc")
+    tracked = 0
+
+    def track(n: int) -> None:
+        nonlocal tracked
+        for _ in range(n):
+            client.track("t", float(tracked), {"i": tracked})
+            tracked += 1
+
+    def recovered() -> None:
+        wait_for(lambda: poller.state()["configFailures"] == 0 and not server.scripted)
+
+    def delay() -> int:
+        return client.get_variable("delay").int64(-1)
+
+    server.serve(bundle(1, 10), '"v1"')
+    poller = client.poller(server.url + "/config", events_url=server.url + "/events", interval=0.03,
+                           flush_interval=0.03, max_backoff=0.1, timeout=1.0, jitter=0, max_events=7,
+                           max_config_bytes=4096, on_notice=notices)
+    try:
+        poller.start()
+        assert poller.wait_ready(5) and delay() == 10
+        track(20)
+        # 500s (config) and 500s (events).
+        server.fail_status, server.fail_gets, server.fail_posts = 500, 4, 2
+        track(20)
+        wait_for(lambda: server.fail_gets == 0 and server.fail_posts == 0)
+        assert delay() == 10
+        recovered()
+        # A body cut short of its Content-Length.
+        full = _bytes(bundle(2, 20))
+        server.script(raw_answer(full, '"v2"', content_length=len(full), send=len(full) // 2))
+        wait_for(lambda: notices.count("error", "config", "INCOMPLETE") == 1)
+        assert delay() == 10
+        recovered()
+        # A body over max_config_bytes.
+        big = _bytes({"schema": 1, "version": 3, "rollouts": [{"variable": "pad", "rollouts": [], "default": "x" * 5000}]})
+        server.script(raw_answer(big, '"big"'), raw_answer(big, '"big"', content_length=None))
+        wait_for(lambda: notices.count("error", "config", "TOO_LARGE") == 2)
+        assert delay() == 10
+        recovered()
+        track(10)
+        # A config that fails validation: rejected once, then 304 to its ETag.
+        server.serve(b'{"schema": 1, "rollouts": [{"variable": 5}]}', '"bad"')
+        gets = server.not_modified
+        wait_for(lambda: server.not_modified >= gets + 3)
+        assert notices.count("error", "config", "INVALID_CONFIG") == 1 and delay() == 10
+        server.serve(bundle(2, 20), '"v2"')
+        wait_for(lambda: delay() == 20)
+        # A slow body past the deadline.
+        server.script(raw_answer(_bytes(bundle(3, 30)), '"v3"', byte_every=0.1))
+        wait_for(lambda: notices.count("error", "config", "TIMEOUT") == 1)
+        assert delay() == 20
+        recovered()
+        # 304 from a stale cache, whatever the client sends: it keeps its config.
+        server.stale_304 = 3
+        server.serve(bundle(3, 30), '"v3"')
+        wait_for(lambda: delay() == 30)
+        track(10)
+        # The server goes away and comes back.
+        server.close()
+        wait_for(lambda: notices.count("error", "config", "NETWORK") >= 2)
+        track(5)
+        wait_for(lambda: notices.count("error", "events", "NETWORK") >= 2)
+        assert delay() == 30 and poller.failures >= 4
+        accepted += server.accepted
+        server = Server(port)
+        server.serve(bundle(3, 30), '"v3"')
+        wait_for(lambda: poller.failures == 0)
+        track(5)
+    finally:
+        poller.stop(timeout=5)
+        accepted += server.accepted
+        server.close()
+    stats = client.tracking_stats()
+    assert (stats.queued, stats.in_flight, stats.retrying, stats.dropped) == (0, 0, 0, 0)
+    assert delay() == 30 and not poller.running
+    # Each fault was logged once (one warning per channel and kind), though most repeated.
+    errors = _logged_errors(caplog)
+    assert sorted(errors) == sorted({*errors}), errors
+    assert set(errors) - {("events", "TIMEOUT")} == {
+        ("config", "HTTP"), ("config", "INCOMPLETE"), ("config", "TOO_LARGE"), ("config", "INVALID_CONFIG"),
+        ("config", "TIMEOUT"), ("config", "NETWORK"), ("events", "HTTP"), ("events", "NETWORK")}, errors
+    assert all(r.levelno == logging.WARNING for r in caplog.records if getattr(r, "turnout_notice", {}).get("notice") == "error")
+    assert notices.count("error", "config", "HTTP") == 4 and notices.count("recovered", "config") >= 5
+    # No event lost, none delivered twice (unless an upload's answer was lost:
+    # at least once, the same bytes again): every batch acknowledged once.
+    twice = [b for b in accepted if accepted.count(b) > 1]
+    assert not twice or notices.count("error", "events", "TIMEOUT"), "a batch was delivered twice"
+    seqs, delivered = _delivered(dict.fromkeys(accepted))
+    assert len(seqs) == len(set(seqs)), seqs
+    assert delivered == tracked == 70
+    assert poller.state()["batchesAcked"] == len(seqs)
+
+
+def test_the_default_logging_and_the_levels(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Without callbacks every notice is logged on "turnout": ready and
+    applied at info, errors at warning (once however often they repeat),
+    recovered at info, a dropped batch at error."""
+    caplog.set_level(logging.DEBUG, logger="turnout")
+    server.serve(bundle(1, 30), '"v1"')
+    server.fail_gets = 3
+    client = turnout.Client()
+    with client.poller(server.url, events_url=server.url + "/events", interval=0.02, max_backoff=0.04,
+                       jitter=0) as poller:
+        assert poller.wait_ready(5)
+        wait_for(lambda: poller.failures == 0)
+    by = {(r.levelname, r.turnout_notice["notice"]) for r in caplog.records if hasattr(r, "turnout_notice")}
+    assert {("WARNING", "error"), ("INFO", "recovered"), ("INFO", "applied"), ("INFO", "ready")} <= by, by
+    assert len([r for r in caplog.records if getattr(r, "turnout_notice", {}).get("notice") == "error"]) == 1
+    assert "HTTP 503" in caplog.text
+
+
+def test_a_collector_refusing_a_batch_for_good_drops_it_with_an_error_log(caplog: pytest.LogCaptureFixture) -> None:
+    import http.server
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(413)
+            self.end_headers()
+
+    caplog.set_level(logging.DEBUG, logger="turnout")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = turnout.Client()
+        client.track("t", 1.0)
+        poller = turnout.Poller(client, events_url=f"http://127.0.0.1:{httpd.server_address[1]}/events")
+        assert poller.flush() == 0
+        assert poller.state()["batchesDropped"] == 1 and client.tracking_stats().in_flight == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [r.levelno for r in caplog.records if getattr(r, "turnout_notice", {}).get("notice") == "dropped"] == [
+        logging.ERROR]
+
+
+def test_wait_ready() -> None:
+    assert turnout.Poller(turnout.Client(bundle(1, 30)), "http://127.0.0.1:1").wait_ready(0)
+    client = turnout.Client()
+    with client.poller(f"http://127.0.0.1:{_free_port()}", interval=0.02, jitter=0) as poller:
+        t0 = time.monotonic()
+        assert not poller.wait_ready(0.2)
+        assert time.monotonic() - t0 >= 0.19
+    server = Server()
+    try:
+        server.serve(bundle(1, 30), '"v1"')
+        with client.poller(server.url, interval=0.02) as poller:
+            assert poller.wait_ready(5) and client.config_version == 1
+    finally:
+        server.close()
+
+
+def test_a_callback_that_raises_is_logged_and_the_poller_goes_on(server: Server,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    server.serve(bundle(1, 30), '"v1"')
+    client = turnout.Client()
+
+    def boom(report: turnout.UpdateReport) -> None:
+        raise RuntimeError("boom")
+
+    with client.poller(server.url, interval=0.02, on_change=boom) as poller:
+        wait_for(lambda: client.config_version == 1)
+        # A callback may call the poller (on its thread, inside a step).
+        polled: typing.List[typing.Optional[turnout.UpdateReport]] = []
+        poller.on_notice = lambda n: polled.append(poller.poll()) if n["notice"] == "applied" else None
+        server.serve(bundle(2, 45), '"v2"')
+        wait_for(lambda: client.config_version == 2 and len(polled) == 1)
+        assert poller.running and polled == [None]  # a 304 to "v2"
+    assert caplog.text.count("a poller callback raised") == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_poller_keeps_working_in_a_forked_child(server: Server) -> None:
+    """Forked while its thread is inside a request (holding its locks): the
+    child gets a new thread with fresh locks and a new jitter seed, installs
+    the next config and delivers its own events."""
+    server.serve(bundle(1, 30), '"v1"')
+    client = turnout.Client(service="svc")
+    poller = client.poller(server.url + "/config", events_url=server.url + "/events", interval=0.02,
+                           flush_interval=0.02, jitter=0.5, timeout=5.0).start()
+    try:
+        assert poller.wait_ready(5)
+        # The next GET trickles its body: the poller's thread is in a request when we fork.
+        server.script(raw_answer(_bytes(bundle(1, 30)), '"v1"', byte_every=0.02))
+        wait_for(lambda: not server.scripted)
+        parent_sync, parent_drive = poller._sync, poller._drive
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 1
+            try:
+                # (The parent's step lock is held by a thread that does not exist here.)
+                held = not parent_drive.acquire(blocking=False)
+                ok = held and poller._sync is not parent_sync and poller._drive is not parent_drive
+                client.track("child", 1.0)
+                deadline = time.monotonic() + 10
+                while ok and time.monotonic() < deadline:
+                    stats = client.tracking_stats()
+                    if client.config_version == 2 and stats.queued == 0 and stats.in_flight == 0 and poller.running:
+                        code = 0
+                        break
+                    time.sleep(0.01)
+                poller.stop(timeout=2)
+            finally:
+                os._exit(code)
+        server.serve(bundle(2, 45), '"v2"')
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        # The parent's poller goes on too.
+        wait_for(lambda: client.config_version == 2)
+        assert poller.running
+    finally:
+        poller.stop(timeout=5)
+    names = [e.get("name") for body in server.accepted for e in turnout.decode_batch(body)["events"]]
+    assert "svc.child" in names, names

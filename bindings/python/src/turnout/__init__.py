@@ -41,6 +41,7 @@ from ._errors import (
     ClosedError,
     ConfigError,
     FacetsError,
+    HttpError,
     LimitError,
     OptionsError,
     StateError,
@@ -48,7 +49,7 @@ from ._errors import (
     TurnoutTypeError,
 )
 from ._facets import Facets, FacetsLike, FacetValue
-from .poller import HttpError, Poller
+from .poller import Poller
 
 __all__ = [
     "Client",

@@ -32,6 +32,8 @@ from . import _native as native
 from ._errors import ClosedError, LimitError, TurnoutTypeError
 from ._facets import I64_MAX, I64_MIN, Facets, FacetsLike, facets_json, native_map
 from ._native import ffi
+from ._records import Batch, TrackingStats, UpdateReport
+from .poller import Poller
 
 __all__ = [
     "Client",
@@ -80,59 +82,6 @@ def _config_bytes(config: ConfigSource) -> bytes:
 # ---------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class UpdateReport:
-    """What a config update (or a validation) changed."""
-
-    version: typing.Optional[int]
-    """The bundle's ``version``, if it has one."""
-    added: typing.List[str]
-    """Variables that did not exist before (sorted)."""
-    removed: typing.List[str]
-    """Variables that no longer exist (sorted)."""
-    changed: typing.List[str]
-    """Variables whose documents changed (sorted)."""
-    rejected: typing.List[str]
-    """Documents rejected inside the accepted bundle, one line each."""
-    warnings: typing.List[str]
-    """Things that load but are almost certainly mistakes."""
-
-    @property
-    def has_changes(self) -> bool:
-        """Whether any variable was added, removed or changed."""
-        return bool(self.added or self.removed or self.changed)
-
-    @classmethod
-    def _of(cls, r: typing.Any) -> "UpdateReport":
-        return cls(r.version, list(r.added), list(r.removed), list(r.changed), list(r.rejected), list(r.warnings))
-
-
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """A batch of events to upload (``application/octet-stream``), then
-    :meth:`Client.ack` or :meth:`Client.nack` its ``seq``."""
-
-    seq: int
-    """Sequence number; with the client id, the collector's de-duplication key."""
-    bytes: bytes
-    """The encoded batch (docs/wire-format.md)."""
-    events: int
-    """How many events (folded records) it holds."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrackingStats:
-    """Event queue counters; every loss is counted."""
-
-    recorded: int
-    folded: int
-    dropped: int
-    fold_overflow: int
-    queued: int
-    in_flight: int
-    retrying: int
 
 
 class Decision:
@@ -730,10 +679,8 @@ class Client(_Closeable):
             native.raise_mapped(e)
 
     # -- networking --------------------------------------------------------
-    def poller(self, config_url: typing.Optional[str], **options: typing.Any) -> "Poller":
+    def poller(self, config_url: typing.Optional[str], **options: typing.Any) -> Poller:
         """A :class:`~turnout.Poller` for this client (not started); see there."""
-        from .poller import Poller
-
         return Poller(self, config_url, **options)
 
     # -- lifetime ----------------------------------------------------------
@@ -765,10 +712,6 @@ def _seq(seq: object) -> int:
     if type(seq) is not int or not 0 <= seq < 2**64:
         raise TurnoutTypeError(f"a batch seq is an unsigned 64-bit int, not {seq!r}")
     return seq
-
-
-if typing.TYPE_CHECKING:  # pragma: no cover
-    from .poller import Poller
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import typing
 
 __all__ = [
     "TurnoutError",
+    "HttpError",
     "ConfigError",
     "FacetsError",
     "OptionsError",
@@ -82,6 +83,30 @@ class ClosedError(StateError):
 
 class TurnoutTypeError(TurnoutError, TypeError):
     """An argument of the wrong type (or an integer out of the 64-bit range)."""
+
+
+class HttpError(TurnoutError):
+    """A request of the poller failed. ``code`` is its stable error kind
+    (docs/sync.md section 8: ``HTTP``, ``NETWORK``, ``TIMEOUT``,
+    ``TOO_LARGE``, ``INCOMPLETE``, ``ABORTED``), ``kind`` the same in this
+    package's older spelling (``"status"``, ``"network"``, ``"timeout"``,
+    ``"too-large"``, ``"incomplete"``, ``"aborted"``), ``status`` the HTTP
+    status (``None`` when no complete response came)."""
+
+    def __init__(self, message: str, status: typing.Optional[int] = None, url: str = "", code: str = "NETWORK") -> None:
+        super().__init__(message)
+        self.status, self.url, self.code = status, url, code
+        self.kind = "status" if code == "HTTP" else code.lower().replace("_", "-")
+
+
+def error_of_kind(code: str, message: str, status: typing.Optional[int] = None, url: str = "") -> TurnoutError:
+    """The exception of an engine error kind as the sync machine reports it
+    (docs/sync.md sections 7-8): a rejected config is a :class:`ConfigError`
+    (``INVALID_CONFIG``) or a :class:`LimitError` (``LIMIT_EXCEEDED``), a
+    failed request an :class:`HttpError` with the kind as ``code``."""
+    if code == "INVALID_CONFIG":
+        return ConfigError(message)
+    return LimitError(message) if code == "LIMIT_EXCEEDED" else HttpError(message, status, url, code)
 
 
 _LIMIT = re.compile(r"limit `(\w+)` exceeded: found (\d+), the maximum is (\d+)")

@@ -3,8 +3,12 @@ package dev.turnout
 import com.google.gson.GsonBuilder
 import com.google.gson.JsonArray
 import com.google.gson.JsonElement
+import com.google.gson.JsonNull
 import com.google.gson.JsonObject
 import com.google.gson.JsonPrimitive
+import dev.turnout.ffi.SyncAction
+import dev.turnout.ffi.SyncActionKind
+import dev.turnout.ffi.SyncMachine
 import dev.turnout.tools.Json
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -15,13 +19,16 @@ import org.junit.jupiter.api.TestInstance
 import java.io.File
 import java.math.BigDecimal
 import java.math.BigInteger
+import dev.turnout.ffi.Client as FfiClient
 
 /**
  * Every conformance vector (tests/conformance/index.json, never a hard-coded
  * list): each decision case through the one-shot path
  * (`client.getVariable(name, facets)`) and the prepared path (`Context` x
  * `Variable`), full decision and the typed getter of the value's type; the
- * batch vectors encoded and decoded. Writes target/conformance/kotlin.json.
+ * batch vectors encoded and decoded; the sync scripts through the UniFFI
+ * `SyncMachine` (docs/sync.md section 10). A file of a kind this runner does
+ * not know is reported as not run, not failed. Writes target/conformance/kotlin.json.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ConformanceTest {
@@ -42,7 +49,11 @@ class ConformanceTest {
                     when (val kind = entry["kind"].asString) {
                         "decisions" -> decisions(path, file)
                         "batches" -> batches(path, file)
-                        else -> error("unknown kind $kind")
+                        "sync" -> sync(path, file)
+                        else -> {
+                            println("$path: kind $kind is not known to this runner: not run")
+                            return@dynamicTest
+                        }
                     }
                 val (passed, failed) = results.getValue(path)
                 println("$path: $passed passed, $failed failed")
@@ -160,6 +171,97 @@ class ConformanceTest {
         results[path] = intArrayOf(passed, failures.size)
         return failures
     }
+
+    /** The sync scripts through the UniFFI `SyncMachine`: one case per script. */
+    private fun sync(path: String, file: JsonObject): List<String> {
+        val scripts = file.getAsJsonArray("scripts").map { it.asJsonObject }
+        val failures =
+            scripts.mapNotNull { s ->
+                try {
+                    syncScript(s)
+                } catch (e: Exception) {
+                    "${s["name"].asString}: $e"
+                }
+            }
+        results[path] = intArrayOf(scripts.size - failures.size, failures.size)
+        return failures
+    }
+
+    /** Runs one script as docs/sync.md section 10 says; the first mismatch, or null. */
+    private fun syncScript(s: JsonObject): String? {
+        val name = s["name"].asString
+        val clientOptions = s.getAsJsonObject("clientOptions")
+        val fixed = clientOptions["fixedTimeMs"]?.asLong
+        FfiClient.empty(clientOptions.toString()).use { client ->
+            if (!s["bootstrap"].isJsonNull) client.updateConfig(s["bootstrap"].toString().toByteArray())
+            SyncMachine(client, s["options"].toString()).use { sync ->
+                for ((i, step) in s.getAsJsonArray("steps").map { it.asJsonObject }.withIndex()) {
+                    val at = step["at"].asLong
+                    if (fixed != null) client.setTimeMs(fixed + at)
+                    val (op, want) = step.entrySet().first { it.key != "at" }.let { it.key to it.value }
+                    val w = if (want.isJsonObject) want.asJsonObject else JsonObject()
+                    val now = at.toULong()
+                    val got: JsonElement? =
+                        when (op) {
+                            "next" -> action(sync.next(now))
+                            "notices" -> Json.parse(sync.takeNoticesJson())
+                            "state" -> {
+                                val state = Json.parse(sync.stateJson()).asJsonObject
+                                JsonObject().apply { w.keySet().forEach { add(it, state[it] ?: JsonNull.INSTANCE) } }
+                            }
+                            "fetched" -> {
+                                val body = w.opt("body")?.toString() ?: w.str("bodyText") ?: ""
+                                val status = (w.opt("status")?.asInt ?: 0).toUShort()
+                                sync.onFetch(now, status, w.str("etag"), w.str("retryAfter"), body.toByteArray(), w.str("failure"), w.str("message") ?: "")
+                                null
+                            }
+                            "uploaded" -> {
+                                val status = (w.opt("status")?.asInt ?: 0).toUShort()
+                                sync.onUpload(now, w["seq"].asLong.toULong(), status, w.str("retryAfter"), w.str("failure"), w.str("message") ?: "")
+                                null
+                            }
+                            "track" -> {
+                                client.track(w.str("name") ?: "event", w.opt("value")?.asDouble ?: 1.0, emptyMap())
+                                null
+                            }
+                            "pollNow" -> null.also { sync.pollNow() }
+                            "flushNow" -> null.also { sync.flushNow() }
+                            "stop" -> null.also { sync.stop(w.opt("flush")?.asBoolean ?: true) }
+                            else -> return "$name: step $i: unknown operation $op"
+                        }
+                    if (got != null && !Json.same(want, got)) return "$name: step $i: $op: expected $want, got $got"
+                }
+            }
+        }
+        return null
+    }
+
+    /** A `SyncAction` in the vectors' JSON form (upload bytes left out). */
+    private fun action(a: SyncAction): JsonObject =
+        JsonObject().apply {
+            fun str(v: String?): JsonElement = v?.let(::JsonPrimitive) ?: JsonNull.INSTANCE
+            addProperty("action", a.kind.name.lowercase())
+            when (a.kind) {
+                SyncActionKind.FETCH -> {
+                    add("url", str(a.url))
+                    add("etag", str(a.etag))
+                    addProperty("timeoutMs", a.timeoutMs.toLong())
+                    addProperty("maxBytes", a.maxBytes.toLong())
+                }
+                SyncActionKind.UPLOAD -> {
+                    add("url", str(a.url))
+                    addProperty("seq", a.seq.toLong())
+                    addProperty("events", a.events.toLong())
+                    addProperty("timeoutMs", a.timeoutMs.toLong())
+                }
+                SyncActionKind.WAIT -> addProperty("ms", a.waitMs.toLong())
+                SyncActionKind.STOP -> {}
+            }
+        }
+
+    private fun JsonObject.opt(key: String): JsonElement? = get(key)?.takeUnless { it.isJsonNull }
+
+    private fun JsonObject.str(key: String): String? = opt(key)?.asString
 
     @AfterAll
     fun writeResults() {
