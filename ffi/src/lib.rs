@@ -19,3 +19,4 @@ pub mod capi;
 pub mod fast;
 pub mod jni;
 pub mod uniffi_api;
+pub mod uniffi_sync;
