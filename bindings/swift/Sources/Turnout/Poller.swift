@@ -258,8 +258,8 @@ public final class Poller: @unchecked Sendable {
     }
 
     /// Stops; with `flush`, uploads what is queued first (one attempt per batch). A config
-    /// request in flight is abandoned at once (an `ABORTED` error); an upload ends by its
-    /// deadline. Waits up to `timeout` seconds for the thread.
+    /// request in flight is abandoned at once (reported `ABORTED`: after a stop, no fault); an
+    /// upload ends by its deadline. Waits up to `timeout` seconds for the thread.
     public func stop(flush: Bool = true, timeout: TimeInterval = 10) {
         lock.lock()
         stopping = true

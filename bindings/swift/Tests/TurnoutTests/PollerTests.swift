@@ -67,7 +67,8 @@ final class PollerTests: XCTestCase {
         poller.start()
         defer { poller.stop() }
         try waitFor { try client.configVersion() == 1 }
-        server.serve("{\"schema\": 1, \"rollouts\": [{\"variable\": 5}", etag: "\"broken\"")
+        // JSON but not a valid config (a body that is not JSON keeps no ETag: it may be cut short).
+        server.serve("{\"schema\": 1, \"rollouts\": [{\"variable\": 5}]}", etag: "\"broken\"")
         // The rejected config's ETag is sent: the server answers 304, nothing is compiled again.
         waitFor { server.ifNoneMatch.filter { $0 == "\"broken\"" }.count >= 3 }
         lock.lock()
@@ -198,7 +199,7 @@ final class PollerTests: XCTestCase {
     }
 
     /// A transport that does not answer until released: the poller stops waiting at the
-    /// deadline, and `stop()` does not wait at all (the abandoned request is an ABORTED error).
+    /// deadline, and `stop()` does not wait at all.
     func testATransportThatHangsIsCutAtTheDeadlineAndStopIsPrompt() throws {
         let hanging = HangingTransport()
         defer { hanging.release() }
@@ -230,9 +231,7 @@ final class PollerTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t1), 0.5)
         XCTAssertFalse(stopping.isRunning)
         lock.lock()
-        for e in errors {
-            guard case .http(nil, let m)? = e as? TurnoutError, m.contains("aborted") else { XCTFail("\(e)"); continue }
-        }
+        XCTAssertTrue(errors.isEmpty, "stopping is not a failure (an ABORTED fetch after stop() is no fault): \(errors)")
         lock.unlock()
     }
 
@@ -291,32 +290,23 @@ final class PollerTests: XCTestCase {
         XCTAssertEqual(try client.configVersion(), 1)
     }
 
-    /// Cut short, each with ETag "E": with a Content-Length not met the body is INCOMPLETE and
-    /// no ETag changes (the full body comes next); close-delimited, the client cannot tell and
-    /// the engine rejects the half: its ETag is then sent, and the server answers 304.
-    func testURLSessionTruncatedBodies() throws {
+    /// Cut short (Content-Length not met, then close-delimited), each with ETag "E"; then the
+    /// full body with "E": installed, no If-None-Match "E" was ever sent before (a body cut short
+    /// is INCOMPLETE, or not JSON: neither keeps an ETag).
+    func testURLSessionTruncatedBodiesKeepNoETag() throws {
         guard let server = try LocalServer.start() else {
             throw XCTSkip("python3 is not available to run a local HTTP server")
         }
         defer { server.stop() }
         let client = try Client()
-        let truncated = try client.poller(configURL: URL(string: "\(server.url)/truncated")!, options: slow)
-        XCTAssertThrowsError(try truncated.poll()) { e in
-            guard case .http(nil, let m)? = e as? TurnoutError else { return XCTFail("\(e)") }
-            XCTAssertTrue(m.contains("incomplete"), m)
+        for path in ["truncated", "halfclose"] {
+            let poller = try client.poller(configURL: URL(string: "\(server.url)/\(path)")!, options: slow)
+            XCTAssertThrowsError(try poller.poll(), path)  // http (incomplete) or config (the half is not JSON)
+            XCTAssertNil(poller.etag, path)
+            XCTAssertNotNil(try poller.poll(), path)
+            XCTAssertEqual(poller.etag, "\"E\"", path)
+            XCTAssertEqual(try server.ifNoneMatch(path), ["", ""], path)
         }
-        XCTAssertNil(truncated.etag)
-        XCTAssertNotNil(try truncated.poll())
-        XCTAssertEqual(truncated.etag, "\"E\"")
-        XCTAssertEqual(try server.ifNoneMatch("truncated"), ["", ""])
-
-        let halfclose = try client.poller(configURL: URL(string: "\(server.url)/halfclose")!, options: slow)
-        XCTAssertThrowsError(try halfclose.poll()) { e in
-            guard case .config? = e as? TurnoutError else { return XCTFail("\(e)") }
-        }
-        XCTAssertNil(halfclose.etag)
-        XCTAssertNil(try halfclose.poll(), "304 to the rejected ETag")
-        XCTAssertEqual(try server.ifNoneMatch("halfclose"), ["", "\"E\""])
         XCTAssertEqual(try client.configVersion(), 4)
     }
 

@@ -58,8 +58,7 @@ data class PollerOptions
         /**
          * Called (on the poller's thread) for every `error` notice, repeats included: the
          * transport's exception ([RequestTimeoutException], [BodyTooLargeException],
-         * [EOFException], [IOException], an [InterruptedIOException] for a request abandoned
-         * by [Poller.stop]), [HttpStatusException], or [TurnoutException.Config] /
+         * [EOFException], [IOException]), [HttpStatusException], or [TurnoutException.Config] /
          * [TurnoutException.Limit] for a rejected config (the last good config stays in force).
          */
         val onError: ((Throwable) -> Unit)? = null,
@@ -213,8 +212,8 @@ class Poller(
 
     /**
      * Stops; with [flush], uploads what is queued first (one attempt per batch). A config
-     * request in flight is abandoned at once (an `ABORTED` error); an upload ends by its
-     * deadline. Waits up to [timeoutMs] for the thread. Idempotent.
+     * request in flight is abandoned at once (reported `ABORTED`: after a stop, no fault); an
+     * upload ends by its deadline. Waits up to [timeoutMs] for the thread. Idempotent.
      */
     @JvmOverloads
     fun stop(

@@ -14,13 +14,11 @@ import java.io.BufferedReader
 import java.io.EOFException
 import java.io.IOException
 import java.io.InputStreamReader
-import java.io.InterruptedIOException
 import java.io.OutputStream
 import java.net.InetAddress
 import java.net.InetSocketAddress
 import java.net.ServerSocket
 import java.net.Socket
-import java.net.SocketTimeoutException
 import java.util.Collections
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.ConcurrentLinkedQueue
@@ -258,7 +256,8 @@ class PollerTest {
         val poller = Poller(client, options(s, errors = errors).copy(intervalMs = 150, maxBackoffMs = 150, staleAfterPolls = 2)).closeLater()
         assertTrue(poller.pollNow())
         val from = records.all.size
-        s.config = "{\"schema\": 1, \"rollouts\": [{\"variable\": 5}]".toByteArray()
+        // JSON, but not a valid config (a body that is not JSON keeps no ETag: it may be cut short).
+        s.config = "{\"schema\": 1, \"rollouts\": [{\"variable\": 5}]}".toByteArray()
         s.etag = "\"broken\""
         assertFalse(poller.pollNow())
         assertTrue(errors.single() is TurnoutException.Config, "$errors")
@@ -625,8 +624,7 @@ class PollerTest {
         assertTrue(elapsedMs < 500, "stop() took $elapsedMs ms")
         assertTrue(poller.isTerminated)
         assertEquals(null, client.configVersion)
-        // The abandoned request is reported as ABORTED (an InterruptedIOException), nothing else.
-        assertTrue(errors.all { it is InterruptedIOException && it !is SocketTimeoutException }, "$errors")
+        assertEquals(emptyList<Throwable>(), errors, "stopping is not a failure (an ABORTED fetch after stop() is no fault)")
     }
 
     @Test
@@ -649,21 +647,19 @@ class PollerTest {
         assertEquals(2L, client.configVersion)
         assertEquals("\"E\"", poller.etag)
         // Close-delimited (no Content-Length) and cut short: the client cannot tell; the engine
-        // rejects the half, whose ETag is remembered as rejected and sent: the server answers 304
-        // while it keeps that ETag, and the full body comes with its next one.
+        // rejects the half, and since it is not JSON (a cut body looks like that) its ETag is not
+        // remembered either: the next poll fetches the config again.
         val next = bundle(3, 62)
         s.script(s.answer(next, "\"F\"", contentLength = null, send = next.size / 2))
         assertFalse(poller.pollNow())
         assertTrue(errors.last() is TurnoutException.Config, "$errors")
         assertEquals("\"E\"", poller.etag)
+        assertNull(poller.state["rejectedEtag"])
         s.config = next
         s.etag = "\"F\""
-        assertFalse(poller.pollNow(), "304 to the rejected ETag")
-        assertEquals(2L, client.configVersion)
-        s.etag = "\"G\""
         assertTrue(poller.pollNow())
         assertEquals(3L, client.configVersion)
-        assertEquals(listOf(null, "\"v1\"", "\"v1\"", "\"E\"", "\"F\"", "\"F\""), s.ifNoneMatch.toList())
+        assertEquals(listOf(null, "\"v1\"", "\"v1\"", "\"E\"", "\"E\""), s.ifNoneMatch.toList())
     }
 
     @Test
