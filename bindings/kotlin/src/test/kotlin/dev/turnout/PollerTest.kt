@@ -296,17 +296,8 @@ class PollerTest {
         val client = Turnout.emptyClient(ClientOptions(service = "svc", decisionEvents = DecisionEvents.OFF)).closeLater()
         val notices = CopyOnWriteArrayList<SyncNotice>()
         val options =
-            PollerOptions(
-                configUrl = s.url("/config"),
-                eventsUrl = s.url("/events"),
-                intervalMs = 20,
-                flushIntervalMs = 30,
-                maxBackoffMs = 60,
-                timeoutMs = 300,
-                maxConfigBytes = 4096,
-                staleAfterPolls = 1000,
-                onNotice = { notices += it },
-            )
+            options(s).copy(intervalMs = 20, flushIntervalMs = 30, maxBackoffMs = 60, timeoutMs = 300, maxConfigBytes = 4096, staleAfterPolls = 1000)
+                .copy(onChange = null, onError = null, onNotice = { notices += it })
         val poller = Poller(client, options).start().closeLater()
         assertTrue(poller.awaitReady(3000))
         val tracked = AtomicLong()
