@@ -88,6 +88,34 @@ public struct UpdateReport: Equatable, Sendable {
         rejected = r.rejected
         warnings = r.warnings
     }
+
+    /// The report of a sync's `applied` notice (the core's JSON form), with its rejected
+    /// documents and warnings in the lines of `init(_:)`: `document: field: message`, a
+    /// document's problems joined by `; `.
+    init(json: JSONValue) {
+        func strings(_ v: JSONValue?) -> [String] {
+            guard case .array(let a)? = v else { return [] }
+            return a.compactMap { if case .string(let s) = $0 { return s }; return nil }
+        }
+        func list(_ v: JSONValue?) -> [JSONValue] {
+            if case .array(let a)? = v { return a }
+            return []
+        }
+        func problem(_ p: JSONValue) -> String {
+            strings(.array([p["document"] ?? .null, p["field"] ?? .null, p["message"] ?? .null]))
+                .filter { !$0.isEmpty }.joined(separator: ": ")
+        }
+        version = json["version"]?.int64Value
+        added = strings(json["added"])
+        removed = strings(json["removed"])
+        changed = strings(json["changed"])
+        rejected = list(json["rejected"]).map { r in
+            let kept = r["kill_switch"] == .bool(true) ? " (kill switch honoured)"
+                : r["kept_last_good"] == .bool(true) ? " (last good version kept)" : ""
+            return list(r["problems"]).map(problem).joined(separator: "; ") + kept
+        }
+        warnings = list(json["warnings"]).map(problem)
+    }
 }
 
 /// A batch of events to upload (`application/octet-stream`); then `ack` or `nack` its `seq`.

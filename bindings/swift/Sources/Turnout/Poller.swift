@@ -2,269 +2,453 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+#if canImport(os)
+import os
+#endif
+import TurnoutFFI
 
-/// An HTTP response as the poller needs it (header names lowercased).
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var body: Data
-    public var headers: [String: String]
+/// One notice of a poller's sync (docs/sync.md section 7), as logged and passed to `onNotice`.
+public struct SyncNotice: CustomStringConvertible, Sendable {
+    /// The level it is logged at.
+    public enum Level: String, Sendable { case debug, info, warning, error }
 
-    public init(status: Int, body: Data = Data(), headers: [String: String] = [:]) {
-        self.status = status
-        self.body = body
-        self.headers = headers
+    /// Every field, as the core gives it: `notice`, `channel`, `kind`, `status`, `message`,
+    /// `repeat`, `report`, `etag`, `failures`, `sinceMs`, `seq`, `events`.
+    public let fields: [String: JSONValue]
+
+    private func string(_ key: String) -> String? {
+        if case .string(let s)? = fields[key] { return s }
+        return nil
     }
-}
 
-/// The default `Poller.Options.maxConfigBytes`: 16 MiB, the largest config the engine accepts.
-public let defaultMaxConfigBytes = 16 * 1024 * 1024
+    /// `ready`, `applied`, `error`, `recovered`, `stale`, `fresh` or `dropped`.
+    public var type: String { string("notice") ?? "" }
+    /// `config` or `events` (`error`, `recovered`).
+    public var channel: String? { string("channel") }
+    /// The error kind (`NETWORK`, `HTTP`, `TIMEOUT`, `TOO_LARGE`, `INCOMPLETE`, `ABORTED`, `INVALID_CONFIG`, ...).
+    public var kind: String? { string("kind") }
+    /// The HTTP status (`error`, `dropped`).
+    public var status: Int? { fields["status"]?.int64Value.map { Int($0) } }
+    /// The error's description.
+    public var message: String { string("message") ?? "" }
+    /// The same fault as the channel's previous error: passed to the callbacks, not logged again.
+    public var isRepeat: Bool { fields["repeat"] == .bool(true) }
+    /// The report of an `applied` config.
+    public var report: UpdateReport? { fields["report"].map { UpdateReport(json: $0) } }
 
-/// How the poller talks HTTP: synchronously, on a worker thread that the poller
-/// waits for until the request's deadline (`timeoutInterval`, the poller's
-/// `timeout`) or `stop()`, whichever comes first.
-/// Throw `TurnoutError.http(status: nil, ...)` when no complete response came.
-public protocol HTTPTransport: Sendable {
-    func send(_ request: URLRequest) throws -> HTTPResponse
-
-    /// `send` with the poller's body limit: stop reading and throw once a 2xx
-    /// body passes `maxBodyBytes` (from `Content-Length` before reading when it
-    /// is declared), and throw for a body shorter than its `Content-Length`;
-    /// `request.timeoutInterval` is the deadline of the whole request (connect,
-    /// headers and body). The default calls `send(_:)`: the poller still stops
-    /// waiting at the deadline and refuses a body over the limit, but cannot
-    /// stop the transport's own I/O.
-    func send(_ request: URLRequest, maxBodyBytes: Int) throws -> HTTPResponse
-}
-
-extension HTTPTransport {
-    public func send(_ request: URLRequest, maxBodyBytes: Int) throws -> HTTPResponse {
-        try send(request)
-    }
-}
-
-/// The default transport: `URLSession` without a cache (so ETags and 304s are
-/// the poller's, not the cache's).
-///
-/// `request.timeoutInterval` is the deadline of the whole request: connect,
-/// headers and the whole body together (URLSession's own timeout only bounds
-/// the idle time between packets); when it passes the task is cancelled. With
-/// the session this transport makes itself, bodies stream through its delegate:
-/// a larger `Content-Length` is refused before reading and no more than the
-/// limit is ever buffered. With a session given to `init(session:)` (its own
-/// delegate, TLS pinning, ...) URLSession buffers the body and the limit is
-/// checked once it is complete. Either way a 2xx body shorter than its
-/// `Content-Length` is an error (when there is no `Content-Encoding`).
-public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
-    private let session: URLSession
-    /// The delegate of the session this transport made (nil for an app's session).
-    private let streaming: StreamingDelegate?
-
-    public init(session: URLSession? = nil) {
-        if let s = session {
-            self.session = s
-            self.streaming = nil
-        } else {
-            let config = URLSessionConfiguration.ephemeral
-            config.urlCache = nil
-            config.requestCachePolicy = .reloadIgnoringLocalCacheData
-            let delegate = StreamingDelegate()
-            self.session = URLSession(configuration: config, delegate: delegate, delegateQueue: nil)
-            self.streaming = delegate
+    /// docs/sync.md section 7.
+    public var level: Level {
+        switch type {
+        case "error", "stale": return .warning
+        case "dropped": return .error
+        case "applied": return report?.hasChanges == true ? .info : .debug
+        default: return .info
         }
     }
 
-    deinit {
-        // A session keeps its delegate until it is invalidated.
-        if streaming != nil { session.finishTasksAndInvalidate() }
-    }
-
-    public func send(_ request: URLRequest) throws -> HTTPResponse {
-        try send(request, maxBodyBytes: Int.max)
-    }
-
-    public func send(_ request: URLRequest, maxBodyBytes: Int) throws -> HTTPResponse {
-        let what = "\(request.httpMethod ?? "GET") \(request.url?.absoluteString ?? "?")"
-        let transfer = Transfer(what: what, maxBodyBytes: maxBodyBytes)
-        let task: URLSessionDataTask
-        if let delegate = streaming {
-            task = session.dataTask(with: request)
-            delegate.register(transfer, for: task)
-        } else {
-            task = session.dataTask(with: request) { data, response, error in
-                transfer.completeBuffered(data: data, response: response, error: error)
-            }
+    /// The log line.
+    public var description: String {
+        let f = { (k: String) in fields[k].map { "\($0)" } ?? "null" }
+        switch type {
+        case "error": return "turnout: \(channel ?? "?"): \(message) (\(kind ?? "?"))"
+        case "applied":
+            let r = report
+            return "turnout: config \(r?.version.map { String($0) } ?? "null") applied (ETag \(f("etag"))): "
+                + "+\(r?.added ?? []) -\(r?.removed ?? []) ~\(r?.changed ?? [])"
+        case "recovered": return "turnout: \(channel ?? "?") recovered after \(f("failures")) failures"
+        case "stale": return "turnout: config stale: not confirmed since \(f("sinceMs")) ms"
+        case "dropped": return "turnout: batch \(f("seq")) (\(f("events")) events) refused for good: HTTP \(f("status"))"
+        default: return "turnout: config \(type)"
         }
-        task.resume()
-        let timeout = request.timeoutInterval > 0 ? request.timeoutInterval : 60
-        if transfer.done.wait(timeout: .now() + timeout) == .timedOut {
-            task.cancel()
-            throw TurnoutError.http(status: nil, message: timedOutMessage(what, timeout))
-        }
-        return try transfer.result()
     }
 }
 
-/// The message of a request that passed its deadline.
-func timedOutMessage(_ what: String, _ timeout: TimeInterval) -> String {
-    "\(what): timed out: no complete response within \(timeout) s (connect, headers and body together)"
-}
+/// Keeps a client's config fresh and uploads its events: a thin driver of the
+/// core's sync state machine (docs/sync.md), which owns every rule (intervals,
+/// backoff with jitter, `Retry-After`, ETags and rejected configs, ack/nack,
+/// staleness, readiness). The poller performs what the machine asks on one
+/// background thread that sleeps between actions (`poll()`, `flush()` and
+/// `stop()` wake it); each request runs on a worker thread and is abandoned at
+/// its deadline (`Options.timeout`: connect, headers and body) or at `stop()`.
+/// Every notice is logged (`os.Logger`, subsystem `dev.turnout`, where it
+/// exists; a repeated fault once) and passed to the callbacks.
+public final class Poller: @unchecked Sendable {
+    /// Timing and request options, mapped onto the machine's (docs/sync.md section 2).
+    public struct Options: Sendable {
+        public var interval: TimeInterval
+        public var flushInterval: TimeInterval?
+        public var maxBackoff: TimeInterval
+        /// The one deadline of each request: connect, headers and the whole body together.
+        public var timeout: TimeInterval
+        public var headers: [String: String]
+        public var maxEvents: UInt32
+        /// Random spread of every delay, a fraction in [0, 1).
+        public var jitter: Double
+        /// The largest config body read: the smaller of this and the client's `maxConfigBytes`.
+        public var maxConfigBytes: Int
+        /// Polls without a confirmed config before the client is stale.
+        public var staleAfterPolls: UInt64
+        /// The seed of the jitter's generator; nil: a random one.
+        public var seed: UInt64?
+        /// Replaces the default logging (`os.Logger`; standard error where there is none).
+        public var log: (@Sendable (SyncNotice) -> Void)?
 
-/// One request of `URLSessionTransport`: the response, the body read so far
-/// (bounded), the failure; `done` is signalled when the task ended.
-private final class Transfer: @unchecked Sendable {
-    let what: String
-    let maxBodyBytes: Int
-    let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var response: HTTPURLResponse?
-    private var body = Data()
-    private var failure: Error?
-
-    init(what: String, maxBodyBytes: Int) {
-        self.what = what
-        self.maxBodyBytes = maxBodyBytes
-    }
-
-    /// What is kept of the body of an error status.
-    private static let errorBodyBytes = 64 * 1024
-
-    private var isSuccess: Bool {
-        guard let r = response else { return false }
-        return (200..<300).contains(r.statusCode)
-    }
-
-    /// The declared `Content-Length` when it counts the body's bytes (no `Content-Encoding`).
-    private static func declaredLength(_ r: HTTPURLResponse) -> Int64? {
-        for (key, _) in r.allHeaderFields {
-            if let k = key as? String, k.lowercased() == "content-encoding" { return nil }
+        public init(interval: TimeInterval = 30, flushInterval: TimeInterval? = nil, maxBackoff: TimeInterval = 300,
+                    timeout: TimeInterval = 10, headers: [String: String] = [:], maxEvents: UInt32 = 1000,
+                    jitter: Double = 0.1, maxConfigBytes: Int = defaultMaxConfigBytes, staleAfterPolls: UInt64 = 5,
+                    seed: UInt64? = nil, log: (@Sendable (SyncNotice) -> Void)? = nil) {
+            self.interval = interval
+            self.flushInterval = flushInterval
+            self.maxBackoff = maxBackoff
+            self.timeout = timeout
+            self.headers = headers
+            self.maxEvents = maxEvents
+            self.jitter = jitter
+            self.maxConfigBytes = maxConfigBytes
+            self.staleAfterPolls = staleAfterPolls
+            self.seed = seed
+            self.log = log
         }
-        return r.expectedContentLength >= 0 ? r.expectedContentLength : nil
+
+        /// The JSON of `turnout_core::sync::SyncOptions`.
+        func json(configURL: URL?, eventsURL: URL?) throws -> String {
+            // Out of range (negative, NaN) stays out of range: the machine refuses it.
+            let ms = { (t: TimeInterval) in NSNumber(value: t.isFinite ? Int64(max(-1, min(t * 1000, 9e15)).rounded()) : -1) }
+            var o: [String: Any] = [
+                "pollIntervalMs": ms(interval), "maxBackoffMs": ms(maxBackoff), "timeoutMs": ms(timeout),
+                "jitter": jitter.isFinite ? jitter : -1, "maxBatchEvents": NSNumber(value: maxEvents),
+                "staleAfterPolls": NSNumber(value: staleAfterPolls),
+                "seed": NSNumber(value: seed ?? UInt64.random(in: 0..<(1 << 62))),
+            ]
+            if let u = configURL { o["configUrl"] = u.absoluteString }
+            if let u = eventsURL { o["eventsUrl"] = u.absoluteString }
+            if let f = flushInterval { o["flushIntervalMs"] = ms(f) }
+            return String(decoding: try JSONSerialization.data(withJSONObject: o), as: UTF8.self)
+        }
     }
 
-    private func tooLarge(_ how: String) -> TurnoutError {
-        .http(status: response?.statusCode, message: "\(what): the body is larger than \(maxBodyBytes) bytes (\(how))")
+    public let client: Client
+    public let configURL: URL?
+    public let eventsURL: URL?
+    public let options: Options
+    private let transport: HTTPTransport
+    private let onChange: ((UpdateReport) -> Void)?
+    private let onError: ((Error) -> Void)?
+    private let onNotice: ((SyncNotice) -> Void)?
+    private let machine: TurnoutFFI.SyncMachine
+    private let epoch = DispatchTime.now().uptimeNanoseconds
+    private let wakeup = DispatchSemaphore(value: 0)
+    /// Guards the fields below; broadcast when the client turns ready.
+    private let lock = NSCondition()
+    private var running = false
+    private var begun = false
+    private var stopping = false
+    private var isReady = false
+    private var finished: DispatchSemaphore?
+    private var thread: Thread?
+    /// The config request in flight (`stop()` abandons it).
+    private var fetching: Pending?
+
+    /// What one run of the loop gave, for `poll()` and `flush()`.
+    private struct Round {
+        var applied: UpdateReport?
+        var delivered = 0
+        var errors: [String: Error] = [:]
     }
 
-    /// The headers arrived; false (cancel the task) when a 2xx declares more than the limit.
-    func accept(_ response: URLResponse) -> Bool {
+    /// Throws `TurnoutError.options` when the machine refuses the options.
+    public init(client: Client, configURL: URL?, eventsURL: URL? = nil, options: Options = Options(),
+                transport: HTTPTransport = URLSessionTransport(), onChange: ((UpdateReport) -> Void)? = nil,
+                onError: ((Error) -> Void)? = nil, onNotice: ((SyncNotice) -> Void)? = nil) throws {
+        self.client = client
+        self.configURL = configURL
+        self.eventsURL = eventsURL
+        self.options = options
+        self.transport = transport
+        self.onChange = onChange
+        self.onError = onError
+        self.onNotice = onNotice
+        let json = try options.json(configURL: configURL, eventsURL: eventsURL)
+        let native = try client.live()
+        machine = try mapErrors { try TurnoutFFI.SyncMachine(client: native, optionsJson: json) }
+        var round = Round()
+        drain(&round) // a bootstrapped client is ready at once
+    }
+
+    /// The sync's state (docs/sync.md section 9): `ready`, `stale`, `etag`, `rejectedEtag`, ...
+    public var state: JSONValue { (try? JSONValue.parse(machine.stateJson())) ?? .null }
+
+    /// The ETag of the config in force (of a complete body the engine accepted).
+    public var etag: String? {
+        if case .string(let s)? = state["etag"] { return s }
+        return nil
+    }
+
+    /// Consecutive failed attempts (config and events together).
+    public var failures: Int {
+        let s = state
+        return Int((s["configFailures"]?.int64Value ?? 0) + (s["uploadFailures"]?.int64Value ?? 0))
+    }
+
+    /// Whether the background thread runs.
+    public var isRunning: Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard let http = response as? HTTPURLResponse else {
-            failure = TurnoutError.http(status: nil, message: "\(what): not an HTTP response")
-            return false
-        }
-        self.response = http
-        if isSuccess, let n = Transfer.declaredLength(http), n > Int64(maxBodyBytes) {
-            failure = tooLarge("Content-Length \(n)")
-            return false
-        }
-        return true
+        return running
     }
 
-    /// `accept(response)` unless the headers were seen already (in case the
-    /// delegate's response callback was not called); false: cancel the task.
-    func ensureResponse(_ response: URLResponse?) -> Bool {
+    /// Waits until a config is in force (the bootstrap, or the first config installed); false
+    /// when `timeout` seconds pass first.
+    public func ready(timeout: TimeInterval) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            DispatchQueue.global().async { c.resume(returning: self.waitReady(timeout: timeout)) }
+        }
+    }
+
+    /// `ready(timeout:)`, blocking the calling thread.
+    public func waitReady(timeout: TimeInterval) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
         lock.lock()
-        let seen = self.response != nil || failure != nil
+        defer { lock.unlock() }
+        while !isReady && lock.wait(until: end) {}
+        return isReady
+    }
+
+    /// Fetches the config now. Started: wakes the thread and returns nil. Not started: fetches
+    /// on this thread and returns the report of a config installed (nil: 304 or the same
+    /// bytes), or throws the round's config error (`TurnoutError.http`, `.config`, `.limit`).
+    @discardableResult
+    public func poll() throws -> UpdateReport? {
+        guard configURL != nil else { throw TurnoutError.state("this poller has no config URL") }
+        let round = now(warmUp: false) { self.machine.pollNow() }
+        if let e = round.errors["config"] { throw e }
+        return round.applied
+    }
+
+    /// Uploads what is queued, batch after batch until one fails. Started: wakes the thread and
+    /// returns 0. Not started: uploads on this thread and returns the batches delivered, or
+    /// throws the round's upload error.
+    @discardableResult
+    public func flush() throws -> Int {
+        guard eventsURL != nil else { throw TurnoutError.state("this poller has no events URL") }
+        let round = now(warmUp: true) { self.machine.flushNow() }
+        if let e = round.errors["events"] { throw e }
+        return round.delivered
+    }
+
+    /// Starts the background thread (the first fetch runs at once).
+    public func start() {
+        lock.lock()
+        defer { lock.unlock() }
+        if running || stopping { return }
+        running = true
+        let done = DispatchSemaphore(value: 0)
+        finished = done
+        let thread = Thread { [self] in
+            var round = Round()
+            self.run(background: true, &round)
+            self.lock.lock()
+            self.running = false
+            self.lock.unlock()
+            done.signal()
+        }
+        thread.name = "turnout-poller"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops; with `flush`, uploads what is queued first (one attempt per batch). A config
+    /// request in flight is abandoned at once (reported `ABORTED`: after a stop, no fault); an
+    /// upload ends by its deadline. Waits up to `timeout` seconds for the thread.
+    public func stop(flush: Bool = true, timeout: TimeInterval = 10) {
+        lock.lock()
+        stopping = true
+        let current = fetching
+        let done = finished
+        finished = nil
+        let own = thread
         lock.unlock()
-        guard !seen, let r = response else { return true }
-        return accept(r)
-    }
-
-    /// Body bytes arrived; false (cancel the task) once a 2xx body passes the limit.
-    func append(_ data: Data) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        let limit = isSuccess ? maxBodyBytes : Transfer.errorBodyBytes
-        if data.count > limit - body.count {
-            if isSuccess {
-                failure = tooLarge("while reading")
-                return false
-            }
-            return true // an error status: the rest of its body is dropped
+        machine.stop(flush: flush)
+        current?.finish(.failure(TransportError(.aborted, "\(configURL?.absoluteString ?? "?"): aborted: the poller is stopping")))
+        wakeup.signal()
+        if let d = done {
+            if Thread.current != own { _ = d.wait(timeout: .now() + timeout) }
+        } else {
+            var round = Round()
+            run(background: false, &round)
         }
-        body.append(data)
-        return true
     }
 
-    /// The task ended (with `error`, or a cancellation after `accept`/`append` said no).
-    func complete(_ error: Error?) {
+    private func nowMs() -> UInt64 { (DispatchTime.now().uptimeNanoseconds - epoch) / 1_000_000 }
+
+    /// `ask`, then wake the thread, or run on this thread until the machine waits.
+    private func now(warmUp: Bool, _ ask: () -> Void) -> Round {
+        var round = Round()
         lock.lock()
-        if failure == nil {
-            if let e = error {
-                failure = TurnoutError.http(status: nil, message: "\(what): \(e.localizedDescription)")
-            } else if let r = response {
-                if isSuccess, let n = Transfer.declaredLength(r), Int64(body.count) != n {
-                    failure = TurnoutError.http(status: r.statusCode,
-                                                message: "\(what): incomplete body: \(body.count) of \(n) bytes (Content-Length)")
+        let background = running
+        let fresh = !begun
+        lock.unlock()
+        if background {
+            ask()
+            wakeup.signal()
+            return round
+        }
+        // The machine's first step schedules the first upload round an interval later (docs/sync.md section 3).
+        if warmUp && fresh { run(background: false, &round) }
+        ask()
+        run(background: false, &round)
+        return round
+    }
+
+    /// The loop: next action, perform it, drain the notices; on this thread until the machine waits.
+    private func run(background: Bool, _ round: inout Round) {
+        loop: while true {
+            if client.closed { machine.stop(flush: false) }
+            lock.lock()
+            begun = true
+            lock.unlock()
+            let a = machine.next(nowMs: nowMs())
+            switch a.kind {
+            case .fetch, .upload: perform(a, &round)
+            case .wait:
+                if !background { break loop }
+                _ = wakeup.wait(timeout: .now() + .milliseconds(Int(min(a.waitMs, 86_400_000))))
+                while wakeup.wait(timeout: .now()) == .success {}
+            case .stop: break loop
+            }
+            drain(&round)
+        }
+        drain(&round)
+    }
+
+    /// One request, reported to the machine: a response, or a failure with its kind.
+    private func perform(_ a: SyncAction, _ round: inout Round) {
+        let fetch = a.kind == .fetch
+        let cap = Int(min(a.maxBytes, UInt64(max(options.maxConfigBytes, 0))))
+        var response: HTTPResponse?
+        var failure: TransportError?
+        do {
+            let r = try bounded(try request(a), fetch: fetch, cap: cap)
+            if fetch && (200..<300).contains(r.status) && r.body.count > cap {
+                throw TransportError(.tooLarge, "GET \(a.url ?? ""): the body is larger than \(cap) bytes")
+            }
+            response = r
+        } catch let e as TransportError {
+            failure = e
+        } catch {
+            failure = TransportError(.network, "\(a.url ?? ""): \(error)")
+        }
+        let status = UInt16(clamping: response?.status ?? 0)
+        let retryAfter = response?.headers["retry-after"]
+        if fetch {
+            machine.onFetch(nowMs: nowMs(), status: status, etag: response?.headers["etag"], retryAfter: retryAfter,
+                            body: response?.body ?? Data(), failure: failure?.kind.rawValue, message: failure?.message ?? "")
+        } else {
+            if let r = response, (200..<300).contains(r.status) { round.delivered += 1 }
+            machine.onUpload(nowMs: nowMs(), seq: a.seq, status: status, retryAfter: retryAfter,
+                             failure: failure?.kind.rawValue, message: failure?.message ?? "")
+        }
+    }
+
+    /// The request of a fetch or an upload.
+    private func request(_ a: SyncAction) throws -> URLRequest {
+        guard let url = a.url.flatMap({ URL(string: $0) }) else { throw TransportError(.network, "not a URL: \(a.url ?? "")") }
+        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData,
+                                 timeoutInterval: Double(a.timeoutMs) / 1000)
+        for (k, v) in options.headers { request.setValue(v, forHTTPHeaderField: k) }
+        if a.kind == .fetch {
+            request.setValue("application/json", forHTTPHeaderField: "Accept")
+            if let tag = a.etag { request.setValue(tag, forHTTPHeaderField: "If-None-Match") }
+        } else {
+            request.httpMethod = "POST"
+            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+            request.httpBody = a.bytes
+        }
+        return request
+    }
+
+    /// The transport on a worker thread, waited for until the deadline or, for a fetch, `stop()`.
+    private func bounded(_ request: URLRequest, fetch: Bool, cap: Int) throws -> HTTPResponse {
+        let pending = Pending()
+        if fetch {
+            lock.lock()
+            fetching = pending
+            let stopped = stopping
+            lock.unlock()
+            if stopped { throw TransportError(.aborted, "GET \(request.url?.absoluteString ?? "?"): aborted: the poller is stopping") }
+        }
+        defer {
+            if fetch {
+                lock.lock()
+                if fetching === pending { fetching = nil }
+                lock.unlock()
+            }
+        }
+        let transport = self.transport
+        Thread.detachNewThread {
+            pending.finish(Result { try fetch ? transport.send(request, maxBodyBytes: cap) : transport.send(request) })
+        }
+        guard let outcome = pending.wait(until: Date().addingTimeInterval(request.timeoutInterval)) else {
+            let what = "\(request.httpMethod ?? "GET") \(request.url?.absoluteString ?? "?")"
+            throw TransportError(.timeout, timedOutMessage(what, request.timeoutInterval))
+        }
+        return try outcome.get()
+    }
+
+    /// Logs each notice (not a repeat) and passes it to the callbacks.
+    private func drain(_ round: inout Round) {
+        guard case .array(let notices)? = try? JSONValue.parse(machine.takeNoticesJson()) else { return }
+        for value in notices {
+            guard case .object(let fields) = value else { continue }
+            let n = SyncNotice(fields: fields)
+            if !n.isRepeat { emit(n) }
+            switch n.type {
+            case "ready":
+                lock.lock()
+                isReady = true
+                lock.broadcast()
+                lock.unlock()
+            case "applied":
+                round.applied = n.report
+                if let r = n.report, r.hasChanges { onChange?(r) }
+            case "error":
+                let e: Error
+                switch n.kind {
+                case "INVALID_CONFIG": e = TurnoutError.config(n.message)
+                case "LIMIT_EXCEEDED": e = TurnoutError.limit(n.message)
+                default: e = TurnoutError.http(status: n.status, message: n.message)
                 }
-            } else {
-                failure = TurnoutError.http(status: nil, message: "\(what): no response")
+                if round.errors[n.channel ?? "config"] == nil { round.errors[n.channel ?? "config"] = e }
+                onError?(e)
+            default: break
             }
+            onNotice?(n)
         }
-        lock.unlock()
-        done.signal()
     }
 
-    /// The completion handler of an app's session (URLSession buffered the body).
-    func completeBuffered(data: Data?, response: URLResponse?, error: Error?) {
-        if error == nil, let r = response, accept(r), let d = data {
-            _ = append(d)
-        }
-        complete(error)
-    }
+    #if canImport(os)
+    private static let logger = Logger(subsystem: "dev.turnout", category: "sync")
+    #endif
 
-    func result() throws -> HTTPResponse {
-        lock.lock()
-        defer { lock.unlock() }
-        if let f = failure { throw f }
-        guard let r = response else { throw TurnoutError.http(status: nil, message: "\(what): no response") }
-        var headers: [String: String] = [:]
-        for (key, value) in r.allHeaderFields {
-            if let k = key as? String, let v = value as? String { headers[k.lowercased()] = v }
+    /// Logs a notice: `Options.log`, else `os.Logger` (standard error where there is none).
+    private func emit(_ n: SyncNotice) {
+        if let custom = options.log { return custom(n) }
+        #if canImport(os)
+        let logger = Poller.logger
+        let line = n.description
+        switch n.level {
+        case .debug: logger.debug("\(line, privacy: .public)")
+        case .info: logger.info("\(line, privacy: .public)")
+        case .warning: logger.warning("\(line, privacy: .public)")
+        case .error: logger.error("\(line, privacy: .public)")
         }
-        return HTTPResponse(status: r.statusCode, body: body, headers: headers)
+        #else
+        FileHandle.standardError.write(Data("[\(n.level.rawValue)] \(n.description)\n".utf8))
+        #endif
     }
 }
 
-/// The delegate of `URLSessionTransport`'s own session: hands each task's
-/// events to its `Transfer` (registered before the task is resumed).
-private final class StreamingDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    private let lock = NSLock()
-    private var transfers: [Int: Transfer] = [:]
-
-    func register(_ transfer: Transfer, for task: URLSessionTask) {
-        lock.lock()
-        transfers[task.taskIdentifier] = transfer
-        lock.unlock()
-    }
-
-    private func transfer(for task: URLSessionTask, removing: Bool = false) -> Transfer? {
-        lock.lock()
-        defer { lock.unlock() }
-        return removing ? transfers.removeValue(forKey: task.taskIdentifier) : transfers[task.taskIdentifier]
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        let go = transfer(for: dataTask)?.accept(response) ?? false
-        completionHandler(go ? .allow : .cancel)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard let t = transfer(for: dataTask) else { return }
-        if !t.ensureResponse(dataTask.response) || !t.append(data) { dataTask.cancel() }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        guard let t = transfer(for: task, removing: true) else { return }
-        if error == nil { _ = t.ensureResponse(task.response) }
-        t.complete(error)
-    }
-}
-
-/// A request the poller waits for on its worker thread: the first of the
-/// transport's answer, the deadline and `stop()` decides.
+/// A request the poller waits for: the first of the transport's answer, the deadline and `stop()` decides.
 private final class Pending: @unchecked Sendable {
     private let cond = NSCondition()
     private var outcome: Result<HTTPResponse, Error>?
@@ -287,362 +471,16 @@ private final class Pending: @unchecked Sendable {
     }
 }
 
-/// A config request abandoned by `stop()` (not a failure).
-private struct Stopped: Error {}
-
-/// Keeps a client's config up to date and its events delivered, on a
-/// background thread:
-///
-/// - `GET configURL` every `interval` seconds with `If-None-Match` (the ETag
-///   of the config in force); a `304` costs nothing; a `200` body goes to
-///   `Client.updateConfig`. A config the engine rejects never replaces the
-///   good one (the error goes to `onError`); an accepted one that changed
-///   something calls `onChange(report)`.
-/// - One deadline per request: `timeout` covers connect, headers and the whole
-///   body. The transport runs on a worker thread that the poller stops waiting
-///   for when the deadline passes (`TurnoutError.http(status: nil, ...)` whose
-///   message says "timed out", a failure like any other: backoff) or when
-///   `stop()` is called (a config request in progress is abandoned, so `stop()`
-///   returns at once).
-/// - Body limit: a config body larger than `maxConfigBytes` (16 MiB by
-///   default, the engine's limit) is an error, refused from `Content-Length`
-///   before reading by the default transport.
-/// - ETag rule: the ETag is remembered only when the body was read completely
-///   and the engine accepted it. A timed-out, truncated, over-limit or rejected
-///   body leaves it as it was, so the next poll fetches the config again
-///   instead of getting `304` for bytes that were never installed.
-/// - Every `flushInterval` seconds the queue is drained: `takeBatch` ->
-///   `POST eventsURL` (`application/octet-stream`) -> `ack` on 2xx, `nack`
-///   otherwise (sent again later with the same bytes).
-/// - Failures are reported to `onError`; the next attempt waits
-///   `interval * 2^failures`, capped at `maxBackoff`, +-`jitter`.
-/// - `stop()` ends the thread and makes a last flush.
-public final class Poller: @unchecked Sendable {
-    /// Timing and request options.
-    public struct Options: Sendable {
-        public var interval: TimeInterval
-        public var flushInterval: TimeInterval?
-        public var maxBackoff: TimeInterval
-        public var timeout: TimeInterval
-        public var headers: [String: String]
-        public var maxEvents: UInt32
-        public var jitter: Double
-        /// The largest config body read (default `defaultMaxConfigBytes`, 16 MiB).
-        public var maxConfigBytes: Int
-
-        /// `timeout`: the one deadline of each request, connect, headers and the whole body together.
-        public init(interval: TimeInterval = 30, flushInterval: TimeInterval? = nil, maxBackoff: TimeInterval = 300,
-                    timeout: TimeInterval = 10, headers: [String: String] = [:], maxEvents: UInt32 = 1000,
-                    jitter: Double = 0.1, maxConfigBytes: Int = defaultMaxConfigBytes) {
-            self.interval = interval
-            self.flushInterval = flushInterval
-            self.maxBackoff = maxBackoff
-            self.timeout = timeout
-            self.headers = headers
-            self.maxEvents = maxEvents
-            self.jitter = jitter
-            self.maxConfigBytes = maxConfigBytes
-        }
-    }
-
-    public let client: Client
-    public let configURL: URL?
-    public let eventsURL: URL?
-    public let options: Options
-    private let transport: HTTPTransport
-    private let onChange: ((UpdateReport) -> Void)?
-    private let onError: ((Error) -> Void)?
-
-    private let state = NSLock()
-    private var currentEtag: String?
-    private var configFailures = 0
-    private var flushFailures = 0
-    private let pollLock = NSLock()
-    private let flushLock = NSLock()
-    private let wake = NSCondition()
-    private var stopping = false
-    private var running = false
-    private var finished: DispatchSemaphore?
-    /// The config request in progress (`stop()` abandons it); guarded by `wake`.
-    private var inflight: Pending?
-
-    public init(client: Client, configURL: URL?, eventsURL: URL? = nil, options: Options = Options(),
-                transport: HTTPTransport = URLSessionTransport(),
-                onChange: ((UpdateReport) -> Void)? = nil, onError: ((Error) -> Void)? = nil) {
-        self.client = client
-        self.configURL = configURL
-        self.eventsURL = eventsURL
-        self.options = options
-        self.transport = transport
-        self.onChange = onChange
-        self.onError = onError
-    }
-
-    /// The ETag of the config in force: of the last body read completely and
-    /// accepted by the engine.
-    public var etag: String? {
-        state.lock()
-        defer { state.unlock() }
-        return currentEtag
-    }
-
-    /// Consecutive failed attempts (config and events together).
-    public var failures: Int {
-        state.lock()
-        defer { state.unlock() }
-        return configFailures + flushFailures
-    }
-
-    /// Whether the thread runs.
-    public var isRunning: Bool {
-        wake.lock()
-        defer { wake.unlock() }
-        return running
-    }
-
-    // MARK: one step, from any thread
-
-    /// Fetches the config once, now, within `options.timeout`. Returns the
-    /// report of an installed config, `nil` for `304`. Throws `TurnoutError.http`
-    /// (also for a timeout, a body over `maxConfigBytes` or cut short) or
-    /// `.config` (the good config stays). The ETag is kept only for a complete
-    /// body the engine accepted.
-    @discardableResult
-    public func poll() throws -> UpdateReport? {
-        do {
-            return try poll(fromLoop: false)
-        } catch is Stopped {
-            throw TurnoutError.http(status: nil, message: "GET \(configURL?.absoluteString ?? "?"): aborted: the poller was stopped")
-        }
-    }
-
-    private func poll(fromLoop: Bool) throws -> UpdateReport? {
-        guard let url = configURL else { throw TurnoutError.state("this poller has no config URL") }
-        pollLock.lock()
-        defer { pollLock.unlock() }
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: options.timeout)
-        request.httpMethod = "GET"
-        for (k, v) in options.headers { request.setValue(v, forHTTPHeaderField: k) }
-        request.setValue("application/json", forHTTPHeaderField: "Accept")
-        if let tag = etag { request.setValue(tag, forHTTPHeaderField: "If-None-Match") }
-        let limit = options.maxConfigBytes
-        let sent = request
-        let response = try exchange(request, config: true, fromLoop: fromLoop) { t in
-            try t.send(sent, maxBodyBytes: limit)
-        }
-        if response.status == 304 { return nil }
-        guard (200..<300).contains(response.status) else {
-            throw TurnoutError.http(status: response.status, message: "GET \(url.absoluteString): HTTP \(response.status)")
-        }
-        guard response.body.count <= limit else {
-            throw TurnoutError.http(status: response.status,
-                                    message: "GET \(url.absoluteString): the body is larger than \(limit) bytes")
-        }
-        // A rejected config throws here: the ETag stays that of the config in
-        // force, so the next poll fetches the config again.
-        let report = try client.updateConfig(response.body)
-        setEtag(response.headers["etag"])
-        if report.hasChanges { onChange?(report) }
-        return report
-    }
-
-    /// Uploads every queued batch now; returns how many were delivered. A failed
-    /// upload is nacked (sent again later) and rethrown. Each upload is bounded
-    /// by `options.timeout`.
-    @discardableResult
-    public func flush() throws -> Int {
-        guard let url = eventsURL else { throw TurnoutError.state("this poller has no events URL") }
-        flushLock.lock()
-        defer { flushLock.unlock() }
-        var delivered = 0
-        while let batch = try client.takeBatch(maxEvents: options.maxEvents) {
-            var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData,
-                                     timeoutInterval: options.timeout)
-            request.httpMethod = "POST"
-            for (k, v) in options.headers { request.setValue(v, forHTTPHeaderField: k) }
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-            request.httpBody = batch.bytes
-            let sent = request
-            do {
-                let response = try exchange(request, config: false, fromLoop: false) { t in try t.send(sent) }
-                guard (200..<300).contains(response.status) else {
-                    throw TurnoutError.http(status: response.status,
-                                            message: "POST \(url.absoluteString): HTTP \(response.status)")
-                }
-            } catch {
-                try client.nack(batch.seq)
-                throw error
-            }
-            try client.ack(batch.seq)
-            delivered += 1
-        }
-        return delivered
-    }
-
-    /// Runs `call` with the transport on a worker thread and waits for it until
-    /// the deadline (`options.timeout`: a timeout error; the call is abandoned)
-    /// or, for the config request, `stop()` (`Stopped`).
-    private func exchange(_ request: URLRequest, config: Bool, fromLoop: Bool,
-                          _ call: @escaping @Sendable (HTTPTransport) throws -> HTTPResponse) throws -> HTTPResponse {
-        let pending = Pending()
-        if config {
-            wake.lock()
-            // stop() came between the loop's wake-up and this request.
-            let stopped = stopping && fromLoop
-            if !stopped { inflight = pending }
-            wake.unlock()
-            if stopped { throw Stopped() }
-        }
-        defer {
-            if config {
-                wake.lock()
-                if inflight === pending { inflight = nil }
-                wake.unlock()
-            }
-        }
-        let transport = self.transport
-        let deadline = Date().addingTimeInterval(options.timeout)
-        Thread.detachNewThread {
-            do {
-                let response = try call(transport)
-                pending.finish(.success(response))
-            } catch {
-                pending.finish(.failure(error))
-            }
-        }
-        guard let outcome = pending.wait(until: deadline) else {
-            let what = "\(request.httpMethod ?? "GET") \(request.url?.absoluteString ?? "?")"
-            throw TurnoutError.http(status: nil, message: timedOutMessage(what, options.timeout))
-        }
-        return try outcome.get()
-    }
-
-    private func setEtag(_ tag: String?) {
-        state.lock()
-        currentEtag = tag
-        state.unlock()
-    }
-
-    // MARK: the thread
-
-    /// Starts the background thread (the first poll happens at once).
-    public func start() {
-        wake.lock()
-        defer { wake.unlock() }
-        if running { return }
-        running = true
-        stopping = false
-        let done = DispatchSemaphore(value: 0)
-        finished = done
-        let thread = Thread { [self] in
-            self.run()
-            self.wake.lock()
-            self.running = false
-            self.wake.unlock()
-            done.signal()
-        }
-        thread.name = "turnout-poller"
-        thread.start()
-    }
-
-    /// Stops the thread and, with `flush`, uploads what is queued one last
-    /// time. A config request in progress is abandoned at once (not reported
-    /// as a failure); an upload in progress is waited for up to `timeout`
-    /// seconds (it ends by its own deadline anyway).
-    public func stop(flush: Bool = true, timeout: TimeInterval = 10) {
-        wake.lock()
-        stopping = true
-        wake.broadcast()
-        let done = finished
-        finished = nil
-        let current = inflight
-        wake.unlock()
-        current?.finish(.failure(Stopped()))
-        if let d = done { _ = d.wait(timeout: .now() + timeout) }
-        if flush, eventsURL != nil, !client.closed {
-            _ = attempt { _ = try self.flush() }
-        }
-    }
-
-    /// The delay before the next attempt after `failures` consecutive failures.
-    func delay(_ base: TimeInterval, failures: Int) -> TimeInterval {
-        var d = failures == 0 ? base : min(base * pow(2.0, Double(failures)), max(options.maxBackoff, base))
-        if options.jitter > 0 { d *= 1.0 + options.jitter * Double.random(in: -1.0...1.0) }
-        return d
-    }
-
-    /// Waits until `deadline` or `stop()`; true when stopping.
-    private func sleep(until deadline: Date) -> Bool {
-        wake.lock()
-        defer { wake.unlock() }
-        while !stopping && Date() < deadline { _ = wake.wait(until: deadline) }
-        return stopping
-    }
-
-    /// Runs one step; false when it failed (a rejected config is not a failure of the server).
-    private func attempt(_ step: () throws -> Void) -> Bool {
-        do {
-            try step()
-            return true
-        } catch is Stopped {
-            return true // stop() abandoned the request: not a failure
-        } catch let e as TurnoutError {
-            switch e {
-            case .config:
-                report(e)
-                return true
-            case .closed:
-                wake.lock()
-                stopping = true
-                wake.unlock()
-                return false
-            default:
-                report(e)
-                return false
-            }
-        } catch {
-            report(error)
-            return false
-        }
-    }
-
-    private func report(_ error: Error) {
-        onError?(error)
-    }
-
-    /// Runs one step, counts its failure (or resets the count) and returns when the next one is due.
-    private func step(_ work: () throws -> Void, failures: ReferenceWritableKeyPath<Poller, Int>,
-                      every base: TimeInterval) -> Date {
-        let ok = attempt(work)
-        state.lock()
-        self[keyPath: failures] = ok ? 0 : self[keyPath: failures] + 1
-        let n = self[keyPath: failures]
-        state.unlock()
-        return Date().addingTimeInterval(delay(base, failures: n))
-    }
-
-    private func run() {
-        let interval = options.interval
-        let flushInterval = options.flushInterval ?? options.interval
-        var nextConfig = configURL != nil ? Date() : Date.distantFuture
-        var nextFlush = eventsURL != nil ? Date().addingTimeInterval(flushInterval) : Date.distantFuture
-        while !sleep(until: min(nextConfig, nextFlush)) {
-            let now = Date()
-            if now >= nextConfig {
-                nextConfig = step({ _ = try self.poll(fromLoop: true) }, failures: \Poller.configFailures, every: interval)
-            }
-            if now >= nextFlush {
-                nextFlush = step({ _ = try self.flush() }, failures: \Poller.flushFailures, every: flushInterval)
-            }
-        }
-    }
-}
+/// The generated machine and its actions, for the tests' conformance runner (`@testable import Turnout`).
+typealias NativeSyncMachine = TurnoutFFI.SyncMachine
+typealias NativeSyncAction = TurnoutFFI.SyncAction
 
 extension Client {
-    /// A `Poller` for this client (not started).
+    /// A `Poller` for this client (not started). Throws `TurnoutError.options` for options the machine refuses.
     public func poller(configURL: URL?, eventsURL: URL? = nil, options: Poller.Options = Poller.Options(),
-                       onChange: ((UpdateReport) -> Void)? = nil, onError: ((Error) -> Void)? = nil) -> Poller {
-        Poller(client: self, configURL: configURL, eventsURL: eventsURL, options: options, onChange: onChange,
-               onError: onError)
+                       onChange: ((UpdateReport) -> Void)? = nil, onError: ((Error) -> Void)? = nil,
+                       onNotice: ((SyncNotice) -> Void)? = nil) throws -> Poller {
+        try Poller(client: self, configURL: configURL, eventsURL: eventsURL, options: options, onChange: onChange,
+                   onError: onError, onNotice: onNotice)
     }
 }

@@ -95,6 +95,25 @@ final class ConformanceTests: XCTestCase {
         }
     }
 
+    /// The host protocol's scripts (docs/sync.md section 10), one case per script, through the
+    /// generated `SyncMachine` (the one the poller drives; `NativeSyncMachine` in the facade).
+    func testSyncVectors() throws {
+        let files = try indexFiles("sync")
+        XCTAssertGreaterThanOrEqual(files.count, 1)
+        for path in files {
+            let doc = try loadJSON(conformanceDir.appendingPathComponent(path))
+            guard case .array(let scripts)? = doc["scripts"] else { return XCTFail("\(path): not a sync vector file") }
+            var failures: [String] = []
+            for script in scripts {
+                do { try runSyncScript(script) } catch { failures.append("\(error)") }
+            }
+            let passed = scripts.count - failures.count
+            ConformanceResults.shared.record(path, passed: passed, failed: failures.count)
+            XCTAssertEqual(passed, scripts.count, "\(path): \(failures.joined(separator: "\n"))")
+            print("\(path): \(passed) passed, \(failures.count) failed")
+        }
+    }
+
     private func decodedEvents(_ v: JSONValue) -> [JSONValue] {
         if case .array(let a)? = v["events"] { return a }
         return []
@@ -112,4 +131,101 @@ func dataFromHex(_ hex: String) -> Data {
         if let byte = UInt8(String([a, b]), radix: 16) { out.append(byte) }
     }
     return out
+}
+
+/// A sync script that did not run as written.
+struct SyncScriptFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+private func text(_ v: JSONValue?) -> String? {
+    if case .string(let s)? = v { return s }
+    return nil
+}
+
+/// An action in the vectors' JSON form (upload bytes left out).
+func syncActionJSON(_ a: NativeSyncAction) -> JSONValue {
+    let str = { (s: String?) -> JSONValue in s.map { .string($0) } ?? .null }
+    switch a.kind {
+    case .fetch:
+        return .object(["action": .string("fetch"), "url": str(a.url), "etag": str(a.etag),
+                        "timeoutMs": .int(Int64(a.timeoutMs)), "maxBytes": .int(Int64(a.maxBytes))])
+    case .upload:
+        return .object(["action": .string("upload"), "url": str(a.url), "seq": .int(Int64(a.seq)),
+                        "events": .int(Int64(a.events)), "timeoutMs": .int(Int64(a.timeoutMs))])
+    case .wait:
+        return .object(["action": .string("wait"), "ms": .int(Int64(a.waitMs))])
+    case .stop:
+        return .object(["action": .string("stop")])
+    }
+}
+
+/// Runs one script of docs/sync.md section 10 (the Rust interpreter, core/src/sync/script.rs,
+/// is the reference); throws at the first step that differs.
+func runSyncScript(_ script: JSONValue) throws {
+    let name = text(script["name"]) ?? "?"
+    func fail(_ i: Int, _ m: String) -> SyncScriptFailure { SyncScriptFailure(description: "\(name): step \(i): \(m)") }
+    // The client options the scripts use, mapped onto ClientOptions (anything else is refused).
+    var options = ClientOptions()
+    guard case .object(let co)? = script["clientOptions"] else { throw SyncScriptFailure(description: "\(name): clientOptions") }
+    for (key, value) in co {
+        switch key {
+        case "service": options.service = text(value)
+        case "clientId": options.clientId = text(value)
+        case "fixedTimeMs": options.fixedTimeMs = value.int64Value
+        case "maxConfigBytes": options.maxConfigBytes = value.int64Value.map { UInt64($0) }
+        case "maxQueue": options.maxQueue = value.int64Value.map { UInt64($0) }
+        case "maxUnackedBatches": options.maxUnackedBatches = value.int64Value.map { UInt64($0) }
+        default: throw SyncScriptFailure(description: "\(name): clientOptions.\(key) is not mapped by this runner")
+        }
+    }
+    let client: Client
+    if let boot = script["bootstrap"], boot != .null {
+        client = try Client(config: Data(try boot.jsonText().utf8), options: options)
+    } else {
+        client = try Client(options: options)
+    }
+    let sync = try mapErrors { try NativeSyncMachine(client: client.native, optionsJson: try (script["options"] ?? .null).jsonText()) }
+    guard case .array(let steps)? = script["steps"] else { throw SyncScriptFailure(description: "\(name): no steps") }
+    for (i, step) in steps.enumerated() {
+        guard case .object(let o) = step, let at = o["at"]?.int64Value, let operation = o.first(where: { $0.key != "at" })
+        else { throw fail(i, "not a step") }
+        let (op, want) = (operation.key, operation.value)
+        if let fixed = options.fixedTimeMs { try client.setTimeMs(fixed + at) }
+        let now = UInt64(at)
+        var got: JSONValue?
+        switch op {
+        case "next": got = syncActionJSON(sync.next(nowMs: now))
+        case "notices": got = try JSONValue.parse(sync.takeNoticesJson())
+        case "state":
+            guard case .object(let fields) = want else { throw fail(i, "`state` must be an object") }
+            let full = try JSONValue.parse(sync.stateJson())
+            got = .object(Dictionary(uniqueKeysWithValues: fields.keys.map { ($0, full[$0] ?? .null) }))
+        case "fetched":
+            var body = Data()
+            if let b = want["body"], b != .null {
+                body = Data(try b.jsonText().utf8)
+            } else if let t = text(want["bodyText"]) {
+                body = Data(t.utf8)
+            }
+            sync.onFetch(nowMs: now, status: UInt16(clamping: want["status"]?.int64Value ?? 0), etag: text(want["etag"]),
+                         retryAfter: text(want["retryAfter"]), body: body, failure: text(want["failure"]),
+                         message: text(want["message"]) ?? "")
+        case "uploaded":
+            guard let seq = want["seq"]?.int64Value else { throw fail(i, "`uploaded` needs a seq") }
+            sync.onUpload(nowMs: now, seq: UInt64(seq), status: UInt16(clamping: want["status"]?.int64Value ?? 0),
+                          retryAfter: text(want["retryAfter"]), failure: text(want["failure"]),
+                          message: text(want["message"]) ?? "")
+        case "track":
+            try client.track(text(want["name"]) ?? "event", value: want["value"]?.doubleValue ?? 1, facets: Facets())
+        case "pollNow": sync.pollNow()
+        case "flushNow": sync.flushNow()
+        case "stop":
+            if case .bool(let flush)? = want["flush"] { sync.stop(flush: flush) } else { sync.stop(flush: true) }
+        default: throw fail(i, "unknown operation `\(op)`")
+        }
+        if let g = got, !g.sameJSON(want) {
+            throw fail(i, "`\(op)`: expected \(want), got \(g)")
+        }
+    }
 }

@@ -138,6 +138,25 @@ data class UpdateReport(
 
     internal companion object {
         fun of(r: FfiUpdateReport) = UpdateReport(r.version, r.added, r.removed, r.changed, r.rejected, r.warnings)
+
+        /**
+         * The report of a sync's `applied` notice (the core's JSON form, read by
+         * [dev.turnout.internal.JsonReader]), with its rejected documents and warnings in the
+         * lines of [of]: `document: field: message`, a document's problems joined by `; `.
+         */
+        fun of(m: Map<*, *>): UpdateReport {
+            fun names(key: String) = (m[key] as List<*>).map { it as String }
+
+            fun problem(p: Any?) = (p as Map<*, *>).let { listOf(it["document"], it["field"], it["message"]) }.filter { it != "" }.joinToString(": ")
+            val rejected =
+                (m["rejected"] as List<*>).map { r ->
+                    r as Map<*, *>
+                    val kept = if (r["kill_switch"] == true) " (kill switch honoured)" else if (r["kept_last_good"] == true) " (last good version kept)" else ""
+                    (r["problems"] as List<*>).joinToString("; ", transform = ::problem) + kept
+                }
+            val warnings = (m["warnings"] as List<*>).map(::problem)
+            return UpdateReport(m["version"] as Long?, names("added"), names("removed"), names("changed"), rejected, warnings)
+        }
     }
 }
 
