@@ -434,7 +434,7 @@ test('fault injection: each fault leaves the last good config answering, is logg
   const ticker = setInterval(() => client.track('tick', 1, { n: tracked++ % 3 }), 3);
   cleanup.push(() => clearInterval(ticker));
   server.setConfig(withDefault(41), '"c41"');
-  await fetch(`${server.url}/warm-up`); // Node loads its fetch on first use: not within the first deadline
+  await (await fetch(`${server.url}/warm-up`)).arrayBuffer(); // Node loads fetch on first use: not in a deadline
   await client.start({
     configUrl: `${server.url}/config`,
     eventsUrl: `${server.url}/events`,
