@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 
 use js_sys::{Array, Function, Object, Reflect};
+use turnout_core::sync::SyncError;
 use turnout_core::{ConfigError, DecodeError, FacetError, HostError, Problem};
 use wasm_bindgen::JsValue;
 
@@ -58,6 +59,12 @@ impl From<FacetError> for WasmError {
     fn from(e: FacetError) -> Self {
         let code = if matches!(e, FacetError::Limit(_)) { LIMIT } else { "INVALID_FACETS" };
         WasmError { code, message: e.to_string(), problems: Vec::new() }
+    }
+}
+
+impl From<SyncError> for WasmError {
+    fn from(e: SyncError) -> Self {
+        WasmError { code: e.kind().code(), message: e.to_string(), problems: Vec::new() }
     }
 }
 

@@ -24,6 +24,7 @@
 mod decision;
 mod error;
 mod facets;
+mod sync;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ pub use decision::{last_choice, last_experiment, last_json, last_label, last_num
 pub use facets::{
     facet_key, facets_bigint, facets_bool, facets_clear, facets_int64_text, facets_number, facets_string,
 };
+pub use sync::WasmSync;
 
 /// Registers the facade's error class: every error thrown by this module is
 /// `new Class(message, code, problems)`.
@@ -182,6 +184,13 @@ impl WasmClient {
             }
             None => Err(WasmError::usage("setNow needs a client created with fixedTimeMs").into()),
         }
+    }
+}
+
+impl WasmClient {
+    /// The engine's client (for [`WasmSync`]).
+    pub(crate) fn core(&self) -> &turnout_core::Client {
+        &self.client
     }
 }
 

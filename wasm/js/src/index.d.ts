@@ -100,21 +100,41 @@ export type TurnoutErrorCode =
    */
   | 'LIMIT_EXCEEDED'
   | 'CLOSED'
+  /** The poller (docs/sync.md section 8): no HTTP response (refused, reset, DNS, TLS). */
   | 'NETWORK'
+  /** The poller: a status the protocol counts as a failure (`status` says which). */
   | 'HTTP'
+  /** The poller: no complete response within `timeoutMs` (connect, headers and body together). */
   | 'TIMEOUT'
-  | 'TOO_LARGE';
+  /** The poller: a config body over `maxConfigBytes`. */
+  | 'TOO_LARGE'
+  /** The poller: a body that ended before its Content-Length, or a cut chunked body. */
+  | 'INCOMPLETE'
+  /** The poller: a request abandoned to stop (a debug log line; never an `'error'` event). */
+  | 'ABORTED';
 
 /** The one error type this package throws (and emits as `'error'`). */
 export class TurnoutError extends Error {
-  constructor(message: string, code: TurnoutErrorCode, problems?: Problem[], extra?: { cause?: unknown; status?: number });
+  constructor(
+    message: string,
+    code: TurnoutErrorCode,
+    problems?: Problem[],
+    extra?: { cause?: unknown; status?: number; channel?: 'config' | 'events'; repeat?: boolean },
+  );
   readonly name: 'TurnoutError';
   /** A stable code. */
   readonly code: TurnoutErrorCode;
-  /** For `INVALID_CONFIG` (and `LIMIT_EXCEEDED` from a config): every problem, with document and field. */
+  /**
+   * For `INVALID_CONFIG` (and `LIMIT_EXCEEDED` from a config) thrown by `updateConfig` / `validate`: every
+   * problem, with document and field. Empty on the poller's `'error'` events (the message lists them).
+   */
   readonly problems: Problem[];
-  /** For `HTTP`: the response status. */
+  /** For `HTTP` (and a config the server served and the engine rejected: 200): the response status. */
   readonly status?: number;
+  /** Poller errors: which side failed, config sync or event upload. */
+  readonly channel?: 'config' | 'events';
+  /** Poller errors: the same fault as the previous error of this channel (it was logged once already). */
+  readonly repeat?: boolean;
 }
 
 export type Source = 'experiment' | 'rollout' | 'default' | 'fallback';
@@ -208,6 +228,18 @@ export interface TrackingStats {
   retrying: number;
 }
 
+/** Where log lines go: `console` (the default), or any object with these methods (pino, winston, ...). */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * `client.start()` options. The engine's host protocol (docs/sync.md) decides every poll and upload;
+ * `intervalMs` ... `staleAfterPolls` are its options (`intervalMs` is its `pollIntervalMs`).
+ */
 export interface StartOptions {
   /** Where the config is fetched from (GET, with If-None-Match). */
   configUrl?: string | URL;
@@ -217,16 +249,22 @@ export interface StartOptions {
   intervalMs?: number;
   /** Event upload interval (default: `intervalMs`). */
   flushIntervalMs?: number;
-  /** Longest delay after repeated failures (default 300,000 ms). */
+  /** Longest delay after repeated failures (default 300,000 ms; never below an interval). */
   maxBackoffMs?: number;
   /**
    * The one deadline of each request (default 10,000 ms): connect, headers and the whole body
    * together. When it passes the request is aborted and the attempt fails with code `TIMEOUT`.
    */
   timeoutMs?: number;
+  /** Every delay is spread over +-`jitter` of itself, in [0, 1) (default 0.1). */
+  jitter?: number;
+  /** Seed of the jitter (default: a random one). */
+  seed?: number;
+  /** Polls without a confirmed config before the client is stale (a `'stale'` notice; default 5). */
+  staleAfterPolls?: number;
   /**
-   * The largest config body read (default 16 MiB, the engine's limit); a larger one fails with
-   * code `TOO_LARGE` (from Content-Length before reading, else as soon as the limit is passed).
+   * The largest config body read (default: the client's `maxConfigBytes`, 16 MiB); a larger one fails
+   * with code `TOO_LARGE` (from Content-Length before reading, else as soon as the limit is passed).
    */
   maxConfigBytes?: number;
   /** Events per uploaded batch (default 1,000). */
@@ -237,6 +275,110 @@ export interface StartOptions {
   fetch?: typeof fetch;
   /** In browsers, send queued events with navigator.sendBeacon on pagehide / hidden (default true). */
   beacon?: boolean;
+  /**
+   * The least level logged (default `'info'`): errors and staleness are `warn` (each fault once, however
+   * long it lasts), a dropped batch `error`, readiness, recoveries and config changes `info`.
+   */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Where log lines go (default `console`; `null`: nowhere). */
+  logger?: Logger | null;
+}
+
+/** Options of a {@link Sync} (docs/sync.md section 2); one of the URLs is required. */
+export interface SyncOptions {
+  configUrl?: string;
+  eventsUrl?: string;
+  /** Default 30,000. */
+  pollIntervalMs?: number;
+  /** Default: `pollIntervalMs`. */
+  flushIntervalMs?: number;
+  /** Default 300,000. */
+  maxBackoffMs?: number;
+  /** Default 10,000. */
+  timeoutMs?: number;
+  /** In [0, 1); default 0.1. */
+  jitter?: number;
+  /** Default 0. */
+  seed?: number;
+  /** Default 1,000. */
+  maxBatchEvents?: number;
+  /** Default 5. */
+  staleAfterPolls?: number;
+}
+
+/** What the host does next (docs/sync.md section 1). */
+export type SyncAction =
+  | { action: 'fetch'; url: string; etag: string | null; timeoutMs: number; maxBytes: number }
+  | { action: 'upload'; url: string; seq: number; events: number; timeoutMs: number; bytes: Uint8Array }
+  | { action: 'wait'; ms: number }
+  | { action: 'stop' };
+
+/** The codes of a request that got no usable response. */
+export type SyncFailure = 'NETWORK' | 'TIMEOUT' | 'TOO_LARGE' | 'INCOMPLETE' | 'ABORTED';
+
+/** What a request gave: a complete response, or a failure. */
+export type SyncOutcome =
+  | { status: number; etag?: string | null; retryAfter?: string | null; body?: Uint8Array | string }
+  | { failure: SyncFailure; message?: string };
+
+/** Something the host should tell its user (docs/sync.md section 7); `'notice'` listeners get every one. */
+export type SyncNotice =
+  | { notice: 'ready' }
+  | { notice: 'applied'; report: UpdateReport; etag: string | null }
+  | {
+      notice: 'error';
+      channel: 'config' | 'events';
+      kind: TurnoutErrorCode;
+      status: number | null;
+      message: string;
+      /** The same fault as the channel's previous error: logged once already. */
+      repeat: boolean;
+    }
+  | { notice: 'recovered'; channel: 'config' | 'events'; failures: number }
+  | { notice: 'stale'; sinceMs: number }
+  | { notice: 'fresh' }
+  | { notice: 'dropped'; seq: number; events: number; status: number };
+
+/** The state of a {@link Sync}. */
+export interface SyncState {
+  ready: boolean;
+  stale: boolean;
+  etag: string | null;
+  rejectedEtag: string | null;
+  configFailures: number;
+  uploadFailures: number;
+  nextFetchMs: number | null;
+  nextFlushMs: number | null;
+  batchesAcked: number;
+  batchesDropped: number;
+  stopped: boolean;
+}
+
+/**
+ * The engine's host protocol for one client, without I/O (docs/sync.md): `client.start()` drives one
+ * with `fetch` and timers; use it directly to bring your own HTTP. Its notices also reach the client's
+ * listeners (`'update'`, `'error'`, `'notice'`).
+ */
+export class Sync {
+  /** Throws `INVALID_OPTIONS` for bad options. */
+  constructor(client: Client, options: SyncOptions);
+  /** The next action at host time `nowMs` (any monotonic milliseconds). */
+  next(nowMs: number): SyncAction;
+  /** Reports the last fetch. */
+  onFetch(nowMs: number, outcome: SyncOutcome): void;
+  /** Reports the upload of batch `seq`. */
+  onUpload(nowMs: number, seq: number, outcome: SyncOutcome): void;
+  /** Makes a config fetch due now. */
+  pollNow(): void;
+  /** Makes an upload round due now. */
+  flushNow(): void;
+  /** Stops; with `flush` (default false), queued batches are uploaded first (one attempt each). */
+  stop(flush?: boolean): void;
+  /** What happened since the last call, oldest first. */
+  takeNotices(): SyncNotice[];
+  state(): SyncState;
+  /** Frees the machine now (otherwise the garbage collector does). */
+  free(): void;
 }
 
 export interface Explanation {
@@ -292,16 +434,25 @@ export class Client {
   setNow(ms: number): void;
   /** Listens to config updates that changed something; returns a function that removes the listener. */
   on(type: 'update', listener: (report: UpdateReport) => void): () => void;
-  /** Listens to poller failures (network, HTTP, timeouts, bodies over the limit, rejected configs). */
+  /**
+   * Listens to poller failures (network, HTTP, timeouts, bodies over the limit or cut short, rejected
+   * configs), every attempt: `repeat` marks a fault already reported (and logged once).
+   */
   on(type: 'error', listener: (error: TurnoutError) => void): () => void;
-  off(type: 'update' | 'error', listener: (...args: any[]) => void): void;
+  /** Listens to every notice of the sync (docs/sync.md section 7). */
+  on(type: 'notice', listener: (notice: SyncNotice) => void): () => void;
+  off(type: 'update' | 'error' | 'notice', listener: (...args: any[]) => void): void;
+  /** Resolves to `true` once a config is in force, or `false` after `timeoutMs` (default: no limit). */
+  ready(timeoutMs?: number): Promise<boolean>;
   /** Starts polling and uploading; resolves after the first config poll. */
   start(options: StartOptions): Promise<void>;
+  /** Fetches the config now (after `start({configUrl})`). */
+  pollNow(): void;
   /** Stops polling; a config request in progress is aborted. */
   stop(): Promise<void>;
   /** Uploads every queued event now. */
   flush(): Promise<{ sent: number; failed: boolean }>;
-  /** Stops polling, uploads what is queued, frees the client. */
+  /** Stops polling, uploads what is queued (one attempt per batch), frees the client. */
   close(): Promise<void>;
   /** Frees the client now (queued events are lost). */
   free(): void;

@@ -7,10 +7,11 @@
 // Boundary rules (see wasm/src/lib.rs): the hot call `ctx.getNumber(variable,
 // default)` goes straight to the wasm-bindgen class `Context` with two handles
 // and a number; facets cross one value at a time by key id; full decisions
-// come back as a packed code plus lazy reads.
+// come back as a packed code plus lazy reads; the host protocol (`Sync`,
+// wasm/src/sync.rs) returns an action's kind and is read field by field.
 
 import * as w from './wasm/turnout_wasm.js';
-import { Context, Variable, WasmClient } from './wasm/turnout_wasm.js';
+import { Context, Variable, WasmClient, WasmSync } from './wasm/turnout_wasm.js';
 import { Poller } from './poller.js';
 
 /** The package version (the engine crate has the same one; see `engineInfo()`). */
@@ -24,22 +25,26 @@ export { Context, Variable };
  * `INVALID_ARGUMENT`, `INVALID_BATCH`, `NOT_A_BATCH`, `BATCH_VERSION`,
  * `BATCH_CHECKSUM`, `BATCH_MALFORMED`, `LIMIT_EXCEEDED` (a limit on hostile input:
  * config size, depth or expanded constraints, a batch's decoded size; the message
- * names it), `CLOSED`, and from the poller `NETWORK`, `HTTP`, `TIMEOUT` (a request
- * passed `timeoutMs`), `TOO_LARGE` (a config body over `maxConfigBytes`).
+ * names it), `CLOSED`, and from the poller (docs/sync.md section 8) `NETWORK`,
+ * `HTTP` (with `status`), `TIMEOUT` (a request passed `timeoutMs`), `TOO_LARGE`
+ * (a config body over `maxConfigBytes`), `INCOMPLETE` (a body cut short),
+ * `ABORTED`, and `INVALID_CONFIG` / `LIMIT_EXCEEDED` for a config the server
+ * served and the engine rejected. Poller errors also carry `channel`
+ * (`'config'` or `'events'`) and `repeat` (the same fault as the previous one).
  */
 export class TurnoutError extends Error {
   /**
    * @param {string} message
    * @param {string} code
    * @param {Array<{document: string, field: string, message: string}>} [problems]
-   * @param {{cause?: unknown, status?: number}} [extra]
+   * @param {{cause?: unknown, status?: number, channel?: string, repeat?: boolean}} [extra]
    */
   constructor(message, code, problems = [], extra = undefined) {
     super(message, extra && 'cause' in extra ? { cause: extra.cause } : undefined);
     this.name = 'TurnoutError';
     this.code = code;
     this.problems = problems;
-    if (extra && extra.status !== undefined) this.status = extra.status;
+    for (const k of ['status', 'channel', 'repeat']) if (extra?.[k] != null) this[k] = extra[k];
   }
 }
 
@@ -278,6 +283,8 @@ Object.defineProperties(Context.prototype, {
 const ENCODER = new TextEncoder();
 const IS_NODE = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 const MAX_CACHED_VARIABLES = 10000;
+/** The hook through which a `Sync` reaches its client (module-private). */
+const SYNC_HOOK = Symbol('turnout.sync');
 
 function configBytes(config) {
   if (config instanceof Uint8Array) return config;
@@ -324,8 +331,11 @@ export class Client {
   #vars = new Map();
   /** Bumped by every config update (labels belong to one config). */
   #generation = 0;
-  #listeners = { update: new Set(), error: new Set() };
+  #listeners = { update: new Set(), error: new Set(), notice: new Set() };
   #poller = null;
+  /** A config is in force (bootstrap, updateConfig or the poller); `#readyWaiters` wake when it is. */
+  #ready = false;
+  #readyWaiters = new Set();
 
   /**
    * @param {object} [options] `config` (string, object or Uint8Array: the
@@ -394,11 +404,71 @@ export class Client {
    */
   updateConfig(config) {
     const report = JSON.parse(this.#client().updateConfig(configBytes(config)));
+    this.#installed(report);
+    this.#becomeReady();
+    return report;
+  }
+
+  /** A config was installed (here or by the sync): labels are re-read; `'update'` when something changed. */
+  #installed(report) {
     this.#generation++;
     if (report.added.length || report.removed.length || report.changed.length || report.rejected.length) {
       this.emit('update', report);
     }
-    return report;
+  }
+
+  #becomeReady() {
+    this.#ready = true;
+    for (const w of this.#readyWaiters) w(true);
+    this.#readyWaiters.clear();
+  }
+
+  /**
+   * A notice of this client's sync (docs/sync.md section 7): `'notice'`
+   * listeners get every one; an installed config is an `'update'`, a failure
+   * an `'error'` (a request the poller abandoned to stop is not one).
+   */
+  #notice(n) {
+    if (n.notice === 'applied') {
+      // The facade's UpdateReport: rejected documents in camelCase, as updateConfig returns them.
+      const rejected = n.report.rejected.map((r) => ({
+        problems: r.problems,
+        keptLastGood: r.kept_last_good,
+        killSwitch: r.kill_switch,
+      }));
+      const report = { ...n.report, rejected };
+      n = { ...n, report };
+      this.#installed(report);
+    } else if (n.notice === 'ready') this.#becomeReady();
+    else if (n.notice === 'error' && n.kind !== 'ABORTED') {
+      const extra = { status: n.status, channel: n.channel, repeat: n.repeat };
+      this.emit('error', new TurnoutError(n.message, n.kind, [], extra));
+    }
+    this.emit('notice', n);
+    return n;
+  }
+
+  /** @internal What a `Sync` needs of its client. */
+  [SYNC_HOOK]() {
+    return { raw: this.#client(), notice: (n) => this.#notice(n) };
+  }
+
+  /**
+   * Resolves to `true` once a config is in force (the bootstrap, an
+   * `updateConfig`, or the first config the poller installed), or to `false`
+   * after `timeoutMs` (default: no limit) without one.
+   */
+  ready(timeoutMs = Infinity) {
+    if (this.#ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok) => {
+        clearTimeout(timer);
+        this.#readyWaiters.delete(done);
+        resolve(ok);
+      };
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(done, Math.max(0, timeoutMs), false) : undefined;
+      this.#readyWaiters.add(done);
+    });
   }
 
   /** Checks a config strictly without installing it: the report an update would give, or a TurnoutError. */
@@ -498,12 +568,16 @@ export class Client {
 
   /**
    * Listens to `'update'` (an installed config changed something; the
-   * listener gets the report) or `'error'` (the poller failed; the listener gets a TurnoutError).
+   * listener gets the report), `'error'` (the poller failed; the listener
+   * gets a TurnoutError, every time: `repeat` tells a fault already reported)
+   * or `'notice'` (every notice of the sync, docs/sync.md section 7).
    * Returns a function that removes the listener.
    */
   on(type, listener) {
     const set = this.#listeners[type];
-    if (set === undefined) throw new TurnoutError(`unknown event type ${type}; use 'update' or 'error'`, 'INVALID_ARGUMENT');
+    if (set === undefined) {
+      throw new TurnoutError(`unknown event type ${type}; use 'update', 'error' or 'notice'`, 'INVALID_ARGUMENT');
+    }
     if (typeof listener !== 'function') throw new TurnoutError('listener must be a function', 'INVALID_ARGUMENT');
     set.add(listener);
     return () => set.delete(listener);
@@ -528,17 +602,18 @@ export class Client {
   }
 
   /**
-   * Starts polling `configUrl` (ETag / If-None-Match, backoff on failure)
-   * and uploading events to `eventsUrl`. Resolves after the first config
-   * poll (success or not: failures are `'error'` events). Each request has
-   * one deadline, `timeoutMs` (connect, headers and body); a config body is
-   * read up to `maxConfigBytes`; the ETag is kept only for a complete body
-   * the engine accepted (see poller.js).
+   * Starts polling `configUrl` and uploading events to `eventsUrl`, by the
+   * engine's host protocol (docs/sync.md: ETag / If-None-Match, backoff with
+   * jitter and Retry-After, the rejected-config rule, staleness). Resolves
+   * after the first config poll (success or not: failures are `'error'`
+   * events, and logged once through `logger` at `logLevel`). Each request
+   * has one deadline, `timeoutMs` (connect, headers and body); a config
+   * body is read up to `maxConfigBytes` (see poller.js).
    */
   start(options) {
     this.#client();
     if (this.#poller !== null) throw new TurnoutError('the client is already started', 'INVALID_ARGUMENT');
-    this.#poller = new Poller(this, options, TurnoutError);
+    this.#poller = new Poller(this, options, (o) => new Sync(this, o), TurnoutError);
     return this.#poller.start();
   }
 
@@ -546,7 +621,12 @@ export class Client {
   async stop() {
     const p = this.#poller;
     this.#poller = null;
-    if (p !== null) await p.stop();
+    if (p !== null) await p.stop(false);
+  }
+
+  /** Fetches the config now (needs `start({configUrl})`); failures are `'error'` events. */
+  pollNow() {
+    this.#poller?.pollNow();
   }
 
   /** Uploads every queued event now (needs `start({eventsUrl})`). Resolves to `{sent, failed}`. */
@@ -555,21 +635,18 @@ export class Client {
     return this.#poller.flush();
   }
 
-  /** Stops polling, uploads what is queued, and frees the client. */
+  /** Stops polling, uploads what is queued (one attempt per batch), and frees the client. */
   async close() {
     const p = this.#poller;
     this.#poller = null;
-    if (p !== null) {
-      await p.stop();
-      await p.flush();
-    }
+    if (p !== null) await p.stop(true);
     this.free();
   }
 
   /** Frees the engine client at once (pending events are lost; see `close()`). Safe to call twice. */
   free() {
     if (this.#poller !== null) {
-      this.#poller.stop();
+      this.#poller.stop(false);
       this.#poller = null;
     }
     this.#dropVariables();
@@ -587,6 +664,109 @@ export class Client {
   /** `await using client = new Client(...)` closes it (with a final flush). */
   [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
     return this.close();
+  }
+}
+
+// ---- sync ---------------------------------------------------------------------
+
+const ACTIONS = ['wait', 'fetch', 'upload', 'stop'];
+
+/**
+ * The engine's host protocol for one client (docs/sync.md), sans I/O: it
+ * says what to do next (`next(nowMs)`: fetch the config, upload a batch,
+ * wait, stop) and digests what happened (`onFetch`, `onUpload`). `start()`
+ * drives one with `fetch` and timers; use it directly to bring your own HTTP.
+ * Its notices also reach the client's listeners (`'update'`, `'error'`, `'notice'`).
+ */
+export class Sync {
+  #raw;
+  #notice;
+
+  /**
+   * `options` as docs/sync.md section 2 (`configUrl`, `eventsUrl`,
+   * `pollIntervalMs`, ...); bad ones throw `INVALID_OPTIONS`.
+   */
+  constructor(client, options = {}) {
+    if (!(client instanceof Client)) {
+      throw new TurnoutError('new Sync(client, options) takes a Client', 'INVALID_ARGUMENT');
+    }
+    const { raw, notice } = client[SYNC_HOOK]();
+    this.#raw = new WasmSync(raw, JSON.stringify(options));
+    this.#notice = notice;
+  }
+
+  /**
+   * The next action at `nowMs` (monotonic ms): `{action: 'fetch', url, etag,
+   * timeoutMs, maxBytes}`, `{action: 'upload', url, seq, events, timeoutMs,
+   * bytes}`, `{action: 'wait', ms}` or `{action: 'stop'}`.
+   */
+  next(nowMs) {
+    const s = this.#raw;
+    const action = ACTIONS[s.next(nowMs)];
+    switch (action) {
+      case 'wait':
+        return { action, ms: s.waitMs };
+      case 'fetch':
+        return { action, url: s.url, etag: s.etag ?? null, timeoutMs: s.timeoutMs, maxBytes: s.maxBytes };
+      case 'upload':
+        return { action, url: s.url, seq: s.seq, events: s.events, timeoutMs: s.timeoutMs, bytes: s.takeBytes() };
+      default:
+        return { action };
+    }
+  }
+
+  /**
+   * Reports the last fetch: `{status, etag, retryAfter, body}` (body: a
+   * Uint8Array or a string) or `{failure, message}` (failure: `NETWORK`,
+   * `TIMEOUT`, `TOO_LARGE`, `INCOMPLETE` or `ABORTED`).
+   */
+  onFetch(nowMs, o) {
+    const body = typeof o.body === 'string' ? ENCODER.encode(o.body) : (o.body ?? new Uint8Array(0));
+    const { status = 0, etag, retryAfter, failure, message = '' } = o;
+    this.#raw.onFetch(nowMs, status, etag ?? undefined, retryAfter ?? undefined, body, failure ?? undefined, message);
+  }
+
+  /** Reports the upload of batch `seq`: `{status, retryAfter}` or `{failure, message}`. */
+  onUpload(nowMs, seq, o) {
+    this.#raw.onUpload(nowMs, seq, o.status ?? 0, o.retryAfter ?? undefined, o.failure ?? undefined, o.message ?? '');
+  }
+
+  /** Makes a config fetch due now. */
+  pollNow() {
+    this.#raw.pollNow();
+  }
+
+  /** Makes an upload round due now. */
+  flushNow() {
+    this.#raw.flushNow();
+  }
+
+  /** Stops; with `flush`, queued batches are uploaded first (one attempt each). */
+  stop(flush = false) {
+    this.#raw.stop(flush);
+  }
+
+  /**
+   * What happened since the last call, oldest first (docs/sync.md section 7); each also
+   * reaches the client's listeners.
+   */
+  takeNotices() {
+    const text = this.#raw.takeNoticesJson();
+    return text === '[]' ? [] : JSON.parse(text).map(this.#notice);
+  }
+
+  /**
+   * `{ready, stale, etag, rejectedEtag, configFailures, uploadFailures,
+   * nextFetchMs, nextFlushMs, batchesAcked, batchesDropped, stopped}`.
+   */
+  state() {
+    return JSON.parse(this.#raw.stateJson());
+  }
+
+  /** Frees the machine now (otherwise the garbage collector does). Safe to call twice. */
+  free() {
+    this.#raw?.free();
+    this.#raw = null;
   }
 }
 

@@ -1,7 +1,8 @@
 // Every conformance vector file (tests/conformance/index.json) through the
 // built package in Node: decisions (one-shot, prepared, typed getters, ids
-// beyond 2^53 as BigInt, {$int64} and decimal strings) and event batches
-// (bytes identical to Rust's, exact decode, corrupted batches rejected).
+// beyond 2^53 as BigInt, {$int64} and decimal strings), event batches
+// (bytes identical to Rust's, exact decode, corrupted batches rejected) and
+// the host protocol's scripts (docs/sync.md section 10, through `Sync`).
 // Writes target/conformance/node.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, TurnoutError, decodeBatch } from '../../pkg/node.js';
+import { Client, Sync, TurnoutError, decodeBatch } from '../../pkg/node.js';
 import { ROOT } from './support/paths.mjs';
 
 const SEED = readFileSync(path.join(ROOT, 'examples/configs/seed-rollout.json'), 'utf8');
@@ -145,6 +145,8 @@ test('a config change on the server is picked up, and 304 keeps the config', asy
   assert.deepEqual([killed.source, killed.reason], ['fallback', 'DISABLED']);
   assert.deepEqual(errors, []);
   await client.stop();
+  // A request in flight when stop() was called is aborted, but a loaded server may still log it late.
+  await new Promise((r) => setTimeout(r, 50));
   const n = server.configRequests.length;
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(server.configRequests.length, n, 'no poll after stop()');
@@ -186,7 +188,8 @@ test('a rejected config from the server is an error event; the old config stays'
   assert.equal(updates.length, 0);
   assert.ok(errors.length >= 1);
   assert.equal(errors[0].code, 'INVALID_CONFIG');
-  assert.ok(errors[0].problems.length > 0);
+  // The sync's notice carries the engine's message (every problem, as text), not the structured list.
+  assert.match(errors[0].message, /constraints\[0\]/);
   assert.equal(client.getVariable(DELAY, SG).value, 60);
   server.setConfig(withDefault(34), '"good"');
   await until('the fixed config', () => updates.length === 1);
@@ -306,18 +309,21 @@ test('bodies cut short keep no ETag: the full body with the same ETag is fetched
   const { server, client, updates, errors } = await setup();
   const full = withDefault(31);
   server.setConfig(full, '"E"');
-  // Content-Length larger than what is sent, then close-delimited and cut short.
+  // Content-Length larger than what is sent (INCOMPLETE: no ETag changes), then
+  // close-delimited and cut short: the half is all the client can see, a body
+  // the engine rejects, whose ETag is then sent until the server serves another
+  // (docs/sync.md section 4; it was never sent before issue 14).
   server.script.push(
     rawAnswer(full, '"E"', { send: full.length >> 1 }),
-    rawAnswer(full, '"E"', { contentLength: null, send: full.length >> 1 }),
+    rawAnswer(full, '"E-cut"', { contentLength: null, send: full.length >> 1 }),
   );
   await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 40, timeoutMs: 2000 });
   await until('the full config', () => updates.length === 1);
   assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 31);
-  assert.equal(errors[0].code, 'NETWORK', errors[0].message); // Content-Length not met
+  assert.equal(errors[0].code, 'INCOMPLETE', errors[0].message); // Content-Length not met
   assert.equal(errors[1].code, 'INVALID_CONFIG'); // close-delimited: the half is all the client sees
   assert.equal(errors.length, 2);
-  assert.deepEqual(server.configRequests.slice(0, 3).map((r) => r.ifNoneMatch), [null, null, null]);
+  assert.deepEqual(server.configRequests.slice(0, 3).map((r) => r.ifNoneMatch), [null, null, '"E-cut"']);
   await until('a 304', () => server.configRequests.at(-1).ifNoneMatch === '"E"');
   await client.stop();
 });
@@ -344,15 +350,242 @@ test('a body over maxConfigBytes is TOO_LARGE and keeps no ETag', async () => {
   assert.throws(() => client.start({ configUrl: server.url, maxConfigBytes: 0 }), (e) => e.code === 'INVALID_OPTIONS' && /maxConfigBytes/.test(e.message));
 });
 
-test('a rejected config then a valid one under the same ETag: the valid one is installed', async () => {
+test("a rejected config's ETag is sent until the server serves another: no download, no error, then the valid one", async () => {
+  // Issue 14 changed this rule (docs/sync.md section 4): before it, a rejected
+  // config's ETag was never sent, so the same bad bytes were downloaded and
+  // compiled at every poll; a server that fixes a config must now give it a new ETag.
   const { server, client, updates, errors } = await setup();
   server.setConfig('{"variable": "automatedMessageDelay", "rollouts": [{"value": 1, "constraints": [{"op": "~"}]}]}', '"E"');
   await client.start({ configUrl: `${server.url}/config`, intervalMs: 20, maxBackoffMs: 40 });
   assert.equal(errors[0].code, 'INVALID_CONFIG');
-  server.setConfig(withDefault(36), '"E"');
+  await until('three 304s to the rejected ETag', () => server.configRequests.filter((r) => r.ifNoneMatch === '"E"').length >= 3);
+  assert.equal(server.configRequests[0].ifNoneMatch, null);
+  assert.equal(errors.length, 1, 'a 304 to the rejected ETag is no new error');
+  assert.equal(client.getVariable(DELAY, SG).value, 60, 'the good config stays in force');
+  server.setConfig(withDefault(36), '"F"');
   await until('the valid config', () => updates.length === 1);
   assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 36);
-  const first = server.configRequests.findIndex((r) => r.ifNoneMatch === '"E"');
-  assert.ok(first === -1 || server.configRequests.slice(0, first).every((r) => r.ifNoneMatch === null));
   await client.stop();
+});
+
+// ---- issue 14: the driver over the engine's host protocol (docs/sync.md) ----
+
+/** A logger that records `{level, line}`. */
+function recorder() {
+  const records = [];
+  const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (line) => records.push({ level, line })]));
+  return { records, logger };
+}
+
+/**
+ * A config and events server that misbehaves on purpose by `mode`: 'ok',
+ * '500' (both channels), 'truncated' (a config body cut short of its
+ * Content-Length), 'oversize' (a chunked config body over the limit),
+ * 'invalid' (a config the engine rejects, then 304 to its ETag), 'slow'
+ * (answers after the client's deadline; an upload is taken in first), and
+ * `down()` / `up()`.
+ */
+class FaultServer extends Server {
+  constructor() {
+    super();
+    this.mode = 'ok';
+    // Every upload, in arrival order: {mode, seq, bytes, taken, lost}: taken = the server kept the
+    // batch; lost = the client cannot have seen the answer (answered after its deadline, or cut).
+    this.posts = [];
+    this.server.removeAllListeners('request');
+    this.server.on('request', (req, res) => this.#answer(req, res).catch(() => req.socket.destroy()));
+  }
+
+  async #answer(req, res) {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const mode = this.mode;
+    const post = req.url === '/events' ? { mode, bytes: new Uint8Array(Buffer.concat(chunks)), taken: mode !== '500', lost: mode === 'slow' } : null;
+    if (post !== null) {
+      post.seq = decodeBatch(post.bytes).header.seq;
+      this.posts.push(post);
+      res.on('close', () => (post.lost ||= !res.writableFinished));
+    }
+    if (mode === 'slow') await new Promise((r) => setTimeout(r, 700));
+    if (post !== null) return res.writeHead(mode === '500' ? 500 : 204).end();
+    const inm = req.headers['if-none-match'] ?? null;
+    this.configRequests.push({ mode, ifNoneMatch: inm });
+    if (mode === '500') return res.writeHead(500).end('boom');
+    if (mode === 'truncated') return rawAnswer(this.config, '"cut"', { send: this.config.length >> 1 })(req.socket);
+    if (mode === 'oversize') {
+      res.writeHead(200, { etag: '"big"' }); // chunked: the limit is found while reading
+      return res.end(JSON.stringify({ ...JSON.parse(this.config), description: 'x'.repeat(9000) }));
+    }
+    const [body, etag] = mode === 'invalid' ? ['{"variable": "automatedMessageDelay", "rollouts": [{"value": 1, "constraints": [{"op": "~"}]}]}', '"bad"'] : [this.config, this.etag];
+    if (inm === etag) return res.writeHead(304, { etag }).end();
+    res.writeHead(200, { 'content-type': 'application/json', etag }).end(body);
+  }
+}
+
+test('fault injection: each fault leaves the last good config answering, is logged once, recovers, and loses no event', async () => {
+  const server = await new FaultServer().start();
+  cleanup.push(() => server.down().catch(() => undefined));
+  const client = new Client({ config: SEED, service: 'svc', clientId: 'faults' });
+  cleanup.push(() => client.free());
+  const notices = [];
+  client.on('notice', (n) => notices.push(n));
+  const { records, logger } = recorder();
+  let tracked = 0;
+  const ticker = setInterval(() => client.track('tick', 1, { n: tracked++ % 3 }), 3);
+  cleanup.push(() => clearInterval(ticker));
+  server.setConfig(withDefault(41), '"c41"');
+  await (await fetch(`${server.url}/warm-up`)).arrayBuffer(); // Node loads fetch on first use: not in a deadline
+  await client.start({
+    configUrl: `${server.url}/config`,
+    eventsUrl: `${server.url}/events`,
+    intervalMs: 20,
+    maxBackoffMs: 40,
+    timeoutMs: 300,
+    staleAfterPolls: 10,
+    maxConfigBytes: 4096,
+    logger,
+    logLevel: 'debug',
+  });
+  assert.equal(client.getVariable(DELAY, ELSEWHERE).value, 41, JSON.stringify(records));
+  const errorsOf = (channel, kind) => notices.filter((n) => n.notice === 'error' && n.channel === channel && n.kind === kind);
+  const recoveries = (channel) => notices.filter((n) => n.notice === 'recovered' && n.channel === channel).length;
+
+  const count = (notice) => notices.filter((n) => n.notice === notice).length;
+  const answers = (value) => assert.equal(client.getVariable(DELAY, ELSEWHERE).value, value, 'the last good config answers');
+
+  /**
+   * The server misbehaves by `mode` until `done()`, the last good config (`value`) answering
+   * throughout; then it serves `next` (a new config) and the client must recover.
+   */
+  async function fault(mode, done, value, next) {
+    const recovered = recoveries('config');
+    server.mode = mode;
+    await until(`the ${mode} faults`, () => (answers(value), done()), 8000);
+    server.setConfig(withDefault(next), `"c${next}"`);
+    server.mode = 'ok';
+    await until(`recovery from ${mode}`, () => client.getVariable(DELAY, ELSEWHERE).value === next && (mode === 'invalid' || recoveries('config') > recovered), 8000);
+  }
+  await fault('500', () => errorsOf('config', 'HTTP').length >= 2 && errorsOf('events', 'HTTP').length >= 2, 41, 42);
+  await fault('truncated', () => errorsOf('config', 'INCOMPLETE').length >= 2, 42, 43);
+  await fault('oversize', () => errorsOf('config', 'TOO_LARGE').length >= 2, 43, 44);
+  // A rejected config: its ETag is sent and answered 304 (a stale ETag), so the client turns stale.
+  const stale = count('stale');
+  await fault('invalid', () => count('stale') > stale, 44, 45);
+  assert.ok(server.configRequests.filter((r) => r.mode === 'invalid' && r.ifNoneMatch === '"bad"').length >= 2);
+  assert.equal(errorsOf('config', 'INVALID_CONFIG').length, 1, 'a 304 to the rejected ETag is no new error');
+  await until('fresh again', () => count('fresh') === count('stale'));
+  await fault('slow', () => errorsOf('config', 'TIMEOUT').length >= 2 && errorsOf('events', 'TIMEOUT').length >= 1, 45, 46);
+  // The server goes away, then comes back.
+  await server.down();
+  await until('the server is missed', () => (answers(46), errorsOf('config', 'NETWORK').length >= 2 && errorsOf('events', 'NETWORK').length >= 2), 8000);
+  server.setConfig(withDefault(47), '"c47"');
+  const uploadsRecovered = recoveries('events');
+  await server.up();
+  await until('back', () => client.getVariable(DELAY, ELSEWHERE).value === 47 && recoveries('events') > uploadsRecovered, 8000);
+
+  // Every event is delivered: stop tracking, let the queue drain, then close.
+  clearInterval(ticker);
+  await until('the queue drained', () => {
+    const s = client.trackingStats();
+    return s.queued === 0 && s.inFlight === 0 && s.retrying === 0;
+  }, 8000);
+  assert.equal(client.trackingStats().dropped, 0);
+  await client.close();
+
+  // Each fault run was logged once (one warn line per run), however many attempts it failed.
+  const warns = (what) => records.filter((r) => r.level === 'warn' && r.line.includes(what)).length;
+  for (const kind of ['HTTP', 'INCOMPLETE', 'TOO_LARGE', 'INVALID_CONFIG', 'TIMEOUT', 'NETWORK']) {
+    assert.equal(warns(`config sync failed (${kind})`), 1, `config ${kind}: ${records.map((r) => r.line).join('\n')}`);
+  }
+  for (const kind of ['HTTP', 'TIMEOUT', 'NETWORK']) assert.equal(warns(`event upload failed (${kind})`), 1, `events ${kind}`);
+  assert.equal(warns('stale'), notices.filter((n) => n.notice === 'stale').length);
+  assert.deepEqual(records.filter((r) => r.level === 'error'), []);
+  assert.ok(records.some((r) => r.level === 'info' && /config sync recovered after \d+ failed attempts/.test(r.line)));
+  assert.ok(records.some((r) => r.level === 'info' && /event upload recovered/.test(r.line)));
+
+  // No event lost: every batch sent was taken by the server, with the same bytes each time; a batch
+  // taken twice is one whose answer the client never got (docs/sync.md section 5: at least once).
+  const bySeq = new Map();
+  for (const p of server.posts) bySeq.set(p.seq, [...(bySeq.get(p.seq) ?? []), p]);
+  let delivered = 0;
+  for (const [seq, posts] of bySeq) {
+    const taken = posts.filter((p) => p.taken);
+    assert.ok(taken.length >= 1, `batch ${seq} never taken`);
+    assert.ok(posts.every((p) => Buffer.compare(p.bytes, posts[0].bytes) === 0), `batch ${seq} changed`);
+    if (taken.length > 1) assert.ok(taken.slice(0, -1).every((p) => p.lost), `batch ${seq} taken twice, answered`);
+    delivered += decodeBatch(posts[0].bytes).events.filter((e) => e.kind === 'track').reduce((n, e) => n + e.count, 0);
+  }
+  assert.equal(delivered, tracked, 'every tracked event arrived');
+});
+
+test('logging: console by default at info, logLevel filters, logger replaces it, null silences it', async () => {
+  const { server, client } = await setup();
+  server.config = null; // 503
+  const seen = [];
+  const saved = { info: console.info, warn: console.warn };
+  console.info = (line) => seen.push(['info', line]);
+  console.warn = (line) => seen.push(['warn', line]);
+  try {
+    await client.start({ configUrl: `${server.url}/config`, intervalMs: 60000 });
+  } finally {
+    Object.assign(console, saved);
+  }
+  await client.stop();
+  assert.deepEqual(seen.map(([l]) => l), ['info', 'warn']); // ready (the bootstrap), then the failure
+  assert.match(seen[1][1], /^turnout: config sync failed \(HTTP\): HTTP 503; the last good config stays in force$/);
+  const { records, logger } = recorder();
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 60000, logger, logLevel: 'warn' });
+  await client.stop();
+  assert.deepEqual(records.map((r) => r.level), ['warn']);
+  await client.start({ configUrl: `${server.url}/config`, intervalMs: 60000, logger: null });
+  await client.stop();
+  assert.throws(() => client.start({ configUrl: server.url, logLevel: 'loud' }), (e) => e.code === 'INVALID_OPTIONS' && /logLevel/.test(e.message));
+  assert.throws(() => client.start({ configUrl: server.url, jitter: 2 }), (e) => e.code === 'INVALID_OPTIONS' && /jitter/.test(e.message));
+});
+
+test('client.ready(timeoutMs): true once a config is in force, false after the timeout', async () => {
+  const server = await new Server().start();
+  cleanup.push(() => server.down());
+  const client = new Client({ service: 'svc' });
+  cleanup.push(() => client.free());
+  assert.equal(await client.ready(30), false, 'no config yet');
+  server.script.push(rawAnswer(SEED, '"slow"', { everyMs: 2 })); // the first answer takes about a second
+  const { logger } = recorder();
+  const started = client.start({ configUrl: `${server.url}/config`, intervalMs: 20, logger });
+  const t0 = Date.now();
+  assert.equal(await client.ready(5000), true);
+  assert.ok(Date.now() - t0 >= 500, 'ready waited for the config');
+  await started;
+  assert.equal(client.getVariable(DELAY, SG).value, 60);
+  assert.equal(await client.ready(0), true);
+  await client.stop();
+  const boot = new Client({ config: SEED });
+  assert.equal(await boot.ready(0), true, 'a bootstrap config is ready at once');
+  boot.free();
+});
+
+test('Sync: the state machine without I/O, its notices reaching the client', () => {
+  const client = new Client({ service: 'svc' });
+  const updates = [];
+  client.on('update', (r) => updates.push(r));
+  assert.throws(() => new Sync(client, {}), (e) => e instanceof TurnoutError && e.code === 'INVALID_OPTIONS');
+  assert.throws(() => new Sync({}, { configUrl: 'u' }), (e) => e.code === 'INVALID_ARGUMENT');
+  const sync = new Sync(client, { configUrl: 'https://c.example/flags.json', eventsUrl: 'https://c.example/events', pollIntervalMs: 100, jitter: 0 });
+  assert.deepEqual(sync.next(0), { action: 'fetch', url: 'https://c.example/flags.json', etag: null, timeoutMs: 10000, maxBytes: 16777216 });
+  sync.onFetch(5, { status: 200, etag: '"a"', body: SEED });
+  assert.deepEqual(sync.takeNotices().map((n) => n.notice), ['applied', 'ready']);
+  assert.equal(updates.length, 1);
+  assert.deepEqual(sync.next(5), { action: 'wait', ms: 95 });
+  client.track('e', 1);
+  sync.flushNow();
+  const up = sync.next(6);
+  assert.equal(up.action, 'upload');
+  assert.equal(decodeBatch(up.bytes).events.length, 1);
+  sync.onUpload(7, up.seq, { failure: 'TIMEOUT', message: 'slow' });
+  assert.deepEqual(sync.takeNotices(), [{ notice: 'error', channel: 'events', kind: 'TIMEOUT', status: null, message: 'slow', repeat: false }]);
+  assert.equal(sync.state().uploadFailures, 1);
+  sync.stop(false);
+  assert.deepEqual(sync.next(8), { action: 'stop' });
+  sync.free();
+  client.free();
 });
