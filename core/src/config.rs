@@ -33,6 +33,7 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::decimal::DecBuf;
 use crate::error::{ConfigError, Problem};
 use crate::limits::{
     expanded_constraints_budget, Limit, LimitError, MAX_ARRAY_LEN, MAX_EXPERIMENTS_PER_DOMAIN, MAX_IN_LIST,
@@ -44,10 +45,6 @@ use crate::value::{FacetValue, Num};
 
 /// The only bundle / document schema version this engine understands.
 pub const SCHEMA_VERSION: i64 = 1;
-/// The largest number of choices a time-slice variable may have.
-pub const MAX_TIMESLICE_CHOICES: usize = 256;
-/// The largest total period of a time-slice variable, in seconds (about 31,700 years).
-pub const MAX_TIMESLICE_PERIOD: u64 = 1_000_000_000_000;
 
 /// How a rejected document is handled when the rest of the bundle is fine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -816,23 +813,6 @@ fn split_bundle<'t, 'a>(root: J<'t, 'a>) -> Result<RawBundle<'t, 'a>, Vec<Proble
     }
 }
 
-/// Lenient semver parse: optional leading `v`, missing minor/patch read as 0.
-pub(crate) fn parse_semver(s: &str) -> Option<semver::Version> {
-    let s = s.trim();
-    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-    if let Ok(v) = semver::Version::parse(s) {
-        return Some(v);
-    }
-    let cut = s.find(['-', '+']).unwrap_or(s.len());
-    let (core, rest) = s.split_at(cut);
-    let parts = core.split('.').count();
-    if core.is_empty() || parts >= 3 {
-        return None;
-    }
-    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
-    semver::Version::parse(&padded).ok()
-}
-
 /// A constraint operand: strings, numbers and booleans (as `FacetValue::from_json`).
 ///
 /// What evaluation reads (operands, targets, salts) gets its own allocation,
@@ -844,7 +824,7 @@ fn operand(v: J<'_, '_>) -> Option<Operand> {
         Tok::Str(s) => Some(Operand { canon: Box::from(&**s), num: Num::parse(s) }),
         Tok::Num(n) => match n.as_i64() {
             // An integer is `FacetValue::Int`: its decimal text, exactly.
-            Some(i) => Some(Operand { canon: Box::from(int_text(i, &mut [0; 20])), num: Some(Num::Int(i)) }),
+            Some(i) => Some(Operand { canon: Box::from(DecBuf::new(i).as_str()), num: Some(Num::Int(i)) }),
             None => {
                 let fv = FacetValue::from_json(&v.scalar()?)?;
                 Some(Operand { canon: fv.canonical().into_boxed_str(), num: fv.num() })
@@ -893,7 +873,7 @@ fn write_json(v: J<'_, '_>, out: &mut String) {
         Tok::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         // `Number`'s `Display` writes what the serialiser writes (itoa / zmij).
         Tok::Num(n) => match n.as_i64() {
-            Some(i) => out.push_str(int_text(i, &mut [0; 20])),
+            Some(i) => out.push_str(DecBuf::new(i).as_str()),
             None => {
                 let _ = write!(out, "{n}");
             }
@@ -912,25 +892,6 @@ fn write_json(v: J<'_, '_>, out: &mut String) {
             let _ = write!(out, "{v}");
         }
     }
-}
-
-/// The decimal text of an integer (what `FacetValue::Int(i).canonical()` gives).
-fn int_text(i: i64, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    let mut u = i.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 /// Compiles one constraint. `default_salt` is the variable's name (rollout)

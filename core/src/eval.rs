@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::parse_semver;
+use crate::decimal::DecBuf;
 use crate::decision::{Decision, ErrorCode, Reason, Source};
 use crate::facets::{names, FacetKey, Facets};
 use crate::hash::{hash_to_unit_interval, prefixed_hash, KeyBuf, SplitMix64, UNIT_SEP};
@@ -22,57 +22,6 @@ use crate::value::Num;
 pub(crate) struct FacetView<'a> {
     pub canon: &'a str,
     pub num: Option<Num>,
-}
-
-/// Decimal form of an `i64` in a stack buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DecBuf {
-    buf: [u8; 20],
-    start: u8,
-}
-
-impl DecBuf {
-    pub(crate) fn new(n: i64) -> DecBuf {
-        // Two digits per division (ids are long: a 10-digit id takes 5).
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut u = n.unsigned_abs();
-        while u >= 100 {
-            let d = (u % 100) as usize * 2;
-            u /= 100;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
-        }
-        if u >= 10 {
-            let d = u as usize * 2;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
-        } else {
-            i -= 1;
-            buf[i] = b'0' + u as u8;
-        }
-        if n < 0 {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        DecBuf { buf, start: i as u8 }
-    }
-    #[inline]
-    pub(crate) fn as_str(&self) -> &str {
-        let bytes = self.buf.get(self.start as usize..).unwrap_or_default();
-        debug_assert!(bytes.is_ascii());
-        // SAFETY: `new` writes only ASCII digits and '-' from `start` on, and
-        // nothing else writes `buf` (this is on every integer facet's
-        // canonical-string read, where validation showed up in profiles).
-        unsafe { std::str::from_utf8_unchecked(bytes) }
-    }
 }
 
 struct Ts {
@@ -336,8 +285,8 @@ pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
             }
             kb.push(DecBuf::new(k).as_str().as_bytes());
             let mut rng = SplitMix64::new(kb.hash());
-            let n = spans.len().min(crate::config::MAX_TIMESLICE_CHOICES);
-            let mut idx = [0u16; crate::config::MAX_TIMESLICE_CHOICES];
+            let n = spans.len().min(MAX_TIMESLICE_CHOICES);
+            let mut idx = [0u16; MAX_TIMESLICE_CHOICES];
             for (i, slot) in idx.iter_mut().enumerate().take(n) {
                 *slot = i as u16;
             }
