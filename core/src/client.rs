@@ -367,50 +367,16 @@ impl Client {
     pub fn get_variables(&self, name: &str, facets: &Facets) -> Vec<Decision> {
         let snap = self.inner.snapshot.load();
         let env = Env::new(facets, &*self.inner.options.clock);
-        let mut out: Vec<Decision> = Vec::new();
-        if env.invalid() {
-            return out;
-        }
-        for e in &snap.compiled.experiments {
-            if &*e.name != name && e.domain.as_deref() != Some(name) {
-                continue;
-            }
-            if !eval::experiment_applies(e, &env, &mut NoTrace) {
-                continue;
-            }
-            for v in &e.variables {
-                if out.iter().any(|d| d.variable == *v.name) {
-                    continue;
-                }
-                let plan = snap.compiled.var_index(&v.name).and_then(|i| snap.compiled.vars.get(i as usize));
-                if plan
-                    .and_then(|p| p.rollout)
-                    .and_then(|r| snap.compiled.rollouts.get(r as usize))
-                    .is_some_and(|r| !r.enabled)
-                {
-                    continue; // killed: not assigned anywhere
-                }
-                if let Some(choice) = eval::assign(v, &env) {
-                    let var = snap.compiled.var_index(&v.name).and_then(|i| snap.compiled.vars.get(i as usize));
-                    let r = Resolved {
-                        var: var.map(|p| &p.name),
-                        value: v.choices.get(choice as usize),
-                        label: None,
-                        source: crate::decision::Source::Experiment,
-                        experiment: Some(&e.name),
-                        rule: None,
-                        choice: Some(choice),
-                        reason: crate::decision::Reason::Split,
-                        error: None,
-                    };
-                    self.inner.record(snap.generation, &r, self.inner.recorded_fingerprint(facets), || {
-                        self.inner.recorded_facets(facets)
-                    });
-                    out.push(r.to_decision(&v.name));
-                }
-            }
-        }
-        out
+        let resolved = eval::resolve_experiments(&snap.compiled, name, &env, &mut NoTrace);
+        resolved
+            .into_iter()
+            .map(|(variable, r)| {
+                self.inner.record(snap.generation, &r, self.inner.recorded_fingerprint(facets), || {
+                    self.inner.recorded_facets(facets)
+                });
+                r.to_decision(variable)
+            })
+            .collect()
     }
 
     /// The decision plus a step-by-step account of how it was reached.

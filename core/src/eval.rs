@@ -1,4 +1,6 @@
 //! Evaluation: compiled config + facets -> decision (spec rules 3 to 7).
+//! Every decision of the client is resolved here: [`resolve`] for one
+//! variable, [`resolve_experiments`] for `Client::get_variables`.
 //!
 //! The hot path allocates nothing: facets are already canonical, hash keys are
 //! assembled in a stack buffer, and results borrow from the compiled config.
@@ -10,7 +12,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::parse_semver;
+use crate::decimal::DecBuf;
 use crate::decision::{Decision, ErrorCode, Reason, Source};
 use crate::facets::{names, FacetKey, Facets};
 use crate::hash::{hash_to_unit_interval, prefixed_hash, KeyBuf, SplitMix64, UNIT_SEP};
@@ -22,57 +24,6 @@ use crate::value::Num;
 pub(crate) struct FacetView<'a> {
     pub canon: &'a str,
     pub num: Option<Num>,
-}
-
-/// Decimal form of an `i64` in a stack buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DecBuf {
-    buf: [u8; 20],
-    start: u8,
-}
-
-impl DecBuf {
-    pub(crate) fn new(n: i64) -> DecBuf {
-        // Two digits per division (ids are long: a 10-digit id takes 5).
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut u = n.unsigned_abs();
-        while u >= 100 {
-            let d = (u % 100) as usize * 2;
-            u /= 100;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
-        }
-        if u >= 10 {
-            let d = u as usize * 2;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
-        } else {
-            i -= 1;
-            buf[i] = b'0' + u as u8;
-        }
-        if n < 0 {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        DecBuf { buf, start: i as u8 }
-    }
-    #[inline]
-    pub(crate) fn as_str(&self) -> &str {
-        let bytes = self.buf.get(self.start as usize..).unwrap_or_default();
-        debug_assert!(bytes.is_ascii());
-        // SAFETY: `new` writes only ASCII digits and '-' from `start` on, and
-        // nothing else writes `buf` (this is on every integer facet's
-        // canonical-string read, where validation showed up in profiles).
-        unsafe { std::str::from_utf8_unchecked(bytes) }
-    }
 }
 
 struct Ts {
@@ -90,11 +41,6 @@ pub(crate) struct Env<'a> {
 impl<'a> Env<'a> {
     pub(crate) fn new(facets: &'a Facets, clock: &'a dyn Clock) -> Self {
         Env { facets, clock, ts: OnceCell::new() }
-    }
-
-    /// Whether the facets are over a limit (every decision is then `INVALID_CONTEXT`).
-    pub(crate) fn invalid(&self) -> bool {
-        self.facets.limit_error().is_some()
     }
 
     #[inline]
@@ -306,7 +252,7 @@ fn push_unit(kb: &mut KeyBuf, facets: &[FacetKey], skip: Option<&str>, env: &Env
 }
 
 /// Assigns a choice for one experiment variable, or `None` when its unit is absent.
-pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
+fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
     let keybuf = || {
         let mut kb = KeyBuf::new();
         kb.push(&v.prefix);
@@ -336,8 +282,8 @@ pub(crate) fn assign(v: &ExpVariable, env: &Env<'_>) -> Option<u32> {
             }
             kb.push(DecBuf::new(k).as_str().as_bytes());
             let mut rng = SplitMix64::new(kb.hash());
-            let n = spans.len().min(crate::config::MAX_TIMESLICE_CHOICES);
-            let mut idx = [0u16; crate::config::MAX_TIMESLICE_CHOICES];
+            let n = spans.len().min(MAX_TIMESLICE_CHOICES);
+            let mut idx = [0u16; MAX_TIMESLICE_CHOICES];
             for (i, slot) in idx.iter_mut().enumerate().take(n) {
                 *slot = i as u16;
             }
@@ -390,7 +336,7 @@ fn in_slot<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
 }
 
 /// Whether an experiment applies to these facets (state, constraints, slot).
-pub(crate) fn experiment_applies<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
+fn experiment_applies<T: Tracer>(e: &Experiment, env: &Env<'_>, t: &mut T) -> bool {
     if !e.running() {
         t.on(|| format!("experiment `{}`: state is {:?}, not \"RUNNING\"", e.name, e.state));
         return false;
@@ -403,6 +349,13 @@ fn experiment_decides<'c, T: Tracer>(e: &'c Experiment, vi: u32, env: &Env<'_>, 
     if !experiment_applies(e, env, t) {
         return None;
     }
+    split(e, var, env, t)
+}
+
+/// The choice experiment `e` assigns to its variable `var`, as an experiment
+/// decision, or `None` when the unit is absent (the experiment does not apply).
+#[inline]
+fn split<'c, T: Tracer>(e: &'c Experiment, var: &'c ExpVariable, env: &Env<'_>, t: &mut T) -> Option<Resolved<'c>> {
     match assign(var, env) {
         Some(choice) => {
             t.on(|| format!("experiment `{}`: assigned choice {choice}", e.name));
@@ -484,6 +437,47 @@ pub(crate) fn resolve<'c, T: Tracer>(c: &'c Compiled, var: Option<u32>, env: &En
         };
     }
     Resolved { var: Some(&plan.name), ..resolve_plan(c, plan, env, t) }
+}
+
+/// The decisions of `Client::get_variables` (spec section 9): for every
+/// experiment named `name`, or in domain `name`, that applies, every variable
+/// it assigns whose unit is present, as experiment decisions, each with its
+/// variable's name; the first experiment wins per variable. Rollout documents
+/// are not consulted except for their kill switch: a variable switched off
+/// is assigned nowhere, so it is left out. Facets over a limit get none.
+pub(crate) fn resolve_experiments<'c, T: Tracer>(
+    c: &'c Compiled,
+    name: &str,
+    env: &Env<'_>,
+    t: &mut T,
+) -> Vec<(&'c str, Resolved<'c>)> {
+    let mut out: Vec<(&'c str, Resolved<'c>)> = Vec::new();
+    if let Some(l) = env.facets.limit_error() {
+        t.on(|| format!("the context is invalid ({l}): no experiment is consulted"));
+        return out;
+    }
+    for e in &c.experiments {
+        if &*e.name != name && e.domain.as_deref() != Some(name) {
+            continue;
+        }
+        if !experiment_applies(e, env, t) {
+            continue;
+        }
+        for v in &e.variables {
+            if out.iter().any(|(n, _)| *n == &*v.name) {
+                continue;
+            }
+            let plan = c.var_index(&v.name).and_then(|i| c.vars.get(i as usize));
+            if plan.and_then(|p| p.rollout).and_then(|r| c.rollouts.get(r as usize)).is_some_and(|r| !r.enabled) {
+                t.on(|| format!("`{}`: the rollout document has \"enabled\": false (kill switch)", v.name));
+                continue; // killed: not assigned anywhere
+            }
+            if let Some(r) = split(e, v, env, t) {
+                out.push((&v.name, Resolved { var: plan.map(|p| &p.name), ..r }));
+            }
+        }
+    }
+    out
 }
 
 fn resolve_plan<'c, T: Tracer>(c: &'c Compiled, plan: &'c VarPlan, env: &Env<'_>, t: &mut T) -> Resolved<'c> {

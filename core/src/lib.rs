@@ -27,6 +27,7 @@
 mod client;
 pub mod clock;
 mod config;
+mod decimal;
 mod decision;
 mod error;
 mod eval;

@@ -1,4 +1,8 @@
 //! The compiled, immutable form of a config. Built by `config`, read by `eval`.
+//!
+//! Also what both of them read the same way: the lenient semver reading of
+//! the `semver*` ops ([`parse_semver`]) and the bounds of a time-slice
+//! variable ([`MAX_TIMESLICE_CHOICES`], [`MAX_TIMESLICE_PERIOD`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,6 +30,25 @@ pub(crate) enum SemverOp {
     Ge,
     Lt,
     Le,
+}
+
+/// Lenient semver parse: optional leading `v`, missing minor/patch read as 0.
+/// The `semver*` operands are read with it at load, and facet values with it
+/// when a `semver*` constraint is evaluated.
+pub(crate) fn parse_semver(s: &str) -> Option<semver::Version> {
+    let s = s.trim();
+    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    if let Ok(v) = semver::Version::parse(s) {
+        return Some(v);
+    }
+    let cut = s.find(['-', '+']).unwrap_or(s.len());
+    let (core, rest) = s.split_at(cut);
+    let parts = core.split('.').count();
+    if core.is_empty() || parts >= 3 {
+        return None;
+    }
+    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
+    semver::Version::parse(&padded).ok()
 }
 
 /// A compiled operator with its pre-parsed value.
@@ -227,6 +250,11 @@ pub(crate) struct Rollout {
     /// `utf8(variable) ++ 0x00`: the default salt of its `/` constraints.
     pub salt: Box<[u8]>,
 }
+
+/// The largest number of choices a time-slice variable may have.
+pub const MAX_TIMESLICE_CHOICES: usize = 256;
+/// The largest total period of a time-slice variable, in seconds (about 31,700 years).
+pub const MAX_TIMESLICE_PERIOD: u64 = 1_000_000_000_000;
 
 /// Assignment strategy of an experiment variable.
 #[derive(Debug, Clone)]

@@ -3,6 +3,8 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
+use crate::decimal::DecBuf;
+
 /// A number as the engine compares it: exact integers stay integers.
 ///
 /// Two `Int`s compare exactly (ids above 2^53 stay distinct); any other pair
@@ -93,9 +95,7 @@ impl FacetValue {
         match self {
             FacetValue::Str(s) => out.push_str(s),
             FacetValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            FacetValue::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            FacetValue::Int(i) => out.push_str(DecBuf::new(*i).as_str()),
             FacetValue::Float(f) => write_float(*f, out),
         }
     }
@@ -135,7 +135,7 @@ impl FacetValue {
 /// `Display` (which never uses exponent notation; NaN -> `NaN`, infinities -> `inf`/`-inf`).
 pub(crate) fn write_float(f: f64, out: &mut String) {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < TWO_63 {
-        let _ = write!(out, "{}", f as i64);
+        out.push_str(DecBuf::new(f as i64).as_str());
     } else {
         let _ = write!(out, "{f}");
     }
