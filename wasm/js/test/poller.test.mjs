@@ -311,8 +311,8 @@ test('bodies cut short keep no ETag: the full body with the same ETag is fetched
   server.setConfig(full, '"E"');
   // Content-Length larger than what is sent (INCOMPLETE: no ETag changes), then
   // close-delimited and cut short: the half is all the client can see, a body
-  // the engine rejects, whose ETag is then sent until the server serves another
-  // (docs/sync.md section 4; it was never sent before issue 14).
+  // that is not JSON, whose ETag is not remembered (docs/sync.md section 4), so
+  // the next poll fetches the whole config again.
   server.script.push(
     rawAnswer(full, '"E"', { send: full.length >> 1 }),
     rawAnswer(full, '"E-cut"', { contentLength: null, send: full.length >> 1 }),
@@ -323,7 +323,7 @@ test('bodies cut short keep no ETag: the full body with the same ETag is fetched
   assert.equal(errors[0].code, 'INCOMPLETE', errors[0].message); // Content-Length not met
   assert.equal(errors[1].code, 'INVALID_CONFIG'); // close-delimited: the half is all the client sees
   assert.equal(errors.length, 2);
-  assert.deepEqual(server.configRequests.slice(0, 3).map((r) => r.ifNoneMatch), [null, null, '"E-cut"']);
+  assert.deepEqual(server.configRequests.slice(0, 3).map((r) => r.ifNoneMatch), [null, null, null]);
   await until('a 304', () => server.configRequests.at(-1).ifNoneMatch === '"E"');
   await client.stop();
 });
