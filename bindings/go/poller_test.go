@@ -367,7 +367,7 @@ func TestFlushFailureNacks(t *testing.T) {
 	}
 }
 
-// ---- one deadline, the body limit, the ETag rule (issue 13) ----
+// ---- one deadline, the body limit, the ETag rule (docs/sync.md sections 1 and 4) ----
 
 // scriptServer answers config GETs from a script of raw answers first, then
 // with its config (honouring If-None-Match); it records every If-None-Match.
@@ -556,7 +556,7 @@ func TestPollerCloseIsPromptDuringASlowBody(t *testing.T) {
 	}
 }
 
-// ---- notices, logs and the fault-injection tests (issue 14) ----
+// ---- notices, logs and the fault-injection tests (docs/sync.md section 7) ----
 
 // noticeLog collects the notices of WithOnNotice.
 type noticeLog struct {

@@ -213,7 +213,7 @@ fn turnout_bytes(args: &[&str], stdin: &[u8]) -> Output {
 
 #[test]
 fn eval_reports_invalid_utf8_and_overlong_lines_and_goes_on() {
-    // Issue 13: an invalid UTF-8 line used to stop the run (exit 2), losing the
+    // An invalid UTF-8 line used to stop the run (exit 2), losing the
     // later lines and the --events file (spec section 14).
     let dir = std::env::temp_dir().join(format!("turnout-cli-utf8-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

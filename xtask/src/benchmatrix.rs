@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: every platform's benchmark of the shared scenario (tests/bench/README.md)
 //! and the peers each binding compares with, in one run; regenerates the tables of
 //! `docs/benchmarks.md` between `<!-- bench:matrix:start -->` and `<!-- bench:matrix:end -->`
-//! with the machine description and the date (issue 7).
+//! with the machine description and the date.
 //!
 //! Each platform runs through its own benchmark entry point:
 //!

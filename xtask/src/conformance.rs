@@ -1,4 +1,4 @@
-//! `cargo xtask conformance`: the conformance matrix, platform x vector file (issue 7).
+//! `cargo xtask conformance`: the conformance matrix, platform x vector file.
 //!
 //! Every platform's conformance test writes `target/conformance/<platform>.json`
 //! (`{"platform", "files": {"<file>": {"passed", "failed"}}}`, tests/bench/README.md). This

@@ -1,4 +1,4 @@
-//! `cargo xtask demo`: the cross-language identity check (issue 7), the README's first command.
+//! `cargo xtask demo`: the cross-language identity check, the README's first command.
 //!
 //! 1. Builds the engine and every binding, installing what is missing, through each language's own
 //!    xtask module (`wasm`, `python`, `kotlin`, `uniffi`), plus the Rust runner and CLI

@@ -1,4 +1,4 @@
-//! `cargo xtask go [--bench]`: the C ABI and the Go package (issue 6).
+//! `cargo xtask go [--bench]`: the C ABI and the Go package.
 //!
 //! 1. `cargo build --release -p turnout-ffi`: THE native library build
 //!    (shared with Kotlin and Python; Go links `libturnout_ffi.a`, copied to

@@ -1,4 +1,4 @@
-//! `cargo xtask kotlin`: build the Kotlin/JVM package (`bindings/kotlin`) and run its tests (issue 5).
+//! `cargo xtask kotlin`: build the Kotlin/JVM package (`bindings/kotlin`) and run its tests.
 //!
 //! Steps:
 //!

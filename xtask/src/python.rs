@@ -1,4 +1,4 @@
-//! `cargo xtask python`: build the Python package (`bindings/python`) and run its tests (issue 5).
+//! `cargo xtask python`: build the Python package (`bindings/python`) and run its tests.
 //!
 //! Steps, all under `target/` except the generated package directory:
 //!

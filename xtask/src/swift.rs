@@ -1,5 +1,5 @@
 //! `cargo xtask swift`: generate the Swift package (`bindings/swift`); build and test it where a
-//! Swift toolchain exists (issue 5).
+//! Swift toolchain exists.
 //!
 //! 1. `crate::uniffi::generate("swift", target/uniffi-swift)`: the one release build of
 //!    `turnout-ffi` and the generated `turnout_ffi.swift`, `turnout_ffiFFI.h` and module map.

@@ -1,4 +1,4 @@
-//! `cargo xtask wasm`: build the npm package into `wasm/pkg/` and run its Node and browser tests (issue 4).
+//! `cargo xtask wasm`: build the npm package into `wasm/pkg/` and run its Node and browser tests.
 //!
 //! - `cargo xtask wasm` (or `wasm test`): build, then run every test in `wasm/js/test/` with node's test
 //!   runner (conformance in Node and headless Chromium, poller against a local server, the playground,

@@ -269,7 +269,7 @@ test('a custom fetch is used for every request', async () => {
   await client.stop();
 });
 
-// ---- one deadline, the body limit, the ETag rule (issue 13) ----
+// ---- one deadline, the body limit, the ETag rule (docs/sync.md sections 1 and 4) ----
 
 test('a slow body fails at the deadline (TIMEOUT), then the next poll runs as usual', async () => {
   const { server, client, updates, errors } = await setup();
@@ -351,7 +351,7 @@ test('a body over maxConfigBytes is TOO_LARGE and keeps no ETag', async () => {
 });
 
 test("a rejected config's ETag is sent until the server serves another: no download, no error, then the valid one", async () => {
-  // Issue 14 changed this rule (docs/sync.md section 4): before it, a rejected
+  // This rule changed after 0.2.0 (docs/sync.md section 4): before, a rejected
   // config's ETag was never sent, so the same bad bytes were downloaded and
   // compiled at every poll; a server that fixes a config must now give it a new ETag.
   const { server, client, updates, errors } = await setup();
@@ -368,7 +368,7 @@ test("a rejected config's ETag is sent until the server serves another: no downl
   await client.stop();
 });
 
-// ---- issue 14: the driver over the engine's host protocol (docs/sync.md) ----
+// ---- the driver over the engine's host protocol (docs/sync.md) ----
 
 /** A logger that records `{level, line}`. */
 function recorder() {

@@ -1,5 +1,5 @@
 //! `cargo xtask dist`: every package as a release artifact in `target/dist/`, and the consumer
-//! tests that install each artifact, alone, into a fresh project outside the repository (issue 12).
+//! tests that install each artifact, alone, into a fresh project outside the repository.
 //!
 //! ```text
 //! cargo xtask dist                     build every artifact, write target/dist/MANIFEST.json
