@@ -59,6 +59,10 @@ func (s Status) String() string {
 type Error struct {
 	// Status says what kind of failure it was.
 	Status Status
+	// Kind is the engine's stable error kind (INVALID_CONFIG, BATCH_CHECKSUM,
+	// LIMIT_EXCEEDED, ...: the same code on every platform, docs/sync.md
+	// section 8); several kinds can share a Status.
+	Kind string
 	// Message is the library's explanation (for a rejected config: every problem).
 	Message string
 }

@@ -51,7 +51,7 @@ func bigFacetsJSON(n int) string {
 func wantLimit(t *testing.T, err error, limit string) {
 	t.Helper()
 	var te *Error
-	if !errors.Is(err, ErrLimit) || !errors.As(err, &te) || te.Status != StatusLimit ||
+	if !errors.Is(err, ErrLimit) || !errors.As(err, &te) || te.Status != StatusLimit || te.Kind != "LIMIT_EXCEEDED" ||
 		!strings.Contains(err.Error(), "limit `"+limit+"` exceeded") {
 		t.Fatalf("want ErrLimit (%s), got %v", limit, err)
 	}

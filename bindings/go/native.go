@@ -129,8 +129,9 @@ func result(st C.TurnoutStatus, e *C.TurnoutError) error {
 	}
 	err := &Error{Status: Status(st)}
 	if e != nil {
-		m := C.turnout_error_message(e)
+		m, k := C.turnout_error_message(e), C.turnout_error_kind(e)
 		err.Message = C.GoStringN((*C.char)(unsafe.Pointer(m.ptr)), C.int(m.len))
+		err.Kind = C.GoStringN((*C.char)(unsafe.Pointer(k.ptr)), C.int(k.len))
 		C.turnout_error_free(e)
 	}
 	return err

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the turnout engine (issue 2, "Tests and checks").
+//! Criterion benchmarks of the turnout engine (results: docs/benchmarks.md, "The Rust engine").
 //!
 //! Run (short settings, as recorded in docs/benchmarks.md):
 //!

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of tracking (issue 3, "Targets"): batch size, encode
+//! Criterion benchmarks of tracking (targets and results: docs/benchmarks.md, "Tracking"): batch size, encode
 //! and decode cost of the wire format v1 against serde_json and protobuf
 //! (prost), and the cost that recording adds to a decision.
 //!
@@ -1064,7 +1064,7 @@ fn print_summary(rows: &[SizeRow]) {
             .map(|(a, o)| a - o)),
     );
     println!();
-    println!("tracking: issue 3 targets");
+    println!("tracking: targets");
     println!("| target | measured | met |");
     println!("|---|---:|---|");
     let line = |what: String, x: Option<f64>, limit: f64, unit: &str| {

@@ -292,3 +292,96 @@ impl Error {
         }
     }
 }
+
+/// What every boundary carries of an error, taken in one place: its stable
+/// [`ErrorKind`], its text, and the structured detail a host can act on
+/// without reading the text (a config's problems, the limit exceeded).
+/// Each binding maps this once ([`From`] on its own error type); none of
+/// them matches message text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDetail {
+    /// The stable kind.
+    pub kind: ErrorKind,
+    /// The English text (for people; never parsed).
+    pub message: String,
+    /// For a rejected config: every problem (one synthetic `bundle` problem for
+    /// a JSON syntax error or a whole-config limit); empty otherwise.
+    pub problems: Vec<Problem>,
+    /// The limit exceeded, for [`ErrorKind::LimitExceeded`].
+    pub limit: Option<LimitError>,
+}
+
+impl ErrorDetail {
+    /// A detail with no structured part.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ErrorDetail {
+        ErrorDetail { kind, message: message.into(), problems: Vec::new(), limit: None }
+    }
+}
+
+impl From<ConfigError> for ErrorDetail {
+    fn from(e: ConfigError) -> Self {
+        ErrorDetail { kind: e.kind(), message: e.to_string(), problems: e.problems(), limit: e.limit() }
+    }
+}
+
+impl From<FacetError> for ErrorDetail {
+    fn from(e: FacetError) -> Self {
+        let limit = match &e {
+            FacetError::Limit(l) => Some(*l),
+            _ => None,
+        };
+        ErrorDetail { kind: e.kind(), message: e.to_string(), problems: Vec::new(), limit }
+    }
+}
+
+impl From<crate::tracking::DecodeError> for ErrorDetail {
+    fn from(e: crate::tracking::DecodeError) -> Self {
+        let limit = match &e {
+            crate::tracking::DecodeError::Limit(l) => Some(*l),
+            _ => None,
+        };
+        ErrorDetail { kind: e.kind(), message: e.to_string(), problems: Vec::new(), limit }
+    }
+}
+
+impl From<HostError> for ErrorDetail {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::Decode(d) => d.into(),
+            other => ErrorDetail::new(other.kind(), other.to_string()),
+        }
+    }
+}
+
+impl From<Error> for ErrorDetail {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Config(c) => c.into(),
+            Error::Facets(f) => f.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod detail_tests {
+    use super::*;
+    use crate::limits::Limit;
+    use crate::tracking::DecodeError;
+
+    #[test]
+    fn detail_carries_kind_problems_and_limit() {
+        let d = ErrorDetail::from(ConfigError::Json("eof".into()));
+        assert_eq!((d.kind, d.problems.len(), d.limit), (ErrorKind::InvalidConfig, 1, None));
+        assert_eq!(d.problems[0].document, "bundle");
+        let l = LimitError::new(Limit::ConfigBytes, 10, 20);
+        let d = ErrorDetail::from(ConfigError::Limit(l));
+        assert_eq!((d.kind, d.limit), (ErrorKind::LimitExceeded, Some(l)));
+        assert!(d.message.contains("config_bytes"), "{}", d.message);
+        let d = ErrorDetail::from(HostError::Decode(DecodeError::Checksum));
+        assert_eq!((d.kind, d.limit, d.problems.is_empty()), (ErrorKind::BatchChecksum, None, true));
+        let d = ErrorDetail::from(HostError::Options("x".into()));
+        assert_eq!(d.kind, ErrorKind::InvalidOptions);
+        let d = ErrorDetail::from(Error::Facets(FacetError::Limit(l)));
+        assert_eq!((d.kind, d.limit), (ErrorKind::LimitExceeded, Some(l)));
+    }
+}

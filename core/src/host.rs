@@ -12,6 +12,9 @@
 //!   the JSON form of the conformance batch vectors and `turnout decode`.
 //! - [`facets_from_pairs`]: facets from (name, value) pairs in one pass, for
 //!   bindings that receive them one value at a time (WASM).
+//! - [`HostClient`]: the client as every boundary holds it (the client plus the
+//!   fixed clock its options may ask for), so that the C ABI, UniFFI and
+//!   WebAssembly wrappers are one line per method over it.
 //!
 //! The hot path (prepared [`Context`](crate::Context) x
 //! [`Variable`](crate::Variable) -> number) never goes through here.
@@ -21,10 +24,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::ClientOptions;
+use crate::client::{Client, ClientOptions, UpdateReport};
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::Isolation;
-use crate::error::HostError;
+use crate::error::{ErrorDetail, ErrorKind, HostError};
 use crate::facets::Facets;
 use crate::tracking::{decode_batch, encode_batch, BatchHeader, DecisionEvents, DecodedBatch, Event, TrackingOptions};
 use crate::value::FacetValue;
@@ -155,6 +158,69 @@ impl HostOptions {
     }
 }
 
+/// A client as every boundary holds it: the [`Client`] and, when its options
+/// asked for `fixedTimeMs`, the fixed clock a host moves with
+/// [`HostClient::set_time_ms`]. It dereferences to the [`Client`], so a
+/// boundary's method is one line over it.
+pub struct HostClient {
+    client: Client,
+    fixed_clock: Option<Arc<FixedClock>>,
+}
+
+impl HostClient {
+    /// A client with an empty config from options JSON ([`HostOptions`]);
+    /// `clock` replaces the system clock when the options give no `fixedTimeMs`.
+    pub fn new(options_json: &str, clock: Option<Arc<dyn Clock>>) -> Result<HostClient, HostError> {
+        let built = HostOptions::from_json(options_json)?.build(clock)?;
+        Ok(HostClient { client: Client::new(built.options), fixed_clock: built.fixed_clock })
+    }
+
+    /// A client from options JSON with `config` installed, and the report of
+    /// that first update (a config that is rejected, empty bytes included, is an error).
+    pub fn with_config(
+        config: &[u8],
+        options_json: &str,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Result<(HostClient, UpdateReport), ErrorDetail> {
+        let host = HostClient::new(options_json, clock)?;
+        let report = host.client.update_config(config)?;
+        Ok((host, report))
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Moves the fixed clock to `ms` (unix milliseconds); an
+    /// [`ErrorKind::NoFixedClock`] error when the options gave no `fixedTimeMs`.
+    pub fn set_time_ms(&self, ms: i64) -> Result<(), ErrorDetail> {
+        match &self.fixed_clock {
+            Some(c) => {
+                c.set(ms);
+                Ok(())
+            }
+            None => Err(ErrorDetail::new(
+                ErrorKind::NoFixedClock,
+                "moving the clock needs a client created with the fixedTimeMs option",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for HostClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostClient").field("fixed_clock", &self.fixed_clock.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for HostClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// Encodes `{"header": {...}, "events": [...]}` (the JSON form of a batch
 /// vector case and of `turnout decode`) into wire bytes.
 pub fn encode_batch_json(text: &str) -> Result<Vec<u8>, HostError> {
@@ -256,6 +322,25 @@ mod tests {
         assert_eq!(b.options.clock.now_ms(), 42);
         b.fixed_clock.as_ref().unwrap().set(7);
         assert_eq!(b.options.clock.now_ms(), 7);
+    }
+
+    #[test]
+    fn host_client_installs_config_and_moves_its_clock() {
+        let doc = br#"{"variable": "d", "rollouts": [], "default": 3}"#;
+        let (h, report) = HostClient::with_config(doc, r#"{"fixedTimeMs": 5}"#, None).unwrap();
+        assert_eq!(report.added, ["d"]);
+        let clock = h.fixed_clock.clone().unwrap();
+        assert_eq!(clock.now_ms(), 5);
+        h.set_time_ms(9).unwrap();
+        assert_eq!(clock.now_ms(), 9);
+        let free = HostClient::new("", None).unwrap();
+        assert!(!free.has_config());
+        assert_eq!(free.set_time_ms(1).unwrap_err().kind, ErrorKind::NoFixedClock);
+        assert_eq!(HostClient::with_config(b"", "", None).err().unwrap().kind, ErrorKind::InvalidConfig);
+        let e = HostClient::with_config(b"{", "", None).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        let e = HostClient::with_config(b"", r#"{"nope": 1}"#, None).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidOptions);
     }
 
     #[test]

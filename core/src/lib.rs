@@ -45,7 +45,7 @@ pub use client::{Client, ClientOptions, Context, Explanation, UpdateReport, Vari
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{Isolation, Rejected, SCHEMA_VERSION};
 pub use decision::{Decision, ErrorCode, Reason, Source, ValueType};
-pub use error::{ConfigError, Error, ErrorKind, FacetError, HostError, Problem};
+pub use error::{ConfigError, Error, ErrorDetail, ErrorKind, FacetError, HostError, Problem};
 pub use facets::{Facet, Facets};
 pub use hash::{bucket, hash_to_unit_interval, SplitMix64};
 pub use limits::{Limit, LimitError};

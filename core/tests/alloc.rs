@@ -1,4 +1,4 @@
-//! The hot path allocates nothing (issue 2): a counting global allocator
+//! The hot path allocates nothing: a counting global allocator
 //! proves that a prepared decision (`Context` + `Variable`, facets already
 //! built) performs zero heap allocations after a warm-up call.
 //!

@@ -1,4 +1,4 @@
-//! The cost fuzzer (issue 13): generated hostile-shaped configs, contexts and
+//! The cost fuzzer (docs/spec.md section 17): generated hostile-shaped configs, contexts and
 //! batches, whose oracle is resource use. For every input of n bytes, loading
 //! (or building, or decoding) it must succeed or fail with a clear error
 //! within 50 n bytes of peak memory (plus 1 MiB) and time linear in n

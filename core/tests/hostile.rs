@@ -1,4 +1,4 @@
-//! Issue 13: every row of the adversarial run's table, at the sizes it gives,
+//! Every row of the adversarial run's table, at the sizes it gives,
 //! ends with a clear error naming the limit or a correct answer, within 50
 //! times the input's size in memory (measured by a peak-tracking allocator)
 //! and a time linear in it. Rows about the collector, the pollers and the

@@ -218,8 +218,9 @@ typedef struct TurnoutClient TurnoutClient;
 typedef struct TurnoutContext TurnoutContext;
 
 /**
- * Details of a failed call: a status and a message. Read with
- * `turnout_error_status` / `turnout_error_message`; free with `turnout_error_free`.
+ * Details of a failed call: a status, the engine's stable error kind and a
+ * message. Read with `turnout_error_status` / `turnout_error_kind` /
+ * `turnout_error_message`; free with `turnout_error_free`.
  */
 typedef struct TurnoutError TurnoutError;
 
@@ -401,6 +402,20 @@ void turnout_bytes_free(TurnoutBytes bytes);
  * `error` must be NULL or an error object not yet freed.
  */
 TurnoutStatus turnout_error_status(const TurnoutError *error);
+
+/**
+ * The stable error kind of a failed call (`INVALID_CONFIG`, `BATCH_CHECKSUM`,
+ * `LIMIT_EXCEEDED`, ...: docs/sync.md section 8, the same codes on every
+ * platform): a static string, valid for the life of the library (empty for
+ * a NULL error). A NULL or non-UTF-8 argument is `INVALID_ARGUMENT`, a
+ * caught panic `INTERNAL`.
+ *
+ * Thread-safe.
+ *
+ * # Safety
+ * `error` must be NULL or an error object not yet freed.
+ */
+TurnoutStr turnout_error_kind(const TurnoutError *error);
 
 /**
  * The message of a failed call: a view valid until `turnout_error_free`

@@ -66,44 +66,64 @@ fn with_env_or<'local, T>(
     }
 }
 
-/// `Jni.int64(ctx, variable, default)`: the prepared hot path ([`crate::fast::turnout_fast_int64`]).
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_int64(
-    _env: EnvUnowned<'_>,
-    _class: JClass<'_>,
-    ctx: jlong,
-    variable: jlong,
-    default: jlong,
-) -> jlong {
-    // SAFETY: the facade passes live handles (module docs).
-    unsafe { crate::fast::turnout_fast_int64(ctx as u64, variable as u64, default) }
+/// The typed numeric getters of `Jni`, one family: `Jni.<hot>(ctx, variable,
+/// default)` (the prepared hot path, [`crate::fast`]'s getter) and
+/// `Jni.<one_shot>(client, variable, facetsJson, default)` (one decision
+/// without a prepared context: `client.getVariable(name, facets).<type>(default)`).
+macro_rules! numeric_getters {
+    ($($hot:ident, $one_shot:ident: $jt:ty, $fast:path, $get:ident;)*) => {$(
+        #[doc = concat!("`Jni` prepared getter ([`", stringify!($fast), "`]).")]
+        #[no_mangle]
+        pub extern "system" fn $hot(
+            _env: EnvUnowned<'_>,
+            _class: JClass<'_>,
+            ctx: jlong,
+            variable: jlong,
+            default: $jt,
+        ) -> $jt {
+            // SAFETY: the facade passes live handles (module docs).
+            unsafe { $fast(ctx as u64, variable as u64, default.into()) }.into_jni()
+        }
+
+        #[doc = concat!("`Jni` one-shot getter (`Context::", stringify!($get), "` on a context of the facets).")]
+        #[no_mangle]
+        pub extern "system" fn $one_shot<'local>(
+            mut env: EnvUnowned<'local>,
+            _class: JClass<'local>,
+            client: jlong,
+            variable: jlong,
+            facets: JByteArray<'local>,
+            default: $jt,
+        ) -> $jt {
+            one_shot(&mut env, client, variable, &facets, default, |c, v| c.$get(v, default))
+        }
+    )*};
 }
 
-/// `Jni.float64(ctx, variable, default)` ([`crate::fast::turnout_fast_float64`]).
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_float64(
-    _env: EnvUnowned<'_>,
-    _class: JClass<'_>,
-    ctx: jlong,
-    variable: jlong,
-    default: jdouble,
-) -> jdouble {
-    // SAFETY: the facade passes live handles (module docs).
-    unsafe { crate::fast::turnout_fast_float64(ctx as u64, variable as u64, default) }
+/// A fast getter's C result as its JNI type (the boolean getter answers 0/1).
+trait IntoJni<T> {
+    fn into_jni(self) -> T;
 }
 
-/// `Jni.bool(ctx, variable, default)` ([`crate::fast::turnout_fast_bool`]).
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_bool(
-    _env: EnvUnowned<'_>,
-    _class: JClass<'_>,
-    ctx: jlong,
-    variable: jlong,
-    default: jboolean,
-) -> jboolean {
-    // SAFETY: the facade passes live handles (module docs).
-    let v = unsafe { crate::fast::turnout_fast_bool(ctx as u64, variable as u64, i8::from(default)) };
-    v != 0
+impl<T> IntoJni<T> for T {
+    fn into_jni(self) -> T {
+        self
+    }
+}
+
+impl IntoJni<jboolean> for i8 {
+    fn into_jni(self) -> jboolean {
+        self != 0
+    }
+}
+
+numeric_getters! {
+    Java_dev_turnout_internal_Jni_int64, Java_dev_turnout_internal_Jni_oneShotInt64:
+        jlong, crate::fast::turnout_fast_int64, int64;
+    Java_dev_turnout_internal_Jni_float64, Java_dev_turnout_internal_Jni_oneShotFloat64:
+        jdouble, crate::fast::turnout_fast_float64, float64;
+    Java_dev_turnout_internal_Jni_bool, Java_dev_turnout_internal_Jni_oneShotBool:
+        jboolean, crate::fast::turnout_fast_bool, bool;
 }
 
 /// `Jni.string(ctx, variable, default)`: the value as a string, or `null`
@@ -141,46 +161,6 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_context<'local>(
     with_env_or(&mut env, 0, |env| {
         Ok(context(env, client, &facets)?.map(|c| uniffi::Handle::from_arc(c).as_raw() as jlong))
     })
-}
-
-/// `Jni.oneShotInt64(client, variable, facetsJson, default)`: one decision
-/// without a prepared context (`client.getVariable(name, facets).int64(default)`).
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_oneShotInt64<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    client: jlong,
-    variable: jlong,
-    facets: JByteArray<'local>,
-    default: jlong,
-) -> jlong {
-    one_shot(&mut env, client, variable, &facets, default, |c, v| c.int64(v, default))
-}
-
-/// `Jni.oneShotFloat64(client, variable, facetsJson, default)`.
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_oneShotFloat64<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    client: jlong,
-    variable: jlong,
-    facets: JByteArray<'local>,
-    default: jdouble,
-) -> jdouble {
-    one_shot(&mut env, client, variable, &facets, default, |c, v| c.float64(v, default))
-}
-
-/// `Jni.oneShotBool(client, variable, facetsJson, default)`.
-#[no_mangle]
-pub extern "system" fn Java_dev_turnout_internal_Jni_oneShotBool<'local>(
-    mut env: EnvUnowned<'local>,
-    _class: JClass<'local>,
-    client: jlong,
-    variable: jlong,
-    facets: JByteArray<'local>,
-    default: jboolean,
-) -> jboolean {
-    one_shot(&mut env, client, variable, &facets, default, |c, v| c.bool(v, default))
 }
 
 /// `Jni.oneShotString(client, variable, facetsJson, default)`, or `null` when

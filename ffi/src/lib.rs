@@ -7,8 +7,10 @@
 //!   the Kotlin, Swift and Python bindings are generated (`bindings/`).
 //! - [`capi`]: the C ABI (`turnout_*` symbols, `include/turnout.h` generated
 //!   by cbindgen) that the Go package wraps with cgo.
+//! - [`uniffi_sync`]: the host protocol's state machine through UniFFI.
 //! - [`fast`]: the hot typed getters over UniFFI handles as plain C functions,
 //!   for facades whose generated call path costs more than the decision.
+//! - [`jni`]: the JNI fast path of the Kotlin facade.
 //!
 //! All are built into one `cdylib`/`staticlib` by
 //! `cargo build --release -p turnout-ffi`.

@@ -20,85 +20,150 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use turnout_core as core;
-use turnout_core::host::HostOptions;
+use turnout_core::host::HostClient;
+use turnout_core::{ErrorKind, Problem, Rejected};
 
-/// The one public error of the UniFFI boundary. Every core error maps into
-/// it in [`From`] impls below; no other place builds it.
+// The stable kind of an error (core's `ErrorKind`, docs/sync.md section 8)
+// crosses as its code (`INVALID_CONFIG`, `BATCH_CHECKSUM`, ...): a string in
+// every facade, the same text as JavaScript's `TurnoutError.code` and the C
+// ABI's `turnout_error_kind`.
+uniffi::custom_type!(ErrorKind, String, {
+    remote,
+    lower: |kind| kind.code().to_string(),
+    try_lift: |code| ErrorKind::from_code(&code).ok_or_else(|| uniffi::deps::anyhow::anyhow!("unknown error kind {code}")),
+});
+
+/// One problem found in a config: which document, which field, why.
+#[uniffi::remote(Record)]
+pub struct Problem {
+    /// The document, e.g. `rollout "automatedMessageDelay"`, or `bundle`.
+    pub document: String,
+    /// A JSON path inside the document (empty for the document as a whole).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A document rejected inside an accepted bundle, and what happened to it.
+#[uniffi::remote(Record)]
+pub struct Rejected {
+    /// The problems found in it.
+    pub problems: Vec<Problem>,
+    /// Its last good version stays in force.
+    pub kept_last_good: bool,
+    /// It said `"enabled": false`: the kill switch took effect anyway.
+    pub kill_switch: bool,
+}
+
+/// The one public error of the UniFFI boundary: a variant per exception
+/// class of the facades, each carrying the stable [`ErrorKind`] and the
+/// structured detail (never to be recovered from the message). Every core
+/// error maps into it in one place, [`From<core::ErrorDetail>`].
 #[derive(Debug, Clone, PartialEq, uniffi::Error)]
 pub enum TurnoutError {
     /// A config was rejected; the previous config stays in force.
     Config {
-        /// Every problem, one per line (`document: field: message`).
+        /// [`ErrorKind::InvalidConfig`].
+        kind: ErrorKind,
+        /// Every problem, `; `-separated (`document: field: message`).
         message: String,
+        /// Every problem (one `bundle` problem for a JSON syntax error).
+        problems: Vec<Problem>,
     },
     /// Facets could not be built (not an object, a value of the wrong type).
     Facets {
+        /// [`ErrorKind::InvalidFacets`].
+        kind: ErrorKind,
         /// What was wrong.
         message: String,
     },
-    /// Client options were invalid.
+    /// Options (client or sync) or an argument were invalid.
     Options {
+        /// [`ErrorKind::InvalidOptions`] or [`ErrorKind::InvalidArgument`].
+        kind: ErrorKind,
         /// What was wrong.
         message: String,
     },
     /// A batch could not be encoded or decoded (corrupted bytes are rejected whole).
     Batch {
+        /// [`ErrorKind::InvalidBatch`] (JSON form), [`ErrorKind::NotABatch`],
+        /// [`ErrorKind::BatchVersion`], [`ErrorKind::BatchChecksum`] or
+        /// [`ErrorKind::BatchMalformed`].
+        kind: ErrorKind,
         /// What was wrong.
         message: String,
     },
     /// The call is not possible in this state (e.g. moving a clock that is not fixed).
     State {
+        /// [`ErrorKind::NoFixedClock`], [`ErrorKind::Closed`], ...
+        kind: ErrorKind,
         /// What was wrong.
         message: String,
     },
     /// A limit of docs/spec.md section 17 was exceeded (config size or depth,
-    /// a facet count or size, a batch's decoded size); the message names it.
+    /// a batch's decoded size).
     Limit {
-        /// What was exceeded.
+        /// [`ErrorKind::LimitExceeded`].
+        kind: ErrorKind,
+        /// What was exceeded, in words.
         message: String,
+        /// The limit's name (`config_bytes`, `json_depth`, `decode_expansion`, ...).
+        limit: String,
+        /// What the input had (at least).
+        found: u64,
+        /// The limit's maximum.
+        maximum: u64,
     },
+}
+
+impl TurnoutError {
+    /// The stable kind.
+    pub fn kind(&self) -> core::ErrorKind {
+        match self {
+            TurnoutError::Config { kind, .. }
+            | TurnoutError::Facets { kind, .. }
+            | TurnoutError::Options { kind, .. }
+            | TurnoutError::Batch { kind, .. }
+            | TurnoutError::State { kind, .. }
+            | TurnoutError::Limit { kind, .. } => *kind,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            TurnoutError::Config { message, .. }
+            | TurnoutError::Facets { message, .. }
+            | TurnoutError::Options { message, .. }
+            | TurnoutError::Batch { message, .. }
+            | TurnoutError::State { message, .. }
+            | TurnoutError::Limit { message, .. } => message,
+        }
+    }
 }
 
 impl std::fmt::Display for TurnoutError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (kind, message) = match self {
-            TurnoutError::Config { message } => ("config", message),
-            TurnoutError::Facets { message } => ("facets", message),
-            TurnoutError::Options { message } => ("options", message),
-            TurnoutError::Batch { message } => ("batch", message),
-            TurnoutError::State { message } => ("state", message),
-            TurnoutError::Limit { message } => ("limit", message),
-        };
-        write!(f, "{kind}: {message}")
+        write!(f, "{}: {}", self.kind().code(), self.message())
     }
 }
 
 impl std::error::Error for TurnoutError {}
 
-impl From<core::ConfigError> for TurnoutError {
-    fn from(e: core::ConfigError) -> Self {
-        match e {
-            core::ConfigError::Limit(_) => TurnoutError::Limit { message: e.to_string() },
-            _ => TurnoutError::Config { message: e.to_string() },
-        }
-    }
-}
-
-impl From<core::FacetError> for TurnoutError {
-    fn from(e: core::FacetError) -> Self {
-        match e {
-            core::FacetError::Limit(_) => TurnoutError::Limit { message: e.to_string() },
-            _ => TurnoutError::Facets { message: e.to_string() },
-        }
-    }
-}
-
-impl From<core::HostError> for TurnoutError {
-    fn from(e: core::HostError) -> Self {
-        match e {
-            core::HostError::Options(m) => TurnoutError::Options { message: m },
-            core::HostError::Decode(core::DecodeError::Limit(_)) => TurnoutError::Limit { message: e.to_string() },
-            other => TurnoutError::Batch { message: other.to_string() },
+impl<E: Into<core::ErrorDetail>> From<E> for TurnoutError {
+    fn from(e: E) -> Self {
+        use core::ErrorKind as K;
+        let core::ErrorDetail { kind, message, problems, limit } = e.into();
+        match (kind, limit) {
+            (_, Some(l)) => {
+                TurnoutError::Limit { kind, message, limit: l.limit.to_string(), found: l.found, maximum: l.max }
+            }
+            (K::InvalidConfig, None) => TurnoutError::Config { kind, message, problems },
+            (K::InvalidFacets, None) => TurnoutError::Facets { kind, message },
+            (K::InvalidOptions | K::InvalidArgument, None) => TurnoutError::Options { kind, message },
+            (K::InvalidBatch | K::NotABatch | K::BatchVersion | K::BatchChecksum | K::BatchMalformed, None) => {
+                TurnoutError::Batch { kind, message }
+            }
+            _ => TurnoutError::State { kind, message },
         }
     }
 }
@@ -188,7 +253,8 @@ impl From<core::Decision> for Decision {
     }
 }
 
-/// What a config update changed.
+/// What a config update changed (the shape of core's [`core::UpdateReport`],
+/// as in the C ABI's and the WebAssembly package's JSON).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct UpdateReport {
     /// The bundle's `version`, if it has one.
@@ -199,38 +265,17 @@ pub struct UpdateReport {
     pub removed: Vec<String>,
     /// Variables whose documents changed (sorted).
     pub changed: Vec<String>,
-    /// Documents rejected inside the accepted bundle, one line each (their
-    /// last good version stays in force where there is one).
-    pub rejected: Vec<String>,
+    /// Documents rejected inside the accepted bundle (their last good version
+    /// stays in force where there is one).
+    pub rejected: Vec<Rejected>,
     /// Things that load but are almost certainly mistakes.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Problem>,
 }
 
 impl From<core::UpdateReport> for UpdateReport {
     fn from(r: core::UpdateReport) -> Self {
-        let rejected = r
-            .rejected
-            .iter()
-            .map(|j| {
-                let problems: Vec<String> = j.problems.iter().map(ToString::to_string).collect();
-                let kept = if j.kill_switch {
-                    " (kill switch honoured)"
-                } else if j.kept_last_good {
-                    " (last good version kept)"
-                } else {
-                    ""
-                };
-                format!("{}{kept}", problems.join("; "))
-            })
-            .collect();
-        UpdateReport {
-            version: r.version,
-            added: r.added,
-            removed: r.removed,
-            changed: r.changed,
-            rejected,
-            warnings: r.warnings.iter().map(ToString::to_string).collect(),
-        }
+        let core::UpdateReport { version, added, removed, changed, rejected, warnings } = r;
+        UpdateReport { version, added, removed, changed, rejected, warnings }
     }
 }
 
@@ -277,8 +322,7 @@ pub struct Explanation {
 /// event queue. Thread-safe; share one per process and service.
 #[derive(Debug, uniffi::Object)]
 pub struct Client {
-    inner: core::Client,
-    fixed_clock: Option<Arc<core::FixedClock>>,
+    inner: HostClient,
 }
 
 #[uniffi::export]
@@ -289,17 +333,15 @@ impl Client {
     /// (`{"service": "booking", "fixedTimeMs": ...}`; empty for defaults).
     #[uniffi::constructor]
     pub fn new(config: Vec<u8>, options_json: String) -> Result<Arc<Client>, TurnoutError> {
-        let built = HostOptions::from_json(&options_json)?.build(None)?;
-        let (inner, _) = core::Client::with_config(&config, built.options)?;
-        Ok(Arc::new(Client { inner, fixed_clock: built.fixed_clock }))
+        let (inner, _) = HostClient::with_config(&config, &options_json, None)?;
+        Ok(Arc::new(Client { inner }))
     }
 
     /// A client with no config yet (every variable resolves to fallback until
     /// [`Client::update_config`]).
     #[uniffi::constructor]
     pub fn empty(options_json: String) -> Result<Arc<Client>, TurnoutError> {
-        let built = HostOptions::from_json(&options_json)?.build(None)?;
-        Ok(Arc::new(Client { inner: core::Client::new(built.options), fixed_clock: built.fixed_clock }))
+        Ok(Arc::new(Client { inner: HostClient::new(&options_json, None)? }))
     }
 
     /// Validates, compiles and atomically installs a config. On error the
@@ -398,15 +440,7 @@ impl Client {
 
     /// Moves the fixed clock (clients built with `fixedTimeMs` only).
     pub fn set_time_ms(&self, ms: i64) -> Result<(), TurnoutError> {
-        match &self.fixed_clock {
-            Some(c) => {
-                c.set(ms);
-                Ok(())
-            }
-            None => Err(TurnoutError::State {
-                message: "set_time_ms needs a client built with the fixedTimeMs option".into(),
-            }),
-        }
+        Ok(self.inner.set_time_ms(ms)?)
     }
 }
 

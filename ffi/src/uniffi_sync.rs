@@ -10,17 +10,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use turnout_core::sync::{self, Action, Outcome, SyncError, SyncOptions};
+use turnout_core::sync::{self, Action, Outcome, SyncOptions};
 
 use crate::uniffi_api::{Client, TurnoutError};
-
-impl From<SyncError> for TurnoutError {
-    fn from(e: SyncError) -> Self {
-        match e {
-            SyncError::Options(_) => TurnoutError::Options { message: e.to_string() },
-        }
-    }
-}
 
 /// What a [`SyncAction`] asks the host to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

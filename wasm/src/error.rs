@@ -10,8 +10,7 @@
 use std::cell::RefCell;
 
 use js_sys::{Array, Function, Object, Reflect};
-use turnout_core::sync::SyncError;
-use turnout_core::{ConfigError, DecodeError, FacetError, HostError, Problem};
+use turnout_core::{ErrorDetail, ErrorKind, Problem};
 use wasm_bindgen::JsValue;
 
 thread_local! {
@@ -24,7 +23,8 @@ pub(crate) fn set_class(class: Function) {
     ERROR_CLASS.with(|c| *c.borrow_mut() = Some(class));
 }
 
-/// An error of this binding: a stable code, a message and, for configs, the problems.
+/// An error of this binding: a stable code (core's [`ErrorKind::code`], mapped
+/// once, below), a message and, for configs, the problems.
 #[derive(Debug)]
 pub(crate) struct WasmError {
     code: &'static str,
@@ -33,63 +33,16 @@ pub(crate) struct WasmError {
 }
 
 impl WasmError {
-    /// A misuse of the API (wrong argument, wrong state).
-    pub(crate) fn usage(message: impl Into<String>) -> WasmError {
-        WasmError { code: "INVALID_ARGUMENT", message: message.into(), problems: Vec::new() }
-    }
-
     /// A facet value the engine cannot take.
     pub(crate) fn facets(message: impl Into<String>) -> WasmError {
-        WasmError { code: "INVALID_FACETS", message: message.into(), problems: Vec::new() }
+        ErrorDetail::new(ErrorKind::InvalidFacets, message).into()
     }
 }
 
-/// The code of every error that is a limit of docs/spec.md section 17 (config,
-/// facets or batch): one kind on every platform.
-const LIMIT: &str = "LIMIT_EXCEEDED";
-
-impl From<ConfigError> for WasmError {
-    fn from(e: ConfigError) -> Self {
-        let code = if e.limit().is_some() { LIMIT } else { "INVALID_CONFIG" };
-        WasmError { code, message: e.to_string(), problems: e.problems() }
-    }
-}
-
-impl From<FacetError> for WasmError {
-    fn from(e: FacetError) -> Self {
-        let code = if matches!(e, FacetError::Limit(_)) { LIMIT } else { "INVALID_FACETS" };
-        WasmError { code, message: e.to_string(), problems: Vec::new() }
-    }
-}
-
-impl From<SyncError> for WasmError {
-    fn from(e: SyncError) -> Self {
-        WasmError { code: e.kind().code(), message: e.to_string(), problems: Vec::new() }
-    }
-}
-
-impl From<DecodeError> for WasmError {
-    fn from(e: DecodeError) -> Self {
-        let code = match e {
-            DecodeError::NotABatch => "NOT_A_BATCH",
-            DecodeError::Version(_) => "BATCH_VERSION",
-            DecodeError::Checksum => "BATCH_CHECKSUM",
-            DecodeError::Malformed { .. } => "BATCH_MALFORMED",
-            DecodeError::Limit(_) => LIMIT,
-        };
-        WasmError { code, message: e.to_string(), problems: Vec::new() }
-    }
-}
-
-impl From<HostError> for WasmError {
-    fn from(e: HostError) -> Self {
-        match e {
-            HostError::Options(_) => {
-                WasmError { code: "INVALID_OPTIONS", message: e.to_string(), problems: Vec::new() }
-            }
-            HostError::Batch(_) => WasmError { code: "INVALID_BATCH", message: e.to_string(), problems: Vec::new() },
-            HostError::Decode(d) => d.into(),
-        }
+impl<E: Into<ErrorDetail>> From<E> for WasmError {
+    fn from(e: E) -> Self {
+        let d = e.into();
+        WasmError { code: d.kind.code(), message: d.message, problems: d.problems }
     }
 }
 

@@ -30,11 +30,11 @@ use std::sync::Arc;
 
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde_json::{json, Value};
-use turnout_core::host::{encode_batch_json, HostOptions};
-use turnout_core::{Clock, EventData, FixedClock, UpdateReport};
+use turnout_core::host::{encode_batch_json, HostClient};
+use turnout_core::{Clock, EventData, UpdateReport};
 use wasm_bindgen::prelude::*;
 
-use crate::error::{js, JsResult, WasmError};
+use crate::error::{js, JsResult};
 
 pub use decision::{last_choice, last_experiment, last_json, last_label, last_number, last_rule, last_string};
 pub use facets::{
@@ -62,8 +62,7 @@ impl Clock for JsClock {
 /// The engine's client (`turnout_core::Client`) as the facade's `Client` holds it.
 #[wasm_bindgen]
 pub struct WasmClient {
-    client: turnout_core::Client,
-    fixed_clock: Option<Arc<FixedClock>>,
+    client: HostClient,
 }
 
 #[wasm_bindgen]
@@ -72,8 +71,7 @@ impl WasmClient {
     /// `turnout_core::host::HostOptions`.
     #[wasm_bindgen(constructor)]
     pub fn new(options_json: &str) -> JsResult<WasmClient> {
-        let built = HostOptions::from_json(options_json).map_err(js)?.build(Some(Arc::new(JsClock))).map_err(js)?;
-        Ok(WasmClient { client: turnout_core::Client::new(built.options), fixed_clock: built.fixed_clock })
+        Ok(WasmClient { client: HostClient::new(options_json, Some(Arc::new(JsClock))).map_err(js)? })
     }
 
     /// Validates, compiles and installs a config; returns the update report as
@@ -177,13 +175,7 @@ impl WasmClient {
     /// Moves the fixed clock (clients created with `fixedTimeMs` only).
     #[wasm_bindgen(js_name = setNow)]
     pub fn set_now(&self, ms: f64) -> JsResult<()> {
-        match &self.fixed_clock {
-            Some(c) => {
-                c.set(ms as i64);
-                Ok(())
-            }
-            None => Err(WasmError::usage("setNow needs a client created with fixedTimeMs").into()),
-        }
+        self.client.set_time_ms(ms as i64).map_err(js)
     }
 }
 

@@ -26,8 +26,9 @@ def test_malformed_configs_are_config_errors(config: object) -> None:
 
 def test_a_rejected_update_keeps_the_config_in_force(client: turnout.Client) -> None:
     before = client.get_variable("automatedMessageDelay", {"city": 6, "svc": 302}).int64(0)
-    with pytest.raises(turnout.ConfigError):
+    with pytest.raises(turnout.ConfigError) as e:
         client.update_config(b'{"schema": 1, "rollouts": [{"variable": "automatedMessageDelay", "default": }]}')
+    assert e.value.code == "INVALID_CONFIG" and [p.document for p in e.value.problems] == ["bundle"]
     assert client.get_variable("automatedMessageDelay", {"city": 6, "svc": 302}).int64(0) == before == 60
 
 
@@ -43,7 +44,12 @@ def test_isolation_per_document_and_strict() -> None:
     ]}
     per_document = turnout.Client(good)
     report = per_document.update_config(bad)
-    assert report.rejected and "~~" in report.rejected[0]
+    [rejected] = report.rejected
+    assert rejected.kept_last_good and not rejected.kill_switch
+    [problem] = rejected.problems
+    assert isinstance(problem, turnout.Problem) and problem.document == 'rollout "b"' and "~~" in problem.message
+    assert problem.field == "rollouts[0].constraints[0].op"
+    assert str(rejected) == f"{problem} (last good version kept)"
     assert per_document.get_variable("a").int64(0) == 10
     assert per_document.get_variable("b").int64(0) == 2  # its last good version
     strict = turnout.Client(good, isolation="strict")
@@ -144,17 +150,18 @@ def test_closed_handles(client: turnout.Client) -> None:
 
 
 def test_state_errors(client: turnout.Client) -> None:
-    with pytest.raises(turnout.StateError):
+    with pytest.raises(turnout.StateError) as e:
         client.set_time_ms(1)
+    assert e.value.code == "NO_FIXED_CLOCK"
 
 
 def test_batch_errors() -> None:
     with pytest.raises(turnout.BatchError) as e:
         turnout.decode_batch(b"nope")
-    assert e.value.kind == "not-a-batch"
+    assert (e.value.kind, e.value.code) == ("not-a-batch", "NOT_A_BATCH")
     with pytest.raises(turnout.BatchError) as e:
         turnout.encode_batch({"header": {}, "events": "x"})
-    assert e.value.kind == "json"
+    assert (e.value.kind, e.value.code) == ("json", "INVALID_BATCH")
     with pytest.raises(turnout.BatchError):
         turnout.encode_batch("not json")
     with pytest.raises(turnout.TurnoutTypeError):

@@ -25,7 +25,7 @@ def still_seed(client: turnout.Client) -> None:
 def check_limit(e: pytest.ExceptionInfo[turnout.LimitError], limit: str) -> None:
     assert isinstance(e.value, turnout.TurnoutError) and isinstance(e.value, ValueError)
     assert f"limit `{limit}` exceeded" in e.value.message
-    assert e.value.limit == limit
+    assert e.value.limit == limit and e.value.code == "LIMIT_EXCEEDED"
     assert e.value.found is not None and e.value.maximum is not None and e.value.found > e.value.maximum
 
 

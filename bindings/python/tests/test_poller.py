@@ -205,7 +205,7 @@ def test_poller_arguments_are_checked() -> None:
         turnout.Poller(c, "http://127.0.0.1:1").start()
 
 
-# -- one deadline, the body limit, the ETag rule (issue 13) ------------------
+# -- one deadline, the body limit, the ETag rule (docs/sync.md 1, 4) ------------------
 
 
 def _bytes(config: typing.Mapping[str, typing.Any]) -> bytes:
@@ -339,7 +339,7 @@ def test_a_rejected_config_then_a_valid_one(server: Server) -> None:
     assert len(rec.changes) == 1
 
 
-# -- fault injection (issue 14): each fault logged once, recovered, no event lost --
+# -- fault injection (docs/sync.md 7): each fault logged once, recovered, no event lost --
 
 
 class Notices:

@@ -90,6 +90,12 @@ impl SyncError {
     }
 }
 
+impl From<SyncError> for crate::ErrorDetail {
+    fn from(e: SyncError) -> Self {
+        crate::ErrorDetail::new(e.kind(), e.to_string())
+    }
+}
+
 /// What the host does next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]

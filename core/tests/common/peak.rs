@@ -1,5 +1,5 @@
 //! A global allocator that tracks, per thread, the bytes live and their peak,
-//! so that a test can measure the peak memory of one call (issue 13: every
+//! so that a test can measure the peak memory of one call (docs/spec.md section 17: every
 //! input of n bytes is processed in at most 50 n bytes of memory).
 //!
 //! Per thread (const-initialised thread-local `Cell`s, which never allocate),
@@ -68,13 +68,13 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (Cost, R) {
     (Cost { peak_bytes: (peak - start).max(0) as u64, time }, r)
 }
 
-/// The budget of issue 13 for an input of `n` bytes: 50 n bytes of memory
+/// The memory budget (docs/spec.md section 17) for an input of `n` bytes: 50 n bytes of memory
 /// plus a fixed allowance for the engine's own tables (1 MiB).
 pub fn memory_budget(n: usize) -> u64 {
     50 * n as u64 + (1 << 20)
 }
 
-/// The time budget of issue 13 (1 s per MB) plus 0.25 s for a small input;
+/// The time budget (1 s per MB, docs/spec.md section 17) plus 0.25 s for a small input;
 /// unoptimised test builds get 10 times as long (the bound is about the
 /// shape of the cost, linear, not about this machine's speed).
 pub fn time_budget(n: usize) -> Duration {

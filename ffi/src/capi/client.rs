@@ -2,19 +2,16 @@
 //! updates, the one-shot calls (name + facets per call), `track`, the clock.
 
 use std::ptr;
-use std::sync::Arc;
 
-use turnout_core::host::HostOptions;
-use turnout_core::{Client, Decision, Facets, FixedClock, UpdateReport};
+use turnout_core::host::HostClient;
+use turnout_core::{Client, Decision, Facets, UpdateReport};
 
 use super::error::{call, guard, Fail, TurnoutError, TurnoutStatus};
 use super::{bytes_arg, clear, facets, handle, put, put_opt, str_arg, TurnoutBytes};
 
 /// A feature-flag client (opaque). Thread-safe.
 pub struct TurnoutClient {
-    pub(crate) client: Client,
-    /// Present when the options asked for `fixedTimeMs`.
-    clock: Option<Arc<FixedClock>>,
+    pub(crate) client: HostClient,
 }
 
 /// The JSON text of an [`UpdateReport`]:
@@ -130,15 +127,13 @@ pub unsafe extern "C" fn turnout_client_new(
             return Err(Fail::null("out_client"));
         }
         let config = bytes_arg(config, config_len, "config")?;
-        let built = HostOptions::from_json(str_arg(options, options_len, "options")?)?.build(None)?;
-        let client = Client::new(built.options);
-        if !config.is_empty() {
-            let report = client.update_config(config)?;
-            put_opt(out_report, || report_json(&report));
-        } else {
-            put_opt(out_report, || report_json(&UpdateReport::default()));
-        }
-        put(out_client, super::boxed(TurnoutClient { client, clock: built.fixed_clock }), "out_client")
+        let options = str_arg(options, options_len, "options")?;
+        let (client, report) = match config {
+            [] => (HostClient::new(options, None)?, UpdateReport::default()),
+            _ => HostClient::with_config(config, options, None)?,
+        };
+        put_opt(out_report, || report_json(&report));
+        put(out_client, super::boxed(TurnoutClient { client }), "out_client")
     })
 }
 
@@ -459,11 +454,5 @@ pub unsafe extern "C" fn turnout_client_set_time_ms(
     ms: i64,
     error: *mut *mut TurnoutError,
 ) -> TurnoutStatus {
-    call(error, || {
-        let clock = handle(client, "client")?.clock.as_ref().ok_or_else(|| {
-            Fail::new(TurnoutStatus::NoFixedClock, "the client has no fixed clock (create it with \"fixedTimeMs\")")
-        })?;
-        clock.set(ms);
-        Ok(())
-    })
+    call(error, || Ok(handle(client, "client")?.client.set_time_ms(ms)?))
 }

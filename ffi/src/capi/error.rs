@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-use turnout_core::{ConfigError, DecodeError, FacetError, HostError};
+use turnout_core::{ErrorDetail, ErrorKind};
 
 use super::TurnoutStr;
 
@@ -43,11 +43,13 @@ pub enum TurnoutStatus {
     Limit = 13,
 }
 
-/// Details of a failed call: a status and a message. Read with
-/// `turnout_error_status` / `turnout_error_message`; free with `turnout_error_free`.
+/// Details of a failed call: a status, the engine's stable error kind and a
+/// message. Read with `turnout_error_status` / `turnout_error_kind` /
+/// `turnout_error_message`; free with `turnout_error_free`.
 #[derive(Debug)]
 pub struct TurnoutError {
     status: TurnoutStatus,
+    kind: ErrorKind,
     message: String,
 }
 
@@ -55,21 +57,24 @@ pub struct TurnoutError {
 #[derive(Debug)]
 pub(crate) struct Fail {
     status: TurnoutStatus,
+    kind: ErrorKind,
     message: String,
 }
 
 impl Fail {
-    pub(crate) fn new(status: TurnoutStatus, message: impl Into<String>) -> Fail {
-        Fail { status, message: message.into() }
-    }
     pub(crate) fn null(what: &str) -> Fail {
-        Fail::new(TurnoutStatus::NullArgument, format!("`{what}` is NULL"))
+        Fail {
+            status: TurnoutStatus::NullArgument,
+            kind: ErrorKind::InvalidArgument,
+            message: format!("`{what}` is NULL"),
+        }
     }
     pub(crate) fn utf8(what: &str, e: &std::str::Utf8Error) -> Fail {
-        Fail::new(TurnoutStatus::InvalidUtf8, format!("`{what}` is not valid UTF-8: {e}"))
+        let message = format!("`{what}` is not valid UTF-8: {e}");
+        Fail { status: TurnoutStatus::InvalidUtf8, kind: ErrorKind::InvalidArgument, message }
     }
     pub(crate) fn facets(message: impl Into<String>) -> Fail {
-        Fail::new(TurnoutStatus::Facets, message)
+        ErrorDetail::new(ErrorKind::InvalidFacets, message).into()
     }
     fn panic(payload: &(dyn std::any::Any + Send)) -> Fail {
         let what = payload
@@ -77,38 +82,43 @@ impl Fail {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Fail::new(TurnoutStatus::Panic, format!("internal error (panic) in turnout: {what}"))
+        let message = format!("internal error (panic) in turnout: {what}");
+        Fail { status: TurnoutStatus::Panic, kind: ErrorKind::Internal, message }
     }
 }
 
-impl From<ConfigError> for Fail {
-    fn from(e: ConfigError) -> Fail {
-        let status = if e.limit().is_some() { TurnoutStatus::Limit } else { TurnoutStatus::Config };
-        Fail::new(status, e.to_string())
-    }
-}
-
-impl From<FacetError> for Fail {
-    fn from(e: FacetError) -> Fail {
-        match e {
-            FacetError::Limit(_) => Fail::new(TurnoutStatus::Limit, e.to_string()),
-            _ => Fail::facets(e.to_string()),
+impl TurnoutStatus {
+    /// The status of an engine error kind: the one mapping of
+    /// [`ErrorKind`] onto this boundary's codes.
+    pub(crate) fn of(kind: ErrorKind) -> TurnoutStatus {
+        match kind {
+            ErrorKind::InvalidConfig => TurnoutStatus::Config,
+            ErrorKind::InvalidFacets => TurnoutStatus::Facets,
+            ErrorKind::InvalidOptions | ErrorKind::InvalidArgument => TurnoutStatus::Options,
+            ErrorKind::InvalidBatch => TurnoutStatus::BatchJson,
+            ErrorKind::NotABatch => TurnoutStatus::NotABatch,
+            ErrorKind::BatchVersion => TurnoutStatus::BatchVersion,
+            ErrorKind::BatchChecksum => TurnoutStatus::BatchChecksum,
+            ErrorKind::BatchMalformed => TurnoutStatus::BatchMalformed,
+            ErrorKind::LimitExceeded | ErrorKind::TooLarge => TurnoutStatus::Limit,
+            ErrorKind::NoFixedClock => TurnoutStatus::NoFixedClock,
+            // Closed handles are NULL or freed pointers at this boundary, and the
+            // host-protocol kinds travel in sync notices, never as a call's status.
+            ErrorKind::Closed => TurnoutStatus::NullArgument,
+            ErrorKind::Network
+            | ErrorKind::Http
+            | ErrorKind::Timeout
+            | ErrorKind::Incomplete
+            | ErrorKind::Aborted
+            | ErrorKind::Internal => TurnoutStatus::Panic,
         }
     }
 }
 
-impl From<HostError> for Fail {
-    fn from(e: HostError) -> Fail {
-        let status = match &e {
-            HostError::Options(_) => TurnoutStatus::Options,
-            HostError::Batch(_) => TurnoutStatus::BatchJson,
-            HostError::Decode(DecodeError::NotABatch) => TurnoutStatus::NotABatch,
-            HostError::Decode(DecodeError::Version(_)) => TurnoutStatus::BatchVersion,
-            HostError::Decode(DecodeError::Checksum) => TurnoutStatus::BatchChecksum,
-            HostError::Decode(DecodeError::Malformed { .. }) => TurnoutStatus::BatchMalformed,
-            HostError::Decode(DecodeError::Limit(_)) => TurnoutStatus::Limit,
-        };
-        Fail::new(status, e.to_string())
+impl<E: Into<ErrorDetail>> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        let d = e.into();
+        Fail { status: TurnoutStatus::of(d.kind), kind: d.kind, message: d.message }
     }
 }
 
@@ -123,7 +133,7 @@ pub(crate) fn call(error: *mut *mut TurnoutError, f: impl FnOnce() -> Result<(),
         Err(fail) => {
             let status = fail.status;
             if !error.is_null() {
-                let e = super::boxed(TurnoutError { status, message: fail.message });
+                let e = super::boxed(TurnoutError { status, kind: fail.kind, message: fail.message });
                 // SAFETY: checked non-NULL above; writable by contract.
                 unsafe { error.write(e) };
             }
@@ -146,6 +156,21 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 #[no_mangle]
 pub unsafe extern "C" fn turnout_error_status(error: *const TurnoutError) -> TurnoutStatus {
     guard(TurnoutStatus::Panic, || error.as_ref().map_or(TurnoutStatus::NullArgument, |e| e.status))
+}
+
+/// The stable error kind of a failed call (`INVALID_CONFIG`, `BATCH_CHECKSUM`,
+/// `LIMIT_EXCEEDED`, ...: docs/sync.md section 8, the same codes on every
+/// platform): a static string, valid for the life of the library (empty for
+/// a NULL error). A NULL or non-UTF-8 argument is `INVALID_ARGUMENT`, a
+/// caught panic `INTERNAL`.
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `error` must be NULL or an error object not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_error_kind(error: *const TurnoutError) -> TurnoutStr {
+    guard(TurnoutStr::of(""), || error.as_ref().map_or(TurnoutStr::of(""), |e| TurnoutStr::of(e.kind.code())))
 }
 
 /// The message of a failed call: a view valid until `turnout_error_free`
@@ -190,6 +215,9 @@ pub unsafe extern "C" fn turnout_selftest_panic(error: *mut *mut TurnoutError) -
 impl Fail {
     pub(crate) fn status_for_tests(&self) -> TurnoutStatus {
         self.status
+    }
+    pub(crate) fn kind_for_tests(&self) -> ErrorKind {
+        self.kind
     }
     pub(crate) fn message_for_tests(&self) -> &str {
         &self.message

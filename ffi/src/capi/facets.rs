@@ -224,6 +224,7 @@ mod tests {
         b.extend_from_slice(&[1, 2, 3]); // 3 of 8 bytes
         let e = parse(&b).unwrap_err();
         assert_eq!(e.status_for_tests(), super::super::TurnoutStatus::Facets);
+        assert_eq!(e.kind_for_tests(), turnout_core::ErrorKind::InvalidFacets);
         assert!(e.message_for_tests().contains("truncated at byte 6"), "{e:?}");
         let e = parse(&[TURNOUT_FACETS_BINARY, 9]).unwrap_err();
         assert!(e.message_for_tests().contains("unknown entry tag 9 at byte 1"), "{e:?}");

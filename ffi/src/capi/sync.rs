@@ -165,8 +165,7 @@ pub unsafe extern "C" fn turnout_sync_new(
         clear(out_sync, ptr::null_mut());
         let c = handle(client, "client")?;
         let options = str_arg(options, options_len, "options")?;
-        let bad = |e: turnout_core::sync::SyncError| Fail::new(TurnoutStatus::Options, e.to_string());
-        let machine = SyncMachine::new(&c.client, SyncOptions::from_json(options).map_err(bad)?).map_err(bad)?;
+        let machine = SyncMachine::new(&c.client, SyncOptions::from_json(options)?)?;
         put(out_sync, super::boxed(TurnoutSync { machine: Mutex::new(machine) }), "out_sync")
     })
 }

@@ -44,6 +44,24 @@ static void expect_error(TurnoutStatus got, TurnoutStatus want, TurnoutError *er
 /* The calls inside EXPECT_ERROR pass &e_ as their error out-parameter. */
 #define ERR (&e_)
 
+/* Checks a failed call's stable error kind (the same code on every platform), then frees the error. */
+static void expect_kind(TurnoutError *err, const char *kind, int line) {
+    TurnoutStr k = turnout_error_kind(err);
+    if (err != NULL && k.len == strlen(kind) && memcmp(k.ptr, kind, k.len) == 0) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "line %d: want kind %s, got %.*s\n", line, kind, (int)k.len, (const char *)k.ptr);
+    }
+    turnout_error_free(err);
+}
+#define EXPECT_KIND(call, kind)                  \
+    do {                                         \
+        TurnoutError *e_ = NULL;                 \
+        (void)(call);                            \
+        expect_kind(e_, kind, __LINE__);         \
+    } while (0)
+
 /* ---- binary facets (layout in the header) ---- */
 typedef struct {
     uint8_t buf[256];
@@ -396,6 +414,7 @@ static void test_clock(TurnoutClient *fixed) {
     TurnoutClient *system = NULL;
     CHECK(turnout_client_new(NULL, 0, NULL, 0, &system, NULL, NULL) == TURNOUT_STATUS_OK);
     EXPECT_ERROR(turnout_client_set_time_ms(system, 1, ERR), TURNOUT_STATUS_NO_FIXED_CLOCK, "fixedTimeMs");
+    EXPECT_KIND(turnout_client_set_time_ms(system, 1, ERR), "NO_FIXED_CLOCK");
     /* An empty client falls back everywhere. */
     CHECK(turnout_client_get_int64(system, S("delay"), NULL, 0, -1) == -1);
     int64_t ver;
@@ -430,8 +449,12 @@ static void test_tracking(TurnoutClient *c) {
     b.bytes.ptr[b.bytes.len - 1] ^= 1;
     EXPECT_ERROR(turnout_decode_batch_json(b.bytes.ptr, b.bytes.len, &json, ERR), TURNOUT_STATUS_BATCH_CHECKSUM,
                  "checksum");
+    EXPECT_KIND(turnout_decode_batch_json(b.bytes.ptr, b.bytes.len, &json, ERR), "BATCH_CHECKSUM");
     b.bytes.ptr[b.bytes.len - 1] ^= 1;
     EXPECT_ERROR(turnout_decode_batch_json(S("XRNB...."), &json, ERR), TURNOUT_STATUS_NOT_A_BATCH, "not a turnout");
+    EXPECT_KIND(turnout_decode_batch_json(S("XRNB...."), &json, ERR), "NOT_A_BATCH");
+    EXPECT_KIND(turnout_decode_batch_json(NULL, 5, &json, ERR), "INVALID_ARGUMENT");
+    CHECK(turnout_error_kind(NULL).len == 0);
     EXPECT_ERROR(turnout_decode_batch_json(NULL, 0, &json, ERR), TURNOUT_STATUS_NOT_A_BATCH, "");
     EXPECT_ERROR(turnout_encode_batch_json(S("{\"header\": {}}"), &again, ERR), TURNOUT_STATUS_BATCH_JSON, "header");
     EXPECT_ERROR(turnout_encode_batch_json(S("\xff"), &again, ERR), TURNOUT_STATUS_INVALID_UTF8, "json");

@@ -44,10 +44,12 @@ from ._errors import (
     HttpError,
     LimitError,
     OptionsError,
+    Problem,
     StateError,
     TurnoutError,
     TurnoutTypeError,
 )
+from ._records import Rejected
 from ._facets import Facets, FacetsLike, FacetValue
 from .poller import Poller
 
@@ -58,6 +60,8 @@ __all__ = [
     "Decision",
     "Explanation",
     "UpdateReport",
+    "Rejected",
+    "Problem",
     "Batch",
     "TrackingStats",
     "ConfigSource",

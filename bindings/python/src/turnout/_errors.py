@@ -3,10 +3,11 @@ are mapped onto them in one place: ``_native.raise_mapped``."""
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import typing
 
 __all__ = [
+    "Problem",
     "TurnoutError",
     "HttpError",
     "ConfigError",
@@ -20,37 +21,74 @@ __all__ = [
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One problem found in a config: which document, which field, why."""
+
+    document: str
+    """The document, e.g. ``rollout "automatedMessageDelay"``, or ``bundle``."""
+    field: str
+    """A JSON path inside the document (empty for the document as a whole)."""
+    message: str
+    """What is wrong."""
+
+    def __str__(self) -> str:
+        return ": ".join(x for x in (self.document, self.field, self.message) if x)
+
+
 class TurnoutError(Exception):
     """Base class of every error turnout raises. ``message`` is the text
-    without the kind prefix."""
+    without the kind prefix; ``code`` the engine's stable error kind
+    (``INVALID_CONFIG``, ``BATCH_CHECKSUM``, ``LIMIT_EXCEEDED``, ...: the same
+    code on every platform, docs/sync.md section 8). Branch on the class or
+    on ``code``, never on the message."""
 
-    def __init__(self, message: str) -> None:
+    code: str = "INTERNAL"
+
+    def __init__(self, message: str, code: typing.Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
 
 
 class ConfigError(TurnoutError, ValueError):
     """A config was rejected; the previous config stays in force. The message
-    lists every problem, one per line (``document: field: message``)."""
+    lists every problem (``document: field: message``, ``; ``-separated);
+    ``problems`` holds them as :class:`Problem` records."""
+
+    code = "INVALID_CONFIG"
+
+    def __init__(self, message: str, problems: typing.Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems: typing.List[Problem] = list(problems)
 
 
 class FacetsError(TurnoutError, ValueError):
     """Facets could not be used (not a mapping, a value of an unsupported type,
     an integer outside the signed 64-bit range, a non-finite float)."""
 
+    code = "INVALID_FACETS"
+
 
 class OptionsError(TurnoutError, ValueError):
     """Client options were invalid (an unknown option, a limit of 0, ...)."""
 
+    code = "INVALID_OPTIONS"
+
 
 class BatchError(TurnoutError, ValueError):
     """A batch could not be encoded or decoded. Corrupted bytes are rejected
-    whole. ``kind`` is ``checksum``, ``not-a-batch``, ``version``,
-    ``malformed`` (decoding) or ``json`` (encoding from JSON)."""
+    whole. ``code`` is ``BATCH_CHECKSUM``, ``NOT_A_BATCH``, ``BATCH_VERSION``,
+    ``BATCH_MALFORMED`` (decoding) or ``INVALID_BATCH`` (encoding from JSON);
+    ``kind`` the same in this package's older spelling (``checksum``,
+    ``not-a-batch``, ``version``, ``malformed``, ``json``)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.kind = _batch_kind(message)
+    code = "INVALID_BATCH"
+
+    def __init__(self, message: str, code: str = "INVALID_BATCH") -> None:
+        super().__init__(message, code)
+        self.kind = _BATCH_KINDS.get(code, "json")
 
 
 class LimitError(TurnoutError, ValueError):
@@ -62,27 +100,39 @@ class LimitError(TurnoutError, ValueError):
     The message names the limit (``limit `config_bytes` exceeded: found 3870,
     the maximum is 1000``); ``limit`` is that name (``config_bytes``,
     ``json_depth``, ``expanded_constraints``, ``decode_expansion``, ...),
-    ``found`` and ``maximum`` the numbers (``None`` if the message has none)."""
+    ``found`` and ``maximum`` the numbers, as the engine reported them
+    (``None`` for a limit reported by a poller's notice, which carries text only)."""
 
-    def __init__(self, message: str) -> None:
+    code = "LIMIT_EXCEEDED"
+
+    def __init__(
+        self,
+        message: str,
+        limit: typing.Optional[str] = None,
+        found: typing.Optional[int] = None,
+        maximum: typing.Optional[int] = None,
+    ) -> None:
         super().__init__(message)
-        m = _LIMIT.search(message)
-        self.limit: typing.Optional[str] = m.group(1) if m else None
-        self.found: typing.Optional[int] = int(m.group(2)) if m else None
-        self.maximum: typing.Optional[int] = int(m.group(3)) if m else None
+        self.limit, self.found, self.maximum = limit, found, maximum
 
 
 class StateError(TurnoutError, RuntimeError):
-    """The call is not possible in this state (e.g. moving a clock that is
-    not fixed)."""
+    """The call is not possible in this state (``code`` ``NO_FIXED_CLOCK``:
+    moving the clock of a client without a fixed clock; ``CLOSED``)."""
+
+    code = "INVALID_ARGUMENT"
 
 
 class ClosedError(StateError):
     """The client, context or poller was closed."""
 
+    code = "CLOSED"
+
 
 class TurnoutTypeError(TurnoutError, TypeError):
     """An argument of the wrong type (or an integer out of the 64-bit range)."""
+
+    code = "INVALID_ARGUMENT"
 
 
 class HttpError(TurnoutError):
@@ -109,18 +159,10 @@ def error_of_kind(code: str, message: str, status: typing.Optional[int] = None, 
     return LimitError(message) if code == "LIMIT_EXCEEDED" else HttpError(message, status, url, code)
 
 
-_LIMIT = re.compile(r"limit `(\w+)` exceeded: found (\d+), the maximum is (\d+)")
-
-_BATCH_KINDS = (
-    ("checksum mismatch", "checksum"),
-    ("not a turnout batch", "not-a-batch"),
-    ("unsupported batch version", "version"),
-    ("malformed batch", "malformed"),
-)
-
-
-def _batch_kind(message: str) -> str:
-    for prefix, kind in _BATCH_KINDS:
-        if message.startswith(prefix):
-            return kind
-    return "json"
+_BATCH_KINDS = {
+    "BATCH_CHECKSUM": "checksum",
+    "NOT_A_BATCH": "not-a-batch",
+    "BATCH_VERSION": "version",
+    "BATCH_MALFORMED": "malformed",
+    "INVALID_BATCH": "json",
+}

@@ -111,28 +111,38 @@ _buffer_from_bytes = _fn("ffi_turnout_ffi_rustbuffer_from_bytes", (_ForeignBytes
 _buffer_free = _fn("ffi_turnout_ffi_rustbuffer_free", (_RustBuffer, _StatusPtr), None)
 _string_at = ctypes.string_at
 
-_NATIVE_ERRORS: typing.Tuple[typing.Tuple[type, typing.Type[errors.TurnoutError]], ...] = (
-    (ffi.TurnoutError.Config, errors.ConfigError),
-    (ffi.TurnoutError.Facets, errors.FacetsError),
-    (ffi.TurnoutError.Options, errors.OptionsError),
-    (ffi.TurnoutError.Batch, errors.BatchError),
-    (ffi.TurnoutError.State, errors.StateError),
-    (ffi.TurnoutError.Limit, errors.LimitError),
-)
-
 NativeError = ffi.TurnoutError
 """The generated bindings' error base class (what :func:`raise_mapped` maps)."""
+
+
+def problem(p: typing.Any) -> errors.Problem:
+    """A generated ``Problem`` record as the public :class:`~turnout.Problem`."""
+    return errors.Problem(p.document, p.field, p.message)
 
 
 def raise_mapped(e: BaseException) -> typing.NoReturn:
     """Raises the public exception for a native error: the one mapping from
     the generated ``TurnoutError`` variants (and UniFFI's ``InternalError``,
-    which only a bug in the library can cause) onto :mod:`turnout`'s."""
+    which only a bug in the library can cause) onto :mod:`turnout`'s. The
+    kind and the structured detail come as fields, never from the text."""
     message = str(getattr(e, "message", e))
-    for native, public in _NATIVE_ERRORS:
-        if isinstance(e, native):
-            raise public(message) from None
-    raise errors.TurnoutError(f"internal error in the native library: {message}") from e
+    code: str = getattr(e, "kind", "INTERNAL")
+    public: errors.TurnoutError
+    if isinstance(e, ffi.TurnoutError.Config):
+        public = errors.ConfigError(message, [problem(p) for p in e.problems])
+    elif isinstance(e, ffi.TurnoutError.Limit):
+        public = errors.LimitError(message, e.limit, e.found, e.maximum)
+    elif isinstance(e, ffi.TurnoutError.Batch):
+        public = errors.BatchError(message, code)
+    elif isinstance(e, ffi.TurnoutError.Facets):
+        public = errors.FacetsError(message)
+    elif isinstance(e, ffi.TurnoutError.Options):
+        public = errors.OptionsError(message, code)
+    elif isinstance(e, ffi.TurnoutError.State):
+        public = errors.StateError(message, code)
+    else:
+        raise errors.TurnoutError(f"internal error in the native library: {message}") from e
+    raise public from None
 
 
 def _check(status: typing.Any) -> None:

@@ -7,7 +7,25 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-__all__ = ["UpdateReport", "Batch", "TrackingStats"]
+from ._errors import Problem
+
+__all__ = ["UpdateReport", "Rejected", "Batch", "TrackingStats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    """A document rejected inside an accepted bundle, and what happened to it."""
+
+    problems: typing.List[Problem]
+    """The problems found in it."""
+    kept_last_good: bool
+    """Its last good version stays in force."""
+    kill_switch: bool
+    """It said ``"enabled": false``: the kill switch took effect anyway."""
+
+    def __str__(self) -> str:
+        kept = " (kill switch honoured)" if self.kill_switch else " (last good version kept)" if self.kept_last_good else ""
+        return "; ".join(map(str, self.problems)) + kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +40,9 @@ class UpdateReport:
     """Variables that no longer exist (sorted)."""
     changed: typing.List[str]
     """Variables whose documents changed (sorted)."""
-    rejected: typing.List[str]
-    """Documents rejected inside the accepted bundle, one line each."""
-    warnings: typing.List[str]
+    rejected: typing.List[Rejected]
+    """Documents rejected inside the accepted bundle (``str()`` of one gives a line)."""
+    warnings: typing.List[Problem]
     """Things that load but are almost certainly mistakes."""
 
     @property
@@ -34,18 +52,26 @@ class UpdateReport:
 
     @classmethod
     def _of(cls, r: typing.Any) -> "UpdateReport":
-        return cls(r.version, list(r.added), list(r.removed), list(r.changed), list(r.rejected), list(r.warnings))
+        """From the generated record (the same shape as the JSON form)."""
+        return cls._from_json({k: getattr(r, k) for k in ("version", "added", "removed", "changed", "rejected", "warnings")})
 
     @classmethod
     def _from_json(cls, r: typing.Mapping[str, typing.Any]) -> "UpdateReport":
-        """From the engine's JSON form (the ``report`` of a sync ``applied``
-        notice): each rejected document's problems on one line, ``; ``-separated."""
+        """From the engine's form: its JSON (the ``report`` of a sync ``applied``
+        notice) or the attributes of the generated record."""
 
-        def text(p: typing.Mapping[str, str]) -> str:
-            return ": ".join(x for x in (p["document"], p["field"], p["message"]) if x)
+        def field(x: typing.Any, name: str) -> typing.Any:
+            return x[name] if isinstance(x, typing.Mapping) else getattr(x, name)
 
-        rejected = ["; ".join(map(text, j["problems"])) for j in r["rejected"]]
-        return cls(r["version"], r["added"], r["removed"], r["changed"], rejected, [text(w) for w in r["warnings"]])
+        def problem(p: typing.Any) -> Problem:
+            return Problem(field(p, "document"), field(p, "field"), field(p, "message"))
+
+        rejected = [
+            Rejected([problem(p) for p in field(j, "problems")], field(j, "kept_last_good"), field(j, "kill_switch"))
+            for j in r["rejected"]
+        ]
+        warnings = [problem(w) for w in r["warnings"]]
+        return cls(r["version"], list(r["added"]), list(r["removed"]), list(r["changed"]), rejected, warnings)
 
 
 @dataclasses.dataclass(frozen=True)

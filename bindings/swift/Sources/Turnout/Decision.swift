@@ -62,6 +62,46 @@ public struct Decision: Equatable, Hashable, Sendable {
     }
 }
 
+/// One problem found in a config: which document, which field, why.
+public struct Problem: Equatable, Sendable, CustomStringConvertible {
+    /// The document, e.g. `rollout "automatedMessageDelay"`, or `bundle`.
+    public let document: String
+    /// A JSON path inside the document (empty for the document as a whole).
+    public let field: String
+    /// What is wrong.
+    public let message: String
+
+    /// `document: field: message` (empty parts left out).
+    public var description: String {
+        [document, field, message].filter { !$0.isEmpty }.joined(separator: ": ")
+    }
+
+    init(_ p: TurnoutFFI.Problem) {
+        (document, field, message) = (p.document, p.field, p.message)
+    }
+
+    init(json p: JSONValue) {
+        func text(_ v: JSONValue?) -> String { if case .string(let s)? = v { return s }; return "" }
+        (document, field, message) = (text(p["document"]), text(p["field"]), text(p["message"]))
+    }
+}
+
+/// A document rejected inside an accepted bundle, and what happened to it.
+public struct Rejected: Equatable, Sendable, CustomStringConvertible {
+    /// The problems found in it.
+    public let problems: [Problem]
+    /// Its last good version stays in force.
+    public let keptLastGood: Bool
+    /// It said `"enabled": false`: the kill switch took effect anyway.
+    public let killSwitch: Bool
+
+    /// The problems on one line, `; `-separated, with what was kept.
+    public var description: String {
+        problems.map(\.description).joined(separator: "; ")
+            + (killSwitch ? " (kill switch honoured)" : keptLastGood ? " (last good version kept)" : "")
+    }
+}
+
 /// What a config update (or a validation) changed.
 public struct UpdateReport: Equatable, Sendable {
     /// The bundle's `version`, if it has one.
@@ -72,10 +112,10 @@ public struct UpdateReport: Equatable, Sendable {
     public let removed: [String]
     /// Variables whose documents changed (sorted).
     public let changed: [String]
-    /// Documents rejected inside the accepted bundle, one line each.
-    public let rejected: [String]
+    /// Documents rejected inside the accepted bundle.
+    public let rejected: [Rejected]
     /// Things that load but are almost certainly mistakes.
-    public let warnings: [String]
+    public let warnings: [Problem]
 
     /// Whether any variable was added, removed or changed.
     public var hasChanges: Bool { !(added.isEmpty && removed.isEmpty && changed.isEmpty) }
@@ -85,13 +125,11 @@ public struct UpdateReport: Equatable, Sendable {
         added = r.added
         removed = r.removed
         changed = r.changed
-        rejected = r.rejected
-        warnings = r.warnings
+        rejected = r.rejected.map { Rejected(problems: $0.problems.map(Problem.init), keptLastGood: $0.keptLastGood, killSwitch: $0.killSwitch) }
+        warnings = r.warnings.map(Problem.init)
     }
 
-    /// The report of a sync's `applied` notice (the core's JSON form), with its rejected
-    /// documents and warnings in the lines of `init(_:)`: `document: field: message`, a
-    /// document's problems joined by `; `.
+    /// The report of a sync's `applied` notice (the core's JSON form).
     init(json: JSONValue) {
         func strings(_ v: JSONValue?) -> [String] {
             guard case .array(let a)? = v else { return [] }
@@ -101,20 +139,15 @@ public struct UpdateReport: Equatable, Sendable {
             if case .array(let a)? = v { return a }
             return []
         }
-        func problem(_ p: JSONValue) -> String {
-            strings(.array([p["document"] ?? .null, p["field"] ?? .null, p["message"] ?? .null]))
-                .filter { !$0.isEmpty }.joined(separator: ": ")
-        }
         version = json["version"]?.int64Value
         added = strings(json["added"])
         removed = strings(json["removed"])
         changed = strings(json["changed"])
         rejected = list(json["rejected"]).map { r in
-            let kept = r["kill_switch"] == .bool(true) ? " (kill switch honoured)"
-                : r["kept_last_good"] == .bool(true) ? " (last good version kept)" : ""
-            return list(r["problems"]).map(problem).joined(separator: "; ") + kept
+            Rejected(problems: list(r["problems"]).map(Problem.init(json:)),
+                     keptLastGood: r["kept_last_good"] == .bool(true), killSwitch: r["kill_switch"] == .bool(true))
         }
-        warnings = list(json["warnings"]).map(problem)
+        warnings = list(json["warnings"]).map(Problem.init(json:))
     }
 }
 

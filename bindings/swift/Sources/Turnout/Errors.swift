@@ -17,8 +17,9 @@ public enum BatchErrorKind: String, Equatable, Sendable {
 
 /// Every error the Turnout package throws.
 public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// A config was rejected; the previous config stays in force. One problem per line.
-    case config(String)
+    /// A config was rejected; the previous config stays in force. The message lists every
+    /// problem; `problems` holds them (empty when a poller's notice reported it).
+    case config(String, problems: [Problem])
     /// Facets could not be used.
     case facets(String)
     /// Client options were invalid.
@@ -31,8 +32,9 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     /// `ClientOptions.maxConfigBytes`, nested deeper than 64 or expanding to too many
     /// constraints (the previous config stays in force), or a batch that would decode to
     /// more than its expansion limit. The message names the limit:
-    /// "limit `config_bytes` exceeded: found 3870, the maximum is 1000" (see `limitName`).
-    case limit(String)
+    /// "limit `config_bytes` exceeded: found 3870, the maximum is 1000"; `name` is that
+    /// name as the engine reported it (`nil` when a poller's notice reported it).
+    case limit(String, name: String?)
     /// The client, context or poller was closed.
     case closed(String)
     /// A request of the poller failed: the HTTP status, or `nil` when no response came.
@@ -41,7 +43,9 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The message without the kind.
     public var message: String {
         switch self {
-        case .config(let m), .facets(let m), .options(let m), .state(let m), .limit(let m), .closed(let m):
+        case .facets(let m), .options(let m), .state(let m), .closed(let m):
+            return m
+        case .config(let m, _), .limit(let m, _):
             return m
         case .batch(_, let m):
             return m
@@ -52,45 +56,48 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .config(let m): return "config: \(m)"
+        case .config(let m, _): return "config: \(m)"
         case .facets(let m): return "facets: \(m)"
         case .options(let m): return "options: \(m)"
         case .batch(let kind, let m): return "batch (\(kind.rawValue)): \(m)"
         case .state(let m): return "state: \(m)"
-        case .limit(let m): return "limit: \(m)"
+        case .limit(let m, _): return "limit: \(m)"
         case .closed(let m): return "closed: \(m)"
         case .http(let status, let m): return "http \(status.map { String($0) } ?? "-"): \(m)"
         }
     }
 
-    /// The one mapping from the generated bindings' error onto this one.
+    /// The one mapping from the generated bindings' error onto this one: the kind and
+    /// the structured detail come as fields, never from the message.
     init(native: TurnoutFFI.TurnoutError) {
         switch native {
-        case .Config(let message): self = .config(message)
-        case .Facets(let message): self = .facets(message)
-        case .Options(let message): self = .options(message)
-        case .Batch(let message): self = .batch(TurnoutError.batchKind(message), message)
-        case .State(let message): self = .state(message)
-        case .Limit(let message): self = .limit(message)
+        case .Config(_, let message, let problems): self = .config(message, problems: problems.map(Problem.init))
+        case .Facets(_, let message): self = .facets(message)
+        case .Options(_, let message): self = .options(message)
+        case .Batch(let kind, let message): self = .batch(BatchErrorKind(kind), message)
+        case .State(_, let message): self = .state(message)
+        case .Limit(_, let message, let limit, _, _): self = .limit(message, name: limit)
         }
     }
 
     /// For `.limit`: the name of the limit exceeded (`config_bytes`, `json_depth`,
-    /// `expanded_constraints`, `facets`, `facet_value_bytes`, `decode_expansion`, ...).
+    /// `expanded_constraints`, `decode_expansion`, ...).
     public var limitName: String? {
-        guard case .limit(let m) = self,
-              let start = m.range(of: "limit `"),
-              let end = m.range(of: "` exceeded", range: start.upperBound..<m.endIndex)
-        else { return nil }
-        return String(m[start.upperBound..<end.lowerBound])
+        guard case .limit(_, let name) = self else { return nil }
+        return name
     }
+}
 
-    static func batchKind(_ message: String) -> BatchErrorKind {
-        if message.hasPrefix("checksum mismatch") { return .checksum }
-        if message.hasPrefix("not a turnout batch") { return .notABatch }
-        if message.hasPrefix("unsupported batch version") { return .version }
-        if message.hasPrefix("malformed batch") { return .malformed }
-        return .json
+extension BatchErrorKind {
+    /// The batch kind of the engine's error kind (its stable code).
+    init(_ code: String) {
+        switch code {
+        case "BATCH_CHECKSUM": self = .checksum
+        case "NOT_A_BATCH": self = .notABatch
+        case "BATCH_VERSION": self = .version
+        case "BATCH_MALFORMED": self = .malformed
+        default: self = .json
+        }
     }
 }
 

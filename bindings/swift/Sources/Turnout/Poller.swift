@@ -414,8 +414,8 @@ public final class Poller: @unchecked Sendable {
             case "error":
                 let e: Error
                 switch n.kind {
-                case "INVALID_CONFIG": e = TurnoutError.config(n.message)
-                case "LIMIT_EXCEEDED": e = TurnoutError.limit(n.message)
+                case "INVALID_CONFIG": e = TurnoutError.config(n.message, problems: [])
+                case "LIMIT_EXCEEDED": e = TurnoutError.limit(n.message, name: nil)
                 default: e = TurnoutError.http(status: n.status, message: n.message)
                 }
                 if round.errors[n.channel ?? "config"] == nil { round.errors[n.channel ?? "config"] = e }

@@ -16,7 +16,7 @@ final class LimitTests: XCTestCase {
             try body()
             XCTFail("no error", file: file, line: line)
         } catch let e as TurnoutError {
-            guard case .limit(let m) = e else { return XCTFail("not .limit: \(e)", file: file, line: line) }
+            guard case .limit(let m, _) = e else { return XCTFail("not .limit: \(e)", file: file, line: line) }
             XCTAssertTrue(m.contains("limit `\(name)` exceeded: found "), m, file: file, line: line)
             XCTAssertEqual(e.limitName, name, file: file, line: line)
         } catch {

@@ -7,7 +7,7 @@ import XCTest
 /// changes), the server down then up, events delivered exactly once per ack; one deadline per
 /// request, the body limit. Scripted transport (FakeServer) for the driver, plus URLSession
 /// against a local HTTP server on 127.0.0.1 where python3 is available: slow, truncated and
-/// over-limit bodies, and the fault injection of issue 14 with the log captured.
+/// over-limit bodies, and the fault injection with the log captured.
 final class PollerTests: XCTestCase {
     private let fast = Poller.Options(interval: 0.02, maxBackoff: 0.1, timeout: 2, jitter: 0)
     /// For calls of `poll()` / `flush()` on the test's thread: one request each (nothing else is due).
@@ -329,7 +329,7 @@ final class PollerTests: XCTestCase {
         XCTAssertTrue(try client.getVariable("delay").isFallback)
     }
 
-    /// The fault injection of issue 14: one poller in the background while events are tracked
+    /// The fault injection: one poller in the background while events are tracked
     /// all along, against a local server that returns 500s, a truncated body, a body over the
     /// limit, a config that fails validation, a body slower than the deadline, 304s with a stale
     /// ETag, and that goes away and comes back. After each fault the client answers from its last

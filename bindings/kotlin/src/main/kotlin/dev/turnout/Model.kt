@@ -3,6 +3,8 @@ package dev.turnout
 import dev.turnout.ffi.Batch as FfiBatch
 import dev.turnout.ffi.Decision as FfiDecision
 import dev.turnout.ffi.Explanation as FfiExplanation
+import dev.turnout.ffi.Problem as FfiProblem
+import dev.turnout.ffi.Rejected as FfiRejected
 import dev.turnout.ffi.TrackingStats as FfiTrackingStats
 import dev.turnout.ffi.UpdateReport as FfiUpdateReport
 
@@ -118,6 +120,43 @@ data class Decision(
     }
 }
 
+/** One problem found in a config: which document, which field, why. */
+data class Problem(
+    /** The document, e.g. `rollout "automatedMessageDelay"`, or `bundle`. */
+    val document: String,
+    /** A JSON path inside the document (empty for the document as a whole). */
+    val field: String,
+    /** What is wrong. */
+    val message: String,
+) {
+    /** `document: field: message` (empty parts left out). */
+    override fun toString(): String = listOf(document, field, message).filter { it.isNotEmpty() }.joinToString(": ")
+
+    internal companion object {
+        fun of(p: FfiProblem) = Problem(p.document, p.field, p.message)
+
+        fun of(p: Any?) = (p as Map<*, *>).let { Problem(it["document"] as String, it["field"] as String, it["message"] as String) }
+    }
+}
+
+/** A document rejected inside an accepted bundle, and what happened to it. */
+data class Rejected(
+    /** The problems found in it. */
+    val problems: List<Problem>,
+    /** Its last good version stays in force. */
+    val keptLastGood: Boolean,
+    /** It said `"enabled": false`: the kill switch took effect anyway. */
+    val killSwitch: Boolean,
+) {
+    /** The problems on one line, `; `-separated, with what was kept. */
+    override fun toString(): String =
+        problems.joinToString("; ") + if (killSwitch) " (kill switch honoured)" else if (keptLastGood) " (last good version kept)" else ""
+
+    internal companion object {
+        fun of(r: FfiRejected) = Rejected(r.problems.map(Problem::of), r.keptLastGood, r.killSwitch)
+    }
+}
+
 /** What a config update changed (or, from [Client.validate], would change). */
 data class UpdateReport(
     /** The bundle's `version`, if it has one. */
@@ -128,33 +167,27 @@ data class UpdateReport(
     val removed: List<String>,
     /** Variables whose documents changed (sorted). */
     val changed: List<String>,
-    /** Documents rejected inside the accepted bundle, one line each (their last good version stays in force). */
-    val rejected: List<String>,
+    /** Documents rejected inside the accepted bundle (their last good version stays in force where there is one). */
+    val rejected: List<Rejected>,
     /** Things that load but are almost certainly mistakes. */
-    val warnings: List<String>,
+    val warnings: List<Problem>,
 ) {
     /** Whether anything was added, removed or changed. */
     val hasChanges: Boolean get() = added.isNotEmpty() || removed.isNotEmpty() || changed.isNotEmpty()
 
     internal companion object {
-        fun of(r: FfiUpdateReport) = UpdateReport(r.version, r.added, r.removed, r.changed, r.rejected, r.warnings)
+        fun of(r: FfiUpdateReport) =
+            UpdateReport(r.version, r.added, r.removed, r.changed, r.rejected.map(Rejected::of), r.warnings.map(Problem::of))
 
-        /**
-         * The report of a sync's `applied` notice (the core's JSON form, read by
-         * [dev.turnout.internal.JsonReader]), with its rejected documents and warnings in the
-         * lines of [of]: `document: field: message`, a document's problems joined by `; `.
-         */
+        /** The report of a sync's `applied` notice (the core's JSON form, read by [dev.turnout.internal.JsonReader]). */
         fun of(m: Map<*, *>): UpdateReport {
             fun names(key: String) = (m[key] as List<*>).map { it as String }
-
-            fun problem(p: Any?) = (p as Map<*, *>).let { listOf(it["document"], it["field"], it["message"]) }.filter { it != "" }.joinToString(": ")
             val rejected =
                 (m["rejected"] as List<*>).map { r ->
                     r as Map<*, *>
-                    val kept = if (r["kill_switch"] == true) " (kill switch honoured)" else if (r["kept_last_good"] == true) " (last good version kept)" else ""
-                    (r["problems"] as List<*>).joinToString("; ", transform = ::problem) + kept
+                    Rejected((r["problems"] as List<*>).map(Problem::of), r["kept_last_good"] == true, r["kill_switch"] == true)
                 }
-            val warnings = (m["warnings"] as List<*>).map(::problem)
+            val warnings = (m["warnings"] as List<*>).map(Problem::of)
             return UpdateReport(m["version"] as Long?, names("added"), names("removed"), names("changed"), rejected, warnings)
         }
     }

@@ -17,8 +17,25 @@ class BadInputTest {
         Turnout.client(config).use { client ->
             val bad = assertThrows<TurnoutException.Config> { client.updateConfig("""{"variable": "delay", "rollouts": 5}""".toByteArray()) }
             assertTrue(bad.message!!.contains("rollouts"), bad.message)
+            assertEquals("INVALID_CONFIG", bad.code)
+            assertEquals(listOf("rollouts"), bad.problems.map { it.field }, "${bad.problems}")
             assertThrows<TurnoutException.Config> { client.validate(byteArrayOf(0xFF.toByte(), 0x00)) }
             assertEquals(60, client.getVariable("delay", Facets().city(6)).int64(0), "the previous config is in force")
+        }
+    }
+
+    @Test
+    fun `a rejected document in an accepted bundle is reported structured`() {
+        val good = """{"schema": 1, "rollouts": [{"variable": "a", "rollouts": [], "default": 1},
+            {"variable": "b", "rollouts": [], "default": 2}]}"""
+        val bad = """{"schema": 1, "rollouts": [{"variable": "a", "rollouts": [], "default": 10},
+            {"variable": "b", "rollouts": [{"value": 1, "constraints": [{"target": "x", "op": "~~", "value": 1}]}], "default": 20}]}"""
+        Turnout.client(good).use { client ->
+            val r = client.updateConfig(bad.toByteArray()).rejected.single()
+            assertTrue(r.keptLastGood && !r.killSwitch, "$r")
+            val p = r.problems.single()
+            assertEquals(Pair("rollout \"b\"", "rollouts[0].constraints[0].op"), Pair(p.document, p.field), "$p")
+            assertEquals("$p (last good version kept)", r.toString())
         }
     }
 
@@ -50,11 +67,11 @@ class BadInputTest {
         val o = assertThrows<TurnoutException.Options> { Turnout.client(config, ClientOptions(maxQueue = 0)) }
         assertTrue(o.message!!.contains("maxQueue"), o.message)
         Turnout.client(config).use { client ->
-            assertThrows<TurnoutException.State> { client.setTimeMs(1) }
+            assertEquals("NO_FIXED_CLOCK", assertThrows<TurnoutException.State> { client.setTimeMs(1) }.code)
             assertThrows<IllegalArgumentException> { client.takeBatch(0) }
         }
-        assertThrows<TurnoutException.Batch> { Turnout.decodeBatchJson(byteArrayOf(1, 2, 3)) }
-        assertThrows<TurnoutException.Batch> { Turnout.encodeBatchJson("""{"header": {}}""") }
+        assertEquals("NOT_A_BATCH", assertThrows<TurnoutException.Batch> { Turnout.decodeBatchJson(byteArrayOf(1, 2, 3)) }.code)
+        assertEquals("INVALID_BATCH", assertThrows<TurnoutException.Batch> { Turnout.encodeBatchJson("""{"header": {}}""") }.code)
     }
 
     @Test

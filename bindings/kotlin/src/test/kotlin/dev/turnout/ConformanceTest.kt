@@ -164,8 +164,8 @@ class ConformanceTest {
                 Turnout.decodeBatchJson(unhex(c["hex"].asString))
                 failures += "$name: accepted, expected $want"
             } catch (e: TurnoutException.Batch) {
-                val kind = KINDS.entries.firstOrNull { e.message!!.contains(it.key) }?.value
-                if (kind == want) passed++ else failures += "$name: expected $want, got `${e.message}`"
+                val kind = KINDS[e.code]
+                if (kind == want) passed++ else failures += "$name: expected $want, got ${e.code}: `${e.message}`"
             }
         }
         results[path] = intArrayOf(passed, failures.size)
@@ -286,7 +286,7 @@ class ConformanceTest {
     private companion object {
         const val SENTINEL = Long.MIN_VALUE + 7
         val KINDS =
-            mapOf("checksum" to "checksum", "not a turnout batch" to "not-a-batch", "version" to "version", "malformed" to "malformed")
+            mapOf("BATCH_CHECKSUM" to "checksum", "NOT_A_BATCH" to "not-a-batch", "BATCH_VERSION" to "version", "BATCH_MALFORMED" to "malformed")
 
         /** The vectors' JSON with `{"$int64": "N"}` as the number N and without `valueText`. */
         fun plain(e: JsonElement): JsonElement =

@@ -22,6 +22,7 @@ class LimitsTest {
     private fun limit(e: TurnoutException.Limit, name: String) {
         assertTrue(e.message!!.contains(Regex("limit `$name` exceeded: found \\d+, the maximum is \\d+")), e.message)
         assertEquals(name, e.limit)
+        assertTrue(e.found!! > e.maximum!!, "${e.found} > ${e.maximum}")
     }
 
     private fun stillSeed(client: Client) =
