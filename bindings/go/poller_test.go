@@ -556,6 +556,29 @@ func TestPollerCloseIsPromptDuringASlowBody(t *testing.T) {
 	}
 }
 
+// TestPollerStopIsNoNotice: a config request abandoned to stop is no notice
+// at all (the driver stops the sync before it reports the request), and Flush
+// checks its URL like Start.
+func TestPollerStopIsNoNotice(t *testing.T) {
+	cfgA, cfgB := twoConfigs(30, 45)
+	srv, url := newScriptServer(t)
+	srv.add(srv.rawAnswer(cfgB, `"b"`, -1, -1, 200*time.Millisecond))
+	var notices noticeLog
+	c := newClient(t, cfgA, quiet, WithOnNotice(notices.add))
+	if err := c.Start(bg, url, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the request", func() bool { return len(srv.sent()) == 1 })
+	c.Close()
+	if n := notices.count(0, func(n Notice) bool { return n.Kind != NoticeReady }); n != 0 {
+		t.Fatalf("stopping gave %d notices besides ready", n)
+	}
+	ftp := newClient(t, nil, WithEventsURL("ftp://collector.example/events"))
+	if err := ftp.Flush(bg); err == nil || !strings.Contains(err.Error(), "scheme") {
+		t.Fatalf("Flush to an ftp URL: %v", err)
+	}
+}
+
 // ---- notices, logs and the fault-injection tests (docs/sync.md section 7) ----
 
 // noticeLog collects the notices of WithOnNotice.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"runtime"
 	"time"
 	"unsafe"
@@ -53,8 +54,12 @@ type Notice struct {
 	Err error `json:"-"`
 }
 
-// syncer owns a TurnoutSync handle (the core's state machine).
-type syncer struct{ h handle }
+// syncer owns a TurnoutSync handle (the core's state machine); configURL
+// names the config requests in errors.
+type syncer struct {
+	h         handle
+	configURL string
+}
 
 // ms is a duration as the positive milliseconds of the sync options (nil: the default).
 func ms(d time.Duration) *int64 {
@@ -69,13 +74,22 @@ func ms(d time.Duration) *int64 {
 // interval (none: events only).
 func (c *Client) newSync(configURL string, interval time.Duration) (*syncer, error) {
 	o := &c.opts
+	for _, u := range []string{configURL, o.eventsURL} {
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
+	}
 	opts, _ := json.Marshal(map[string]any{
 		"configUrl": nilIfEmpty(configURL), "eventsUrl": nilIfEmpty(o.eventsURL), "pollIntervalMs": ms(interval),
 		"flushIntervalMs": ms(o.flushInterval), "maxBackoffMs": ms(o.maxBackoff), "timeoutMs": ms(o.requestTimeout),
 		"jitter": o.jitter, "seed": rand.Uint64(), "maxBatchEvents": max(o.batchSize, 1),
 		"staleAfterPolls": o.staleAfterPolls,
 	})
-	return c.newSyncJSON(opts)
+	s, err := c.newSyncJSON(opts)
+	if s != nil {
+		s.configURL = configURL
+	}
+	return s, err
 }
 
 // newSyncJSON makes a sync from its options as JSON (docs/sync.md, section 2).
@@ -92,6 +106,16 @@ func (c *Client) newSyncJSON(options []byte) (*syncer, error) {
 	s := &syncer{}
 	bind(s, &s.h, unsafe.Pointer(sp), "sync", func(p unsafe.Pointer) { nativeSyncFree((*cSync)(p)) })
 	return s, nil
+}
+
+// checkURL accepts an http or https URL, or none.
+func checkURL(s string) error {
+	if u, err := url.Parse(s); err != nil {
+		return fmt.Errorf("turnout: invalid URL %q: %w", s, err)
+	} else if s != "" && u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("turnout: URL %q: scheme must be http or https", s)
+	}
+	return nil
 }
 
 func nilIfEmpty(s string) any {
@@ -135,16 +159,19 @@ func (s *syncer) json(state bool) (b []byte) {
 	return b
 }
 
-// notices handles what the sync has to say: each notice is logged (unless a
-// repeat), given to the callbacks, and returned. configURL names the
-// requests in errors.
-func (c *Client) notices(s *syncer, configURL string, callbacks bool) []Notice {
+// notices handles what the sync has to say and returns the first error:
+// each notice's error (the last is WaitReady's), readiness, then, with
+// callbacks, its log record (unless a repeat) and the callbacks. A request
+// abandoned to stop is no notice: the driver stops the sync before it
+// reports one (docs/sync.md, section 9).
+func (c *Client) notices(s *syncer, callbacks bool) (first error) {
 	var ns []Notice
 	_ = json.Unmarshal(s.json(false), &ns)
 	for i := range ns {
 		n := &ns[i]
-		if n.Err = c.noticeError(n, configURL); n.Err != nil && n.ErrorKind != "ABORTED" {
+		if n.Err = c.noticeError(n, s.configURL); n.Err != nil {
 			c.lastErr.Store(&n.Err)
+			first = cmp.Or(first, n.Err)
 		}
 		if n.Kind == NoticeReady {
 			c.readyOnce.Do(func() { close(c.ready) })
@@ -159,11 +186,11 @@ func (c *Client) notices(s *syncer, configURL string, callbacks bool) []Notice {
 		if f := c.opts.onUpdate; f != nil && n.Kind == NoticeApplied && n.Report != nil {
 			f(*n.Report)
 		}
-		if f := c.opts.onError; f != nil && n.Err != nil && n.ErrorKind != "ABORTED" {
+		if f := c.opts.onError; f != nil && n.Err != nil {
 			f(n.Err)
 		}
 	}
-	return ns
+	return first
 }
 
 // noticeError maps an error or a dropped batch onto the package's errors.
@@ -228,9 +255,6 @@ func (c *Client) log(n *Notice) {
 		attrs = append(attrs, slog.String("etag", n.ETag), slog.Any("changed", r.Changed), slog.Any("added", r.Added),
 			slog.Any("removed", r.Removed))
 	case NoticeError:
-		if n.ErrorKind == "ABORTED" {
-			level = slog.LevelDebug // stopping is not a failure
-		}
 		attrs = append(attrs, slog.String("channel", n.Channel), slog.String("kind", n.ErrorKind),
 			slog.Int("status", n.Status), slog.String("error", n.Err.Error()))
 	case NoticeRecovered:
