@@ -161,7 +161,8 @@ impl HostOptions {
 /// A client as every boundary holds it: the [`Client`] and, when its options
 /// asked for `fixedTimeMs`, the fixed clock a host moves with
 /// [`HostClient::set_time_ms`]. It dereferences to the [`Client`], so a
-/// boundary's method is one line over it.
+/// boundary's method is one line over it. Clones share the engine and the clock.
+#[derive(Clone)]
 pub struct HostClient {
     client: Client,
     fixed_clock: Option<Arc<FixedClock>>,

@@ -214,6 +214,8 @@ typedef struct TurnoutClient TurnoutClient;
 
 /**
  * The facets of one unit or request, prepared once (opaque). Thread-safe.
+ *
+ * The one context handle of every fast path, like [`TurnoutVariable`].
  */
 typedef struct TurnoutContext TurnoutContext;
 
@@ -234,6 +236,9 @@ typedef struct TurnoutSync TurnoutSync;
 /**
  * A variable name resolved once per config version (opaque). Thread-safe;
  * usable with any context of the client it came from; survives config updates.
+ *
+ * The one variable handle of every fast path (C, Go, JNI, Python's ctypes,
+ * Swift): UniFFI's `Variable.fast_handle()` gives one too.
  */
 typedef struct TurnoutVariable TurnoutVariable;
 
@@ -842,6 +847,17 @@ TurnoutStatus turnout_client_context(const TurnoutClient *client,
                                      size_t facets_len,
                                      TurnoutContext **out_context,
                                      TurnoutError **error);
+
+/**
+ * The context's facets as JSON text (integers as exact JSON numbers), into
+ * `*out_json` (free with `turnout_bytes_free`).
+ *
+ * Errors: `NULL_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `context` must be NULL or live; out-parameters NULL or writable.
+ */
+TurnoutStatus turnout_context_facets_json(const TurnoutContext *context, TurnoutBytes *out_json, TurnoutError **error);
 
 /**
  * Frees a context; NULL does nothing.

@@ -74,18 +74,20 @@
 pub mod error;
 
 mod batch;
-mod client;
-mod facets;
-mod prepared;
+pub(crate) mod client;
+pub(crate) mod facets;
+pub(crate) mod prepared;
 mod sync;
 
 use std::ptr;
 
+pub use client::TurnoutClient;
 pub use error::{TurnoutError, TurnoutStatus};
 pub use facets::{
     TURNOUT_FACETS_BINARY, TURNOUT_FACET_BOOL, TURNOUT_FACET_FLOAT64, TURNOUT_FACET_INT64, TURNOUT_FACET_JSON,
     TURNOUT_FACET_STRING,
 };
+pub use prepared::{TurnoutContext, TurnoutVariable};
 
 use error::Fail;
 

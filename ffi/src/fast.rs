@@ -1,120 +1,54 @@
-//! The hot typed getters over UniFFI object handles, as plain C functions.
+//! The fast paths' one handle type, and the two record-returning calls of the
+//! Python and Swift facades.
 //!
 //! A UniFFI-generated call pays for its machinery on every crossing: a call
 //! status structure (a JNA `Structure` with a `Cleaner` in Kotlin, a ctypes
 //! structure in Python), a handle clone per object argument and a checked
 //! return. For the decision hot path that machinery costs more than the
-//! decision itself, so the facades may call these instead: they take the
-//! handles UniFFI already hands out ([`Context`] and [`Variable`] objects)
-//! and numbers, and return a number. No status: they cannot fail (any
-//! internal panic is caught and the caller's default returned).
+//! decision itself, so the facades take the hot calls through plain C (or
+//! JNI) functions instead.
 //!
-//! A UniFFI handle of an object is `Arc::into_raw` of it as a `u64`
-//! (uniffi_core's `Handle`). These functions only *borrow* it: the caller must
-//! keep its own reference alive for the duration of the call (the facades
-//! hold a cloned handle for the life of their wrapper and release it with
-//! the generated `free` function).
+//! **One handle type.** Every fast path takes the C ABI's handles
+//! ([`TurnoutClient`], [`TurnoutContext`], [`TurnoutVariable`]: `Box`
+//! pointers of our own, passed as 64-bit numbers where a language has no
+//! pointers): Go through cgo, the JNI functions of [`crate::jni`], Python's
+//! `ctypes` and Swift's C module. A facade gets one from a generated object
+//! with its public `fast_handle()` method (or creates it with the C ABI:
+//! `turnout_client_context`, `turnout_client_variable`), owns it, and frees
+//! it with `turnout_client_free` / `turnout_context_free` /
+//! `turnout_variable_free`. No fast path reads UniFFI's own handles, so none
+//! depends on how UniFFI lays them out.
+//!
+//! The typed getters are the C ABI's (`turnout_context_int64`, `_float64`,
+//! `_bool`); this module adds the two calls that answer UniFFI's serialised
+//! `Decision` record (which the Python facade reads with the generated reader).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::uniffi_api::{Client, Context, Decision, Variable};
+use crate::capi::{TurnoutClient, TurnoutContext, TurnoutVariable};
+use crate::uniffi_api::Decision;
 
-/// Borrows the objects behind two handles for the duration of `f`.
-///
-/// # Safety
-/// `ctx` and `var` must be live UniFFI handles of a [`Context`] and a
-/// [`Variable`] (non-null, not yet freed).
-#[inline]
-unsafe fn with<R>(ctx: u64, var: u64, default: R, f: impl FnOnce(&Context, &Variable) -> R) -> R
-where
-    R: Copy,
-{
-    if ctx == 0 || var == 0 {
-        return default;
-    }
-    // SAFETY: per the contract above, both handles point at live `Arc`
-    // allocations of these types; we borrow without touching the counts.
-    let (c, v) = unsafe { (&*(ctx as usize as *const Context), &*(var as usize as *const Variable)) };
-    catch_unwind(AssertUnwindSafe(|| f(c, v))).unwrap_or(default)
+/// A new owned handle: the `Box` pointer of `v` as a number (what every
+/// `fast_handle()` returns: a signed 64-bit number, the JVM's `long`; freed by
+/// the C ABI's free function of its type).
+pub(crate) fn handle<T>(v: T) -> i64 {
+    Box::into_raw(Box::new(v)) as usize as i64
 }
 
-/// The value of `var` for `ctx` as an `i64`, or `default`.
+/// Writes UniFFI's serialised record of the decision `f` gives into `out`:
+/// its length, nothing written when it is larger than `out_cap`; -1 when `f`
+/// gives nothing (or panics).
 ///
 /// # Safety
-/// `ctx`/`var` are live UniFFI handles of a `Context` and a `Variable`, kept
-/// alive by the caller for the duration of the call. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn turnout_fast_int64(ctx: u64, var: u64, default: i64) -> i64 {
-    // SAFETY: forwarded contract.
-    unsafe { with(ctx, var, default, |c, v| c.int64(v, default)) }
-}
-
-/// The value of `var` for `ctx` as an `f64`, or `default`.
-///
-/// # Safety
-/// As [`turnout_fast_int64`].
-#[no_mangle]
-pub unsafe extern "C" fn turnout_fast_float64(ctx: u64, var: u64, default: f64) -> f64 {
-    // SAFETY: forwarded contract.
-    unsafe { with(ctx, var, default, |c, v| c.float64(v, default)) }
-}
-
-/// The value of `var` for `ctx` as a boolean (0/1), or `default`.
-///
-/// # Safety
-/// As [`turnout_fast_int64`].
-#[no_mangle]
-pub unsafe extern "C" fn turnout_fast_bool(ctx: u64, var: u64, default: i8) -> i8 {
-    // SAFETY: forwarded contract.
-    unsafe { with(ctx, var, default, |c, v| i8::from(c.bool(v, default != 0))) }
-}
-
-/// A one-shot decision from facets given as JSON text (the conformance
-/// form: `{"pax": 7, "drv": {"$int64": "..."}}`), written into `out` as
-/// UniFFI's serialised `Decision` record, exactly the bytes the generated
-/// `Context.decision` returns (so facades read it with the generated
-/// reader). One crossing instead of the generated path's context creation,
-/// handle clones and frees: the cold one-shot path of the Python facade.
-///
-/// Returns the record's length. When it is larger than `out_cap`, nothing is
-/// written and the caller retries with a buffer of that size. Returns -1 when
-/// the name or the facets are not valid (not UTF-8, not a JSON object of
-/// scalars): the caller takes its general path, which reports the error.
-///
-/// # Safety
-/// `client` is a live UniFFI handle of a `Client`, kept alive by the caller;
-/// `name`/`facets` point at `name_len`/`facets_len` readable bytes; `out`
-/// at `out_cap` writable bytes (or is null with `out_cap` 0). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn turnout_fast_get_variable_json(
-    client: u64,
-    name: *const u8,
-    name_len: usize,
-    facets: *const u8,
-    facets_len: usize,
-    out: *mut u8,
-    out_cap: usize,
-) -> i64 {
-    if client == 0 || name.is_null() || facets.is_null() {
-        return -1;
-    }
-    // SAFETY: per the contract above.
-    let (c, name, facets) = unsafe {
-        (
-            &*(client as usize as *const Client),
-            std::slice::from_raw_parts(name, name_len),
-            std::slice::from_raw_parts(facets, facets_len),
-        )
-    };
-    let record = catch_unwind(AssertUnwindSafe(|| {
-        let name = std::str::from_utf8(name).ok()?;
-        let facets = turnout_core::Facets::from_json_str(std::str::from_utf8(facets).ok()?).ok()?;
-        let d: Decision = c.core().get_variable(name, &facets).into();
+/// `out` points at `out_cap` writable bytes (or is null with `out_cap` 0).
+unsafe fn record(out: *mut u8, out_cap: usize, f: impl FnOnce() -> Option<turnout_core::Decision>) -> i64 {
+    let bytes = catch_unwind(AssertUnwindSafe(|| {
+        let d: Decision = f()?.into();
         let mut buf = Vec::with_capacity(64);
         <Decision as uniffi::Lower<crate::UniFfiTag>>::write(d, &mut buf);
         Some(buf)
     }));
-    match record {
+    match bytes {
         Ok(Some(buf)) => {
             if buf.len() <= out_cap && !out.is_null() {
                 // SAFETY: `out` has `out_cap >= buf.len()` writable bytes.
@@ -126,23 +60,91 @@ pub unsafe extern "C" fn turnout_fast_get_variable_json(
     }
 }
 
+/// The full decision of `var` for `ctx` (recorded like any other), written
+/// into `out` as UniFFI's serialised `Decision` record, exactly the bytes the
+/// generated `Context.decision` returns. Returns the record's length (nothing
+/// written when it is larger than `out_cap`: the caller retries with room),
+/// or -1 for a null handle.
+///
+/// # Safety
+/// `ctx`/`var` are 0 or live handles (module docs), kept alive by the caller
+/// for the call; `out` points at `out_cap` writable bytes (or is null with
+/// `out_cap` 0). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_fast_decision(
+    ctx: *const TurnoutContext,
+    var: *const TurnoutVariable,
+    out: *mut u8,
+    out_cap: usize,
+) -> i64 {
+    // SAFETY: per the contract above.
+    unsafe { record(out, out_cap, || Some(ctx.as_ref()?.0.decision(&var.as_ref()?.0))) }
+}
+
+/// A one-shot decision from facets given as JSON text (the conformance
+/// form: `{"pax": 7, "drv": {"$int64": "..."}}`), written into `out` as in
+/// [`turnout_fast_decision`]: one crossing instead of a context's creation,
+/// use and release (the cold one-shot path of the Python facade). Returns -1
+/// when the name or the facets are not valid (not UTF-8, not a JSON object of
+/// scalars): the caller takes its general path, which reports the error.
+///
+/// # Safety
+/// `client` is 0 or a live handle, kept alive by the caller; `name`/`facets`
+/// point at `name_len`/`facets_len` readable bytes; `out` at `out_cap`
+/// writable bytes (or is null with `out_cap` 0). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_fast_get_variable_json(
+    client: *const TurnoutClient,
+    name: *const u8,
+    name_len: usize,
+    facets: *const u8,
+    facets_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+) -> i64 {
+    if name.is_null() || facets.is_null() {
+        return -1;
+    }
+    // SAFETY: per the contract above.
+    unsafe {
+        let (name, facets) =
+            (std::slice::from_raw_parts(name, name_len), std::slice::from_raw_parts(facets, facets_len));
+        record(out, out_cap, || {
+            let name = std::str::from_utf8(name).ok()?;
+            let facets = turnout_core::Facets::from_json_str(std::str::from_utf8(facets).ok()?).ok()?;
+            Some(client.as_ref()?.client.get_variable(name, &facets))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Arc;
 
     use super::*;
+    use crate::capi::client::turnout_client_free;
+    use crate::capi::prepared::{
+        turnout_context_bool, turnout_context_free, turnout_context_int64, turnout_variable_free,
+    };
+    use crate::capi::{TurnoutContext as C, TurnoutVariable as V};
     use crate::uniffi_api::{Client, FacetValue};
+
+    const CONFIG: &[u8] = br#"{"variable": "d", "rollouts": [{"value": 60, "constraints":
+            [{"target": "city", "op": "=", "value": 6}]}], "default": 30}"#;
+
+    fn record_of(d: Decision) -> Vec<u8> {
+        let mut expected = Vec::new();
+        <Decision as uniffi::Lower<crate::UniFfiTag>>::write(d, &mut expected);
+        expected
+    }
 
     #[test]
     fn one_shot_json_gives_the_decision_record() {
-        let config = br#"{"variable": "d", "rollouts": [{"value": 60, "constraints":
-            [{"target": "city", "op": "=", "value": 6}]}], "default": 30}"#;
-        let client = Client::new(config.to_vec(), String::new()).unwrap_or_else(|e| unreachable!("{e}"));
-        let h = Arc::as_ptr(&client) as usize as u64;
+        let client = Client::new(CONFIG.to_vec(), String::new()).unwrap_or_else(|e| unreachable!("{e}"));
+        let h = client.fast_handle() as usize as *const TurnoutClient;
         let call = |name: &str, facets: &str, cap: usize| {
             let mut out = vec![0u8; cap];
-            // SAFETY: the client is alive; the slices are valid for the call.
+            // SAFETY: the handle is alive; the slices are valid for the call.
             let n = unsafe {
                 turnout_fast_get_variable_json(
                     h,
@@ -156,9 +158,8 @@ mod tests {
             };
             (n, out)
         };
-        let want = client.get_variable("d".into(), HashMap::from([("city".into(), FacetValue::Int { value: 6 })]));
-        let mut expected = Vec::new();
-        <Decision as uniffi::Lower<crate::UniFfiTag>>::write(want, &mut expected);
+        let expected =
+            record_of(client.get_variable("d".into(), HashMap::from([("city".into(), FacetValue::Int { value: 6 })])));
         let (n, out) = call("d", r#"{"city": 6}"#, 256);
         assert_eq!(n as usize, expected.len());
         assert_eq!(&out[..expected.len()], &expected[..]);
@@ -168,29 +169,44 @@ mod tests {
         // Bad facets or name: -1.
         assert_eq!(call("d", r#"{"city": [6]}"#, 256).0, -1);
         assert_eq!(call("d", "not json", 256).0, -1);
-        // SAFETY: a null client is rejected before any read.
-        assert_eq!(
-            unsafe { turnout_fast_get_variable_json(0, [].as_ptr(), 0, [].as_ptr(), 0, std::ptr::null_mut(), 0) },
-            -1
-        );
+        // SAFETY: null pointers are rejected before any read; the handle is freed once.
+        unsafe {
+            let null = std::ptr::null();
+            assert_eq!(
+                turnout_fast_get_variable_json(null, [].as_ptr(), 0, [].as_ptr(), 0, std::ptr::null_mut(), 0),
+                -1
+            );
+            turnout_client_free(h.cast_mut());
+        }
     }
 
     #[test]
-    fn fast_getters_agree_with_the_uniffi_methods() {
-        let config = br#"{"variable": "d", "rollouts": [{"value": 60, "constraints":
-            [{"target": "city", "op": "=", "value": 6}]}], "default": 30}"#;
-        let client = Client::new(config.to_vec(), String::new()).unwrap_or_else(|e| unreachable!("{e}"));
+    fn fast_handles_answer_as_the_generated_objects() {
+        let client = Client::new(CONFIG.to_vec(), String::new()).unwrap_or_else(|e| unreachable!("{e}"));
         let var = client.variable("d".into());
+        let vh = var.fast_handle() as usize as *mut V;
         for city in [5, 6] {
             let ctx = client.context(HashMap::from([("city".to_string(), FacetValue::Int { value: city })]));
-            let (ch, vh) = (Arc::as_ptr(&ctx) as usize as u64, Arc::as_ptr(&var) as usize as u64);
-            // SAFETY: both Arcs are alive for the whole block.
+            let ch = ctx.fast_handle() as usize as *mut C;
+            drop(ctx.clone()); // the handle holds its own context: the generated object may go
+            let mut out = vec![0u8; 256];
+            // SAFETY: both handles are alive until freed below, once.
             unsafe {
-                assert_eq!(turnout_fast_int64(ch, vh, -1), ctx.int64(&var, -1));
-                assert_eq!(turnout_fast_float64(ch, vh, -1.0), ctx.float64(&var, -1.0));
-                assert_eq!(turnout_fast_bool(ch, vh, 1), 1, "not a boolean: the default");
-                assert_eq!(turnout_fast_int64(0, vh, -7), -7, "null handle: the default");
+                assert_eq!(turnout_context_int64(ch, vh, -1), ctx.int64(&var, -1));
+                assert!(turnout_context_bool(ch, vh, true), "not a boolean: the default");
+                assert_eq!(turnout_context_int64(std::ptr::null(), vh, -7), -7, "null handle: the default");
+                let n = turnout_fast_decision(ch, vh, out.as_mut_ptr(), out.len());
+                assert_eq!(&out[..n as usize], &record_of(ctx.decision(&var))[..]);
+                assert_eq!(turnout_fast_decision(std::ptr::null(), vh, out.as_mut_ptr(), out.len()), -1);
+                // The generated object of a handle answers as the handle does; a null handle is an error.
+                let again = crate::uniffi_api::Context::from_fast_handle(ch as usize as i64)
+                    .unwrap_or_else(|e| unreachable!("{e}"));
+                assert_eq!(again.decision(&var), ctx.decision(&var));
+                assert!(crate::uniffi_api::Context::from_fast_handle(0).is_err());
+                turnout_context_free(ch);
             }
         }
+        // SAFETY: freed once.
+        unsafe { turnout_variable_free(vh) };
     }
 }

@@ -7,50 +7,49 @@
 //! tens of nanoseconds. So the facade's hot calls come here, and everything
 //! else stays on the generated UniFFI API.
 //!
-//! A thin shell: each function borrows the UniFFI objects behind the handles
-//! the generated Kotlin hands out ([`Client`], [`Context`], [`Variable`]:
-//! `Arc::into_raw` as a 64-bit handle; see [`crate::fast`]) and calls their
-//! methods; nothing is decided here. Facets travel as UTF-8 JSON bytes (the
-//! conformance vectors' form, parsed by core) in the calls that take them.
+//! A thin shell over the fast paths' one handle type ([`crate::fast`]): the
+//! C ABI's [`TurnoutClient`], [`TurnoutContext`] and [`TurnoutVariable`],
+//! as `jlong`s. The facade gets them from the generated objects'
+//! `fastHandle()` or from [`Java_dev_turnout_internal_Jni_context`], owns
+//! them, and frees them with the `free*` functions here. Nothing is decided
+//! here. Facets travel as UTF-8 JSON bytes (the conformance vectors' form,
+//! parsed by core) in the calls that take them.
 //!
-//! Nothing unwinds into the JVM: the typed getters go through
-//! [`crate::fast`] (which catches panics), the others run inside
-//! `catch_unwind` (via the `jni` crate's `with_env`) and answer the caller's
-//! default, or `null` / `0` for the facade to turn into a typed exception.
+//! Nothing unwinds into the JVM: the typed getters are the C ABI's (which
+//! catch panics), the others run inside `catch_unwind` (via the `jni`
+//! crate's `with_env`) and answer the caller's default, or `null` / `0` for
+//! the facade to turn into a typed exception.
 //!
 //! The caller keeps every handle alive for the duration of a call (the facade
 //! counts calls in flight and frees a handle only when none is).
 
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use jni::objects::{JByteArray, JClass, JString};
 use jni::sys::{jboolean, jdouble, jlong, jstring};
 use jni::{Env, EnvUnowned, Outcome};
+use turnout_core::{Context, Facets, Variable};
 
-use crate::uniffi_api::{Client, Context, Variable};
+use crate::capi::{client, prepared, TurnoutClient, TurnoutContext, TurnoutVariable};
 
-/// Borrows the object behind a UniFFI handle.
+/// Borrows the object behind a fast handle.
 ///
 /// # Safety
-/// `handle` is 0 or a live UniFFI handle of a `T` (see the module docs).
+/// `handle` is 0 or a live handle of a `T` (see the module docs).
 unsafe fn borrow<'a, T>(handle: jlong) -> Option<&'a T> {
     // SAFETY: per the contract above; a null handle gives `None`.
     unsafe { (handle as u64 as usize as *const T).as_ref() }
 }
 
-/// The bytes of a Java `byte[]` (facets as UTF-8 JSON) as a `String`.
-fn json_arg(env: &Env<'_>, bytes: &JByteArray<'_>) -> Result<String, jni::errors::Error> {
-    let v = env.convert_byte_array(bytes)?;
-    String::from_utf8(v).map_err(|_| jni::errors::Error::ParseFailed("facets are not UTF-8".into()))
-}
-
-/// A fresh context for `client` from facets JSON bytes.
+/// A fresh engine context for `client` from facets JSON bytes (`None` when rejected).
 fn context(
     env: &Env<'_>,
-    client: &Client,
+    client: &TurnoutClient,
     facets: &JByteArray<'_>,
-) -> Result<Option<Arc<Context>>, jni::errors::Error> {
-    Ok(client.context_json(json_arg(env, facets)?).ok())
+) -> Result<Option<Context>, jni::errors::Error> {
+    let v = env.convert_byte_array(facets)?;
+    let Ok(text) = String::from_utf8(v) else { return Ok(None) };
+    Ok(Facets::from_json_str(&text).ok().map(|f| client.client.context(f)))
 }
 
 /// Runs `f` with the JNI environment; any JNI error, facet error or panic
@@ -67,12 +66,12 @@ fn with_env_or<'local, T>(
 }
 
 /// The typed numeric getters of `Jni`, one family: `Jni.<hot>(ctx, variable,
-/// default)` (the prepared hot path, [`crate::fast`]'s getter) and
+/// default)` (the prepared hot path: the C ABI's getter) and
 /// `Jni.<one_shot>(client, variable, facetsJson, default)` (one decision
 /// without a prepared context: `client.getVariable(name, facets).<type>(default)`).
 macro_rules! numeric_getters {
-    ($($hot:ident, $one_shot:ident: $jt:ty, $fast:path, $get:ident;)*) => {$(
-        #[doc = concat!("`Jni` prepared getter ([`", stringify!($fast), "`]).")]
+    ($($hot:ident, $one_shot:ident: $jt:ty, $c:path, $get:ident;)*) => {$(
+        #[doc = concat!("`Jni` prepared getter (as the C ABI's [`", stringify!($c), "`]).")]
         #[no_mangle]
         pub extern "system" fn $hot(
             _env: EnvUnowned<'_>,
@@ -82,7 +81,11 @@ macro_rules! numeric_getters {
             default: $jt,
         ) -> $jt {
             // SAFETY: the facade passes live handles (module docs).
-            unsafe { $fast(ctx as u64, variable as u64, default.into()) }.into_jni()
+            let (Some(c), Some(v)) = (unsafe { borrow::<TurnoutContext>(ctx) }, unsafe { borrow::<TurnoutVariable>(variable) })
+            else {
+                return default;
+            };
+            catch_unwind(AssertUnwindSafe(|| c.0.$get(&v.0, default))).unwrap_or(default)
         }
 
         #[doc = concat!("`Jni` one-shot getter (`Context::", stringify!($get), "` on a context of the facets).")]
@@ -100,30 +103,13 @@ macro_rules! numeric_getters {
     )*};
 }
 
-/// A fast getter's C result as its JNI type (the boolean getter answers 0/1).
-trait IntoJni<T> {
-    fn into_jni(self) -> T;
-}
-
-impl<T> IntoJni<T> for T {
-    fn into_jni(self) -> T {
-        self
-    }
-}
-
-impl IntoJni<jboolean> for i8 {
-    fn into_jni(self) -> jboolean {
-        self != 0
-    }
-}
-
 numeric_getters! {
     Java_dev_turnout_internal_Jni_int64, Java_dev_turnout_internal_Jni_oneShotInt64:
-        jlong, crate::fast::turnout_fast_int64, int64;
+        jlong, prepared::turnout_context_int64, int64;
     Java_dev_turnout_internal_Jni_float64, Java_dev_turnout_internal_Jni_oneShotFloat64:
-        jdouble, crate::fast::turnout_fast_float64, float64;
+        jdouble, prepared::turnout_context_float64, float64;
     Java_dev_turnout_internal_Jni_bool, Java_dev_turnout_internal_Jni_oneShotBool:
-        jboolean, crate::fast::turnout_fast_bool, bool;
+        jboolean, prepared::turnout_context_bool, bool;
 }
 
 /// `Jni.string(ctx, variable, default)`: the value as a string, or `null`
@@ -137,18 +123,19 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_string<'local>(
     default: JString<'local>,
 ) -> jstring {
     // SAFETY: the facade passes live handles (module docs).
-    let (Some(c), Some(v)) = (unsafe { borrow::<Context>(ctx) }, unsafe { borrow::<Variable>(variable) }) else {
+    let (Some(c), Some(v)) = (unsafe { borrow::<TurnoutContext>(ctx) }, unsafe { borrow::<TurnoutVariable>(variable) })
+    else {
         return std::ptr::null_mut();
     };
     with_env_or(&mut env, std::ptr::null_mut(), |env| {
-        let value = c.string(v, default.try_to_string(env)?);
+        let value = c.0.string(&v.0, &default.try_to_string(env)?);
         Ok(Some(env.new_string(value)?.into_raw()))
     })
 }
 
-/// `Jni.context(client, facetsJson)`: a new UniFFI `Context` handle (owned by
-/// the caller, released with the generated free function), or 0 when the
-/// facets are rejected (the facade then asks the generated API for the typed error).
+/// `Jni.context(client, facetsJson)`: a new context handle (owned by the
+/// caller, freed with `Jni.freeContext`), or 0 when the facets are rejected
+/// (the facade then asks the generated API for the typed error).
 #[no_mangle]
 pub extern "system" fn Java_dev_turnout_internal_Jni_context<'local>(
     mut env: EnvUnowned<'local>,
@@ -157,10 +144,8 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_context<'local>(
     facets: JByteArray<'local>,
 ) -> jlong {
     // SAFETY: the facade passes a live client handle (module docs).
-    let Some(client) = (unsafe { borrow::<Client>(client) }) else { return 0 };
-    with_env_or(&mut env, 0, |env| {
-        Ok(context(env, client, &facets)?.map(|c| uniffi::Handle::from_arc(c).as_raw() as jlong))
-    })
+    let Some(client) = (unsafe { borrow::<TurnoutClient>(client) }) else { return 0 };
+    with_env_or(&mut env, 0, |env| Ok(context(env, client, &facets)?.map(|c| crate::fast::handle(TurnoutContext(c)))))
 }
 
 /// `Jni.oneShotString(client, variable, facetsJson, default)`, or `null` when
@@ -175,12 +160,14 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_oneShotString<'local>(
     default: JString<'local>,
 ) -> jstring {
     // SAFETY: the facade passes live handles (module docs).
-    let (Some(client), Some(v)) = (unsafe { borrow::<Client>(client) }, unsafe { borrow::<Variable>(variable) }) else {
+    let (Some(client), Some(v)) =
+        (unsafe { borrow::<TurnoutClient>(client) }, unsafe { borrow::<TurnoutVariable>(variable) })
+    else {
         return std::ptr::null_mut();
     };
     with_env_or(&mut env, std::ptr::null_mut(), |env| {
         let Some(c) = context(env, client, &facets)? else { return Ok(None) };
-        let value = c.string(v, default.try_to_string(env)?);
+        let value = c.string(&v.0, &default.try_to_string(env)?);
         Ok(Some(env.new_string(value)?.into_raw()))
     })
 }
@@ -195,17 +182,19 @@ fn one_shot<'local, T: Copy>(
     get: impl FnOnce(&Context, &Variable) -> T,
 ) -> T {
     // SAFETY: the facade passes live handles (module docs).
-    let (Some(client), Some(v)) = (unsafe { borrow::<Client>(client) }, unsafe { borrow::<Variable>(variable) }) else {
+    let (Some(client), Some(v)) =
+        (unsafe { borrow::<TurnoutClient>(client) }, unsafe { borrow::<TurnoutVariable>(variable) })
+    else {
         return default;
     };
     with_env_or(env, default, |env| {
         let Some(c) = context(env, client, facets)? else { return Ok(None) };
-        Ok(Some(get(&c, v)))
+        Ok(Some(get(&c, &v.0)))
     })
 }
 
 /// `Jni.track(client, name, value, facetsJson)`: records a metric
-/// ([`Client::track`] semantics, through a context of these facets).
+/// (`Client::track` semantics, through a context of these facets).
 /// `false` when the call could not be made (the facade then asks the
 /// generated API, which raises the typed error).
 #[no_mangle]
@@ -218,10 +207,10 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_track<'local>(
     facets: JByteArray<'local>,
 ) -> jboolean {
     // SAFETY: the facade passes a live client handle (module docs).
-    let Some(client) = (unsafe { borrow::<Client>(client) }) else { return false };
+    let Some(client) = (unsafe { borrow::<TurnoutClient>(client) }) else { return false };
     with_env_or(&mut env, false, |env| {
         let Some(c) = context(env, client, &facets)? else { return Ok(None) };
-        c.track(name.try_to_string(env)?, value);
+        c.track(&name.try_to_string(env)?, value);
         Ok(Some(true))
     })
 }
@@ -237,9 +226,27 @@ pub extern "system" fn Java_dev_turnout_internal_Jni_contextTrack<'local>(
     value: jdouble,
 ) -> jboolean {
     // SAFETY: the facade passes a live context handle (module docs).
-    let Some(c) = (unsafe { borrow::<Context>(ctx) }) else { return false };
+    let Some(c) = (unsafe { borrow::<TurnoutContext>(ctx) }) else { return false };
     with_env_or(&mut env, false, |env| {
-        c.track(name.try_to_string(env)?, value);
+        c.0.track(&name.try_to_string(env)?, value);
         Ok(Some(true))
     })
+}
+
+/// The `Jni.free*` functions: each frees a handle of its type, once (0 does nothing).
+macro_rules! frees {
+    ($($name:ident: $t:ty, $free:path;)*) => {$(
+        #[doc = concat!("Frees a handle with [`", stringify!($free), "`].")]
+        #[no_mangle]
+        pub extern "system" fn $name(_env: EnvUnowned<'_>, _class: JClass<'_>, handle: jlong) {
+            // SAFETY: the facade frees each handle it owns once, when no call uses it.
+            unsafe { $free(handle as usize as *mut $t) }
+        }
+    )*};
+}
+
+frees! {
+    Java_dev_turnout_internal_Jni_freeClient: TurnoutClient, client::turnout_client_free;
+    Java_dev_turnout_internal_Jni_freeContext: TurnoutContext, prepared::turnout_context_free;
+    Java_dev_turnout_internal_Jni_freeVariable: TurnoutVariable, prepared::turnout_variable_free;
 }

@@ -442,6 +442,13 @@ impl Client {
     pub fn set_time_ms(&self, ms: i64) -> Result<(), TurnoutError> {
         Ok(self.inner.set_time_ms(ms)?)
     }
+
+    /// A new handle of this client for the fast paths: the C ABI's
+    /// `TurnoutClient *` as a number, sharing this client's engine, owned by
+    /// the caller and freed with `turnout_client_free` (see [`crate::fast`]).
+    pub fn fast_handle(&self) -> i64 {
+        crate::fast::handle(crate::capi::TurnoutClient { client: self.inner.clone() })
+    }
 }
 
 impl Client {
@@ -462,6 +469,13 @@ impl Variable {
     /// The variable's name.
     pub fn name(&self) -> String {
         self.inner.name().to_string()
+    }
+
+    /// A new handle of this variable for the fast paths: the C ABI's
+    /// `TurnoutVariable *` as a number, owned by the caller and freed with
+    /// `turnout_variable_free` (see [`crate::fast`]).
+    pub fn fast_handle(&self) -> i64 {
+        crate::fast::handle(crate::capi::TurnoutVariable(self.inner.clone()))
     }
 }
 
@@ -514,6 +528,26 @@ impl Context {
     /// The facets as JSON text (integers as exact JSON numbers).
     pub fn facets_json(&self) -> String {
         self.inner.facets().to_json().to_string()
+    }
+
+    /// The generated object of a context fast handle (a context the Kotlin
+    /// facade created through JNI, once one of its cold methods needs the
+    /// generated API): a new `Context` with the handle's facets. `handle`
+    /// must be 0 (an error) or a live `TurnoutContext *`, which stays the
+    /// caller's.
+    #[uniffi::constructor]
+    pub fn from_fast_handle(handle: i64) -> Result<Arc<Context>, TurnoutError> {
+        // SAFETY: per the contract above (a fast path's handle, kept alive by its owner).
+        let ctx = unsafe { (handle as usize as *const crate::capi::TurnoutContext).as_ref() };
+        let ctx = ctx.ok_or_else(|| core::ErrorDetail::new(ErrorKind::InvalidArgument, "a null context handle"))?;
+        Ok(Arc::new(Context { inner: ctx.0.clone() }))
+    }
+
+    /// A new handle of this context for the fast paths: the C ABI's
+    /// `TurnoutContext *` as a number, owned by the caller and freed with
+    /// `turnout_context_free` (see [`crate::fast`]).
+    pub fn fast_handle(&self) -> i64 {
+        crate::fast::handle(crate::capi::TurnoutContext(self.inner.clone()))
     }
 }
 

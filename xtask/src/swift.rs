@@ -4,8 +4,9 @@
 //! 1. `crate::uniffi::generate("swift", target/uniffi-swift)`: the one release build of
 //!    `turnout-ffi` and the generated `turnout_ffi.swift`, `turnout_ffiFFI.h` and module map.
 //! 2. The Swift source goes to `Sources/TurnoutFFI/`, the header to `Sources/turnout_ffiFFI/`
-//!    (both gitignored), next to the committed `module.modulemap` (which adds the hot-path header
-//!    `turnout_fast.h` and `link "turnout_ffi"`). Checked: the generated module map names the
+//!    (both gitignored) with the C ABI's `ffi/include/turnout.h`, next to the committed
+//!    `module.modulemap` (which adds the hot-path header `turnout_fast.h`, including `turnout.h`,
+//!    and `link "turnout_ffi"`). Checked: the generated module map names the
 //!    module ours does, and every `turnout_fast_*` of `ffi/src/fast.rs` is declared in
 //!    `turnout_fast.h` (and nothing else).
 //! 3. With `swift` on PATH: `swift build` and `swift test` in `bindings/swift`, then `swift build`
@@ -36,6 +37,8 @@ pub(crate) fn generate(package: &Path) -> Result<std::path::PathBuf, String> {
     std::fs::create_dir_all(&ffi_swift).map_err(|e| format!("{}: {e}", ffi_swift.display()))?;
     copy(&out.join("turnout_ffi.swift"), &ffi_swift.join("turnout_ffi.swift"))?;
     copy(&out.join(format!("{MODULE}.h")), &package.join(format!("Sources/{MODULE}/{MODULE}.h")))?;
+    // The C ABI, whose handles are the fast paths' (included by turnout_fast.h).
+    copy(&root().join("ffi/include/turnout.h"), &package.join(format!("Sources/{MODULE}/turnout.h")))?;
     check_fast_header(&package.join(format!("Sources/{MODULE}/turnout_fast.h")))?;
     check_c_module(&package.join(format!("Sources/{MODULE}")))?;
     step(&format!("Swift package generated in {}", rel(package)));

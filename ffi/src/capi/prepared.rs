@@ -11,10 +11,15 @@ use super::{bytes_arg, clear, facets, handle, put, str_arg, TurnoutBytes};
 
 /// A variable name resolved once per config version (opaque). Thread-safe;
 /// usable with any context of the client it came from; survives config updates.
-pub struct TurnoutVariable(Variable);
+///
+/// The one variable handle of every fast path (C, Go, JNI, Python's ctypes,
+/// Swift): UniFFI's `Variable.fast_handle()` gives one too.
+pub struct TurnoutVariable(pub(crate) Variable);
 
 /// The facets of one unit or request, prepared once (opaque). Thread-safe.
-pub struct TurnoutContext(Context);
+///
+/// The one context handle of every fast path, like [`TurnoutVariable`].
+pub struct TurnoutContext(pub(crate) Context);
 
 /// Creates a variable handle for `name` (it need not exist in the config
 /// yet: it resolves again after every update). Free with `turnout_variable_free`.
@@ -70,6 +75,26 @@ pub unsafe extern "C" fn turnout_client_context(
         let c = handle(client, "client")?;
         let f = facets::parse(bytes_arg(facets, facets_len, "facets")?)?;
         put(out_context, super::boxed(TurnoutContext(c.client.context(f))), "out_context")
+    })
+}
+
+/// The context's facets as JSON text (integers as exact JSON numbers), into
+/// `*out_json` (free with `turnout_bytes_free`).
+///
+/// Errors: `NULL_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// `context` must be NULL or live; out-parameters NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn turnout_context_facets_json(
+    context: *const TurnoutContext,
+    out_json: *mut TurnoutBytes,
+    error: *mut *mut TurnoutError,
+) -> TurnoutStatus {
+    call(error, || {
+        clear(out_json, TurnoutBytes::EMPTY);
+        let c = handle(context, "context")?;
+        put(out_json, TurnoutBytes::text(c.0.facets().to_json().to_string()), "out_json")
     })
 }
 

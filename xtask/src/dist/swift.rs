@@ -93,6 +93,7 @@ pub(crate) fn consume(d: &Dist, entry: &Value, r: &Reference) -> Result<(), Stri
         "Sources/TurnoutFFI/turnout_ffi.swift",
         "Sources/turnout_ffiFFI/turnout_ffiFFI.h",
         "Sources/turnout_ffiFFI/turnout_fast.h",
+        "Sources/turnout_ffiFFI/turnout.h",
         "Sources/turnout_ffiFFI/module.modulemap",
         "Sources/Turnout/Client.swift",
         "scripts/build-xcframework.sh",

@@ -5,7 +5,8 @@
  *   smoke VARIABLE EXPECTED_VERSION   (in a directory with config.json and contexts.jsonl)
  *
  * It checks the library's version, creates a client from config.json (UniFFI's constructor,
- * arguments lowered as the generated Swift lowers them), and prints the int64 value of
+ * arguments lowered as the generated Swift lowers them), takes its fast handle (Client.fastHandle,
+ * a TurnoutClient * of the C ABI that turnout_fast.h includes), and prints the int64 value of
  * VARIABLE for each line of contexts.jsonl (a JSON object of facets) taken with
  * turnout_fast_get_variable_json, read from the serialised Decision record. */
 #include <stdint.h>
@@ -70,12 +71,17 @@ int main(int argc, char **argv) {
     check(&st, "rustbuffer_from_bytes");
     uint64_t client = uniffi_turnout_ffi_fn_constructor_client_new(config_buf, options_buf, &st);
     check(&st, "Client.new");
+    /* A method call consumes one reference of its object: clone first, as the generated Swift does. */
+    uint64_t arg = uniffi_turnout_ffi_fn_clone_client(client, &st);
+    check(&st, "clone_client");
+    TurnoutClient *fast = (TurnoutClient *)(uintptr_t)uniffi_turnout_ffi_fn_method_client_fast_handle(arg, &st);
+    check(&st, "Client.fastHandle");
 
     size_t contexts_len;
     char *contexts = slurp("contexts.jsonl", &contexts_len);
     uint8_t out[512];
     for (char *line = strtok(contexts, "\n"); line; line = strtok(NULL, "\n")) {
-        int64_t n = turnout_fast_get_variable_json(client, (const uint8_t *)variable, strlen(variable),
+        int64_t n = turnout_fast_get_variable_json(fast, (const uint8_t *)variable, strlen(variable),
                                                    (const uint8_t *)line, strlen(line), out, sizeof out);
         if (n < 0 || (size_t)n > sizeof out) { fprintf(stderr, "decision failed for %s\n", line); return 1; }
         /* Decision record: variable (i32 length + UTF-8), then value_json (i8 tag, i32 length + UTF-8). */
@@ -85,6 +91,7 @@ int main(int argc, char **argv) {
         uint32_t value_len = be32(p + 1);
         printf("%.*s\n", (int)value_len, (const char *)(p + 5));
     }
+    turnout_client_free(fast);
     uniffi_turnout_ffi_fn_free_client(client, &st);
     check(&st, "free_client");
     free(framed);

@@ -29,7 +29,7 @@ import threading
 import typing
 
 from . import _native as native
-from ._errors import ClosedError, LimitError, TurnoutTypeError
+from ._errors import ClosedError, TurnoutTypeError
 from ._facets import I64_MAX, I64_MIN, Facets, FacetsLike, facets_json, native_map
 from ._native import ffi
 from ._records import Batch, TrackingStats, UpdateReport
@@ -53,9 +53,9 @@ __version__: str = str(ffi.library_version())
 ConfigSource = typing.Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", typing.Mapping[str, typing.Any]]
 """A config: JSON bytes or text, a path to a JSON file, or the parsed JSON (a mapping)."""
 
-_fast_int64 = native.fast_int64
-_fast_float64 = native.fast_float64
-_fast_bool = native.fast_bool
+_fast_int64 = native.context_int64
+_fast_float64 = native.context_float64
+_fast_bool = native.context_bool
 _decision_bytes = native.decision_bytes
 _ArgumentError = ctypes.ArgumentError
 _I64_MIN = I64_MIN
@@ -286,11 +286,12 @@ class Variable:
     survives updates). Get one with :meth:`Client.variable`; handles are
     cached per client and freed with their last reference."""
 
-    __slots__ = ("_gen", "_h", "name")
+    __slots__ = ("_owner", "_h", "name")
 
     def __init__(self, gen: typing.Any, name: str) -> None:
-        self._gen = gen
-        self._h: typing.Optional[int] = gen._handle
+        # The fast paths' handle of the generated variable: owned here, freed with this object.
+        self._owner = native.Handle(gen.fast_handle(), native.variable_free)
+        self._h: int = self._owner.p
         self.name = name
         """The variable's name."""
 
@@ -308,19 +309,20 @@ class Context(_Closeable):
 
     __slots__ = ("_gen", "_client")
 
-    def __init__(self, gen: typing.Any, client: "Client") -> None:
-        self._gen: typing.Any = gen
+    def __init__(self, handle: native.Handle, client: "Client") -> None:
+        # The fast paths' handle of this context (``_gen.p``), owned here.
+        self._gen: typing.Optional[native.Handle] = handle
         self._client = client
 
     # -- hot typed getters -----------------------------------------------
-    # `g` keeps the generated object (and so the native context) alive for
+    # `g` keeps the handle's owner (and so the native context) alive for
     # the duration of the C call, whatever another thread does meanwhile.
     def int64(self, variable: typing.Union[Variable, str], default: int = 0) -> int:
         """The value as an integer, or ``default`` (fallback or another type)."""
         g = self._gen
         try:
             if _I64_MIN <= default < _I64_END:
-                return _fast_int64(g._handle, variable._h, default)  # type: ignore[union-attr]
+                return _fast_int64(g.p, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
         return typing.cast(int, self._slow("int64", variable, default))
@@ -329,7 +331,7 @@ class Context(_Closeable):
         """The value as a float (any number), or ``default``."""
         g = self._gen
         try:
-            return _fast_float64(g._handle, variable._h, default)  # type: ignore[union-attr]
+            return _fast_float64(g.p, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             return typing.cast(float, self._slow("float64", variable, default))
 
@@ -338,7 +340,7 @@ class Context(_Closeable):
         g = self._gen
         try:
             if default is True or default is False:
-                return _fast_bool(g._handle, variable._h, default) != 0  # type: ignore[union-attr]
+                return _fast_bool(g.p, variable._h, default)  # type: ignore[union-attr]
         except (AttributeError, TypeError, _ArgumentError):
             pass
         return typing.cast(builtins.bool, self._slow("bool", variable, default))
@@ -351,18 +353,17 @@ class Context(_Closeable):
         expected, fast = _TYPED[kind]
         if not expected(default):
             raise TurnoutTypeError(f"{kind}: the default must be {_TYPED_NAMES[kind]}, not {default!r}")
-        r = fast(g._handle, var._h, default)
-        return r != 0 if kind == "bool" else r
+        return fast(g.p, var._h, default)
 
     # -- richer answers --------------------------------------------------
     def decision(self, variable: typing.Union[Variable, str]) -> Decision:
         """The full decision (value, source, reason, experiment, ...)."""
         g = self._gen
         try:
-            return _decision_of(_decision_bytes(g._handle, variable._h))  # type: ignore[union-attr]
+            return _decision_of(_decision_bytes(g.p, variable._h))  # type: ignore[union-attr]
         except (AttributeError, _ArgumentError):
             g = self._live()
-            return _decision_of(_decision_bytes(g._handle, self._client._variable_for(variable)._h))
+            return _decision_of(_decision_bytes(g.p, self._client._variable_for(variable)._h))
 
     def string(self, variable: typing.Union[Variable, str], default: str = "") -> str:
         """The value as a string, or ``default``."""
@@ -377,14 +378,16 @@ class Context(_Closeable):
     def track(self, name: str, value: float) -> None:
         """Records a metric ``service.name`` with this context's facets."""
         _check_track(name, value)
-        self._live().track(name, float(value))
+        g = self._live()
+        native.context_track(g.p, name.encode(), float(value))
 
     @property
     def facets(self) -> typing.Dict[str, typing.Any]:
         """The facets, as the engine holds them."""
-        return typing.cast(typing.Dict[str, typing.Any], json.loads(self._live().facets_json()))
+        g = self._live()
+        return typing.cast(typing.Dict[str, typing.Any], json.loads(native.context_facets_json(g.p)))
 
-    def _live(self) -> typing.Any:
+    def _live(self) -> native.Handle:
         g = self._gen
         if g is None:
             raise ClosedError("this context is closed")
@@ -394,7 +397,7 @@ class Context(_Closeable):
     def close(self) -> None:
         """Releases the native context; later calls raise :class:`~turnout.ClosedError`.
         A second call does nothing."""
-        self._gen = None  # the generated object's __del__ frees the handle, once
+        self._gen = None  # the handle's __del__ frees the native context, once
 
     @property
     def closed(self) -> builtins.bool:
@@ -403,7 +406,7 @@ class Context(_Closeable):
 
     def __repr__(self) -> str:
         g = self._gen
-        return "Context(closed)" if g is None else f"Context({g.facets_json()})"
+        return "Context(closed)" if g is None else f"Context({native.context_facets_json(g.p)})"
 
 
 _TYPED: typing.Dict[str, typing.Tuple[typing.Callable[[typing.Any], bool], typing.Any]] = {
@@ -503,6 +506,8 @@ class Client(_Closeable):
         except native.NativeError as e:
             native.raise_mapped(e)
         self._gen: typing.Any = gen
+        # The fast paths' handle of this client (one-shot decisions, contexts), owned here.
+        self._fast: typing.Optional[native.Handle] = native.Handle(gen.fast_handle(), native.client_free)
         self._vars: typing.Dict[str, Variable] = {}
         self._contexts: typing.Dict[typing.Any, Context] = {}
         # Cache keys of facets decided once without a context (bounded like the cache).
@@ -520,6 +525,12 @@ class Client(_Closeable):
         if gen is None:
             raise ClosedError("this client is closed")
         return gen
+
+    def _live_fast(self) -> native.Handle:
+        fast = self._fast
+        if fast is None:
+            raise ClosedError("this client is closed")
+        return fast
 
     # -- handles ---------------------------------------------------------
     def variable(self, name: str) -> Variable:
@@ -543,13 +554,22 @@ class Client(_Closeable):
         Facets over a limit (more than 1,024, a name over 1 KiB, a value over
         8 KiB) give a context whose every decision is the caller's default
         with reason ``ERROR`` and error code ``INVALID_CONTEXT``."""
-        g = self._live()
-        try:
-            gen = native.context_from_json(g._handle, facets_json(facets))
-        except LimitError:
-            # As the generated map-based calls (and every platform) treat such facets.
-            gen = g.context(native_map(facets))
-        return Context(gen, self)
+        fast = self._live_fast()
+        text = facets_json(facets)
+        handle = native.context_from_json(fast.p, text)
+        if handle is None:
+            # The generated call raises the typed error; facets over a limit give a
+            # context marked as such, as the generated map-based calls (and every
+            # platform) treat them.
+            g = self._live()
+            try:
+                gen = g.context_json(text.decode())
+            except native.NativeError as e:
+                if not isinstance(e, ffi.TurnoutError.Limit):
+                    native.raise_mapped(e)
+                gen = g.context(native_map(facets))
+            handle = native.Handle(gen.fast_handle(), native.context_free)
+        return Context(handle, self)
 
     def _context_for(self, facets: FacetsLike) -> Context:
         """The cached context for these facets (one-shot calls)."""
@@ -576,7 +596,7 @@ class Client(_Closeable):
             ctx = self._contexts[(*facets.items(), *map(type, facets.values()))]  # type: ignore[union-attr]
         except (KeyError, TypeError, AttributeError):
             return self._get_variable_cold(name, facets)
-        raw = _decision_bytes(ctx._gen._handle, var._h)  # cached contexts are never closed
+        raw = _decision_bytes(ctx._gen.p, var._h)  # type: ignore[union-attr]  # cached contexts are never closed
         d = _DECISIONS.get(raw)
         return d if d is not None else _decision_of(raw)
 
@@ -587,7 +607,7 @@ class Client(_Closeable):
         key = _cache_key(facets)
         first = key is not None and (not self._cache_max or key not in self._seen)
         if first and type(name) is str:
-            raw = native.one_shot_decision_bytes(self._live()._handle, name.encode(), facets_json(facets))
+            raw = native.one_shot_decision_bytes(self._live_fast().p, name.encode(), facets_json(facets))
             if raw is not None:
                 if self._cache_max:
                     with self._lock:
@@ -599,7 +619,7 @@ class Client(_Closeable):
         # Seen before, not cacheable, or invalid input (the general path raises the typed error).
         var = self.variable(name)
         ctx = self._context_for(facets)
-        raw = _decision_bytes(ctx._gen._handle, var._h)  # cached contexts are never closed
+        raw = _decision_bytes(ctx._live().p, var._h)  # cached contexts are never closed
         d = _DECISIONS.get(raw)
         return d if d is not None else _decision_of(raw)
 
@@ -617,7 +637,7 @@ class Client(_Closeable):
     def track(self, name: str, value: float, facets: FacetsLike = None) -> None:
         """Records a metric ``service.name`` with ``value`` and the facets."""
         _check_track(name, value)
-        self._context_for(facets)._live().track(name, float(value))
+        native.context_track(self._context_for(facets)._live().p, name.encode(), float(value))
 
     def take_batch(self, max_events: int = 1000) -> typing.Optional[Batch]:
         """The next batch of at most ``max_events`` events, or ``None``."""
@@ -692,6 +712,7 @@ class Client(_Closeable):
         usable until you close them)."""
         with self._lock:
             self._gen = None
+            self._fast = None
             # Cached contexts are dropped, not closed: another thread may be
             # using one; each is freed with its last reference.
             self._contexts.clear()

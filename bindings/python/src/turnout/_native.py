@@ -3,22 +3,24 @@ for the paths where the generated call machinery costs more than the work.
 
 Three kinds of call go through here:
 
-- **Hot typed getters** (``turnout_fast_int64/float64/bool``): plain C
-  functions of ``ffi/src/fast.rs`` that *borrow* the handles of a generated
-  ``Context`` and ``Variable`` (a UniFFI object handle is the address of the
-  Rust ``Arc``). They are called through ``ctypes.PyDLL``: the GIL stays held
-  for the ~0.1 us the decision takes, which is cheaper than releasing and
-  re-taking it and keeps a handle from being freed by another Python thread
-  in the middle of the call.
-- **Decisions and contexts from JSON**: the generated scaffolding symbols
-  (``uniffi_turnout_ffi_fn_method_context_decision``, ``..._context_json``)
-  called directly, skipping the generated Python wrapper's per-call
-  converter objects; the results are read with the generated readers.
-- **Everything else** (config updates, batches, stats): the generated
-  Python API as it is (``ffi``).
+- **The fast paths** take the C ABI's handles (``TurnoutClient *``,
+  ``TurnoutContext *``, ``TurnoutVariable *``: the one handle type every fast
+  path shares, ``ffi/src/fast.rs``), each owned by one :class:`Handle`: a
+  generated object's ``fast_handle()`` gives one, ``turnout_client_context``
+  makes one. The typed getters are the C ABI's ``turnout_context_int64`` /
+  ``_float64`` / ``_bool``, called through ``ctypes.PyDLL``: the GIL stays
+  held for the ~0.1 us the decision takes, which is cheaper than releasing
+  and re-taking it and keeps a handle from being freed by another Python
+  thread in the middle of the call.
+- **Decisions as records**: ``turnout_fast_decision`` and
+  ``turnout_fast_get_variable_json`` write UniFFI's serialised ``Decision``
+  record, read with the generated reader.
+- **Everything else** (config updates, batches, stats, the sync machine):
+  the generated Python API as it is (``ffi``).
 
-The ABI used here is UniFFI 0.32's (pinned in ``ffi/Cargo.toml``); the
-generated module checks the contract version and every checksum on import.
+No call here reads a generated object's private handle, so nothing depends on
+how UniFFI lays its handles out; the generated module checks the contract
+version and every checksum on import.
 """
 
 from __future__ import annotations
@@ -40,19 +42,15 @@ except ImportError as e:  # pragma: no cover - depends on the build
 ffi: typing.Any = _generated
 """The generated module (typed ``Any``: it is not annotated for checkers)."""
 
-__all__ = ["ffi", "raise_mapped", "fast_int64", "fast_float64", "fast_bool", "one_shot_decision_bytes"]
+__all__ = ["ffi", "raise_mapped", "Handle", "context_int64", "context_float64", "context_bool", "decision_bytes"]
 
-_u64 = ctypes.c_uint64
-_Status = ffi._UniffiRustCallStatus
-_StatusPtr = ctypes.POINTER(_Status)
-_RustBuffer = ffi._UniffiRustBuffer
+_ptr = ctypes.c_void_p
 
 
-class _ForeignBytes(ctypes.Structure):
-    """UniFFI's ``ForeignBytes`` with a ``c_char_p`` data field, so that a
-    ``bytes`` object is passed without a cast (same layout)."""
+class _Bytes(ctypes.Structure):
+    """The C ABI's ``TurnoutBytes`` (owned bytes, freed with ``turnout_bytes_free``)."""
 
-    _fields_ = [("len", ctypes.c_int32), ("data", ctypes.c_char_p)]
+    _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 _lib = ctypes.PyDLL(ffi._UniffiLib._name)
@@ -65,51 +63,127 @@ def _fn(name: str, argtypes: typing.Sequence[typing.Any], restype: typing.Any) -
     return f
 
 
-fast_int64: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
-    "turnout_fast_int64", (_u64, _u64, ctypes.c_int64), ctypes.c_int64
-)
-fast_float64: typing.Callable[[typing.Optional[int], typing.Optional[int], float], float] = _fn(
-    "turnout_fast_float64", (_u64, _u64, ctypes.c_double), ctypes.c_double
-)
-fast_bool: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
-    "turnout_fast_bool", (_u64, _u64, ctypes.c_int8), ctypes.c_int8
-)
+client_free = _fn("turnout_client_free", (_ptr,), None)
+context_free = _fn("turnout_context_free", (_ptr,), None)
+variable_free = _fn("turnout_variable_free", (_ptr,), None)
 
+
+class Handle:
+    """One fast-path handle (``p``, a C ABI pointer as an int) and its owner:
+    freed, once, when the last reference to this object goes. A caller holds
+    the object (not just ``p``) for the duration of a call."""
+
+    __slots__ = ("p", "_free", "__weakref__")
+
+    def __init__(self, p: int, free: typing.Callable[[int], None]) -> None:
+        self.p = p
+        self._free = free
+
+    def __del__(self) -> None:
+        p, self.p = self.p, 0
+        if p:
+            self._free(p)
+
+
+context_int64: typing.Callable[[typing.Optional[int], typing.Optional[int], int], int] = _fn(
+    "turnout_context_int64", (_ptr, _ptr, ctypes.c_int64), ctypes.c_int64
+)
+context_float64: typing.Callable[[typing.Optional[int], typing.Optional[int], float], float] = _fn(
+    "turnout_context_float64", (_ptr, _ptr, ctypes.c_double), ctypes.c_double
+)
+context_bool: typing.Callable[[typing.Optional[int], typing.Optional[int], bool], bool] = _fn(
+    "turnout_context_bool", (_ptr, _ptr, ctypes.c_bool), ctypes.c_bool
+)
+_client_context = _fn(
+    "turnout_client_context",
+    (_ptr, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_ptr), ctypes.c_void_p),
+    ctypes.c_int32,
+)
+_context_track = _fn(
+    "turnout_context_track", (_ptr, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p), ctypes.c_int32
+)
+_context_facets_json = _fn(
+    "turnout_context_facets_json", (_ptr, ctypes.POINTER(_Bytes), ctypes.c_void_p), ctypes.c_int32
+)
+_bytes_free = _fn("turnout_bytes_free", (_Bytes,), None)
+_fast_decision = _fn(
+    "turnout_fast_decision", (_ptr, _ptr, ctypes.c_char_p, ctypes.c_size_t), ctypes.c_int64
+)
 _fast_get_variable_json = _fn(
     "turnout_fast_get_variable_json",
-    (_u64, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t),
+    (_ptr, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t),
     ctypes.c_int64,
 )
 _OUT_CAP = 512
 _out = threading.local()
 
 
-def one_shot_decision_bytes(client: typing.Optional[int], name: bytes, facets_json: bytes) -> typing.Optional[bytes]:
-    """A one-shot decision in one crossing (``turnout_fast_get_variable_json``):
-    the bytes of :func:`decision_bytes`, or ``None`` when the name or facets
-    are invalid (the caller's general path then raises the typed error)."""
+def _record(fn: typing.Any, *args: typing.Any) -> typing.Optional[bytes]:
+    """The bytes of a serialised ``Decision`` record that ``fn(*args, buf,
+    cap)`` writes (once more with room when the first buffer is too small),
+    or ``None`` when ``fn`` answers -1."""
     buf = getattr(_out, "buf", None)
     if buf is None:
         buf = _out.buf = ctypes.create_string_buffer(_OUT_CAP)
-    n: int = _fast_get_variable_json(client, name, len(name), facets_json, len(facets_json), buf, len(buf))
+    n: int = fn(*args, buf, len(buf))
     if n < 0:
         return None
     if n > len(buf):  # a long value or label: once more with room for it
         buf = _out.buf = ctypes.create_string_buffer(n)
-        n = _fast_get_variable_json(client, name, len(name), facets_json, len(facets_json), buf, len(buf))
+        n = fn(*args, buf, len(buf))
         if n < 0 or n > len(buf):
             return None
     return buf.raw[:n]
 
 
-_clone_client = _fn("uniffi_turnout_ffi_fn_clone_client", (_u64, _StatusPtr), _u64)
-_clone_context = _fn("uniffi_turnout_ffi_fn_clone_context", (_u64, _StatusPtr), _u64)
-_clone_variable = _fn("uniffi_turnout_ffi_fn_clone_variable", (_u64, _StatusPtr), _u64)
-_context_decision = _fn("uniffi_turnout_ffi_fn_method_context_decision", (_u64, _u64, _StatusPtr), _RustBuffer)
-_client_context_json = _fn("uniffi_turnout_ffi_fn_method_client_context_json", (_u64, _RustBuffer, _StatusPtr), _u64)
-_buffer_from_bytes = _fn("ffi_turnout_ffi_rustbuffer_from_bytes", (_ForeignBytes, _StatusPtr), _RustBuffer)
-_buffer_free = _fn("ffi_turnout_ffi_rustbuffer_free", (_RustBuffer, _StatusPtr), None)
-_string_at = ctypes.string_at
+def decision_bytes(ctx: typing.Optional[int], var: typing.Optional[int]) -> bytes:
+    """The full decision of ``var`` for ``ctx`` (fast handles; one evaluation,
+    recorded like any other), as UniFFI's serialised ``Decision`` record."""
+    raw = _record(_fast_decision, ctx, var)
+    if raw is None:
+        raise errors.ClosedError("the context or the variable is closed")
+    return raw
+
+
+def one_shot_decision_bytes(client: typing.Optional[int], name: bytes, facets_json: bytes) -> typing.Optional[bytes]:
+    """A one-shot decision in one crossing (``turnout_fast_get_variable_json``
+    on the client's fast handle): the bytes of :func:`decision_bytes`, or
+    ``None`` when the name or facets are invalid (the caller's general path
+    then raises the typed error)."""
+    return _record(_fast_get_variable_json, client, name, len(name), facets_json, len(facets_json))
+
+
+def read_decision(raw: bytes) -> typing.Any:
+    """Reads the bytes of :func:`decision_bytes` with the generated reader."""
+    return ffi._UniffiFfiConverterTypeDecision.read(ffi._UniffiRustBufferStream(raw, len(raw)))
+
+
+def context_from_json(client: typing.Optional[int], facets_json: bytes) -> typing.Optional[Handle]:
+    """A context fast handle from facets as JSON text (``turnout_client_context``),
+    or ``None`` when the facets are rejected (the caller's general path then
+    raises the typed error, or marks facets over a limit)."""
+    out = _ptr()
+    if _client_context(client, facets_json, len(facets_json), ctypes.byref(out), None) != 0 or not out.value:
+        return None
+    return Handle(out.value, context_free)
+
+
+def context_track(ctx: typing.Optional[int], name: bytes, value: float) -> None:
+    """Records a metric with a context's facets (``turnout_context_track``)."""
+    if _context_track(ctx, name, len(name), value, None) != 0:
+        raise errors.ClosedError("the context is closed")
+
+
+def context_facets_json(ctx: typing.Optional[int]) -> str:
+    """A context's facets as JSON text (``turnout_context_facets_json``)."""
+    out = _Bytes()
+    if _context_facets_json(ctx, ctypes.byref(out), None) != 0:
+        raise errors.ClosedError("the context is closed")
+    try:
+        return ctypes.string_at(out.ptr, out.len).decode()
+    finally:
+        _bytes_free(out)
+
 
 NativeError = ffi.TurnoutError
 """The generated bindings' error base class (what :func:`raise_mapped` maps)."""
@@ -143,40 +217,3 @@ def raise_mapped(e: BaseException) -> typing.NoReturn:
     else:
         raise errors.TurnoutError(f"internal error in the native library: {message}") from e
     raise public from None
-
-
-def _check(status: typing.Any) -> None:
-    try:
-        ffi._uniffi_check_call_status(ffi._UniffiFfiConverterTypeTurnoutError, status)
-    except (ffi.TurnoutError, ffi.InternalError) as e:
-        raise_mapped(e)
-
-
-def decision_bytes(ctx: typing.Optional[int], var: typing.Optional[int]) -> bytes:
-    """The full decision of ``var`` for ``ctx`` (one evaluation, recorded like
-    any other), as UniFFI's serialised ``Decision`` record. The handles are
-    cloned for the call (a UniFFI method consumes one reference of each)."""
-    st = _Status()
-    buf = _context_decision(_clone_context(ctx, st), _clone_variable(var, st), st)
-    if st.code:
-        _check(st)
-    raw: bytes = _string_at(buf.data, buf.len)
-    _buffer_free(buf, st)
-    return raw
-
-
-def read_decision(raw: bytes) -> typing.Any:
-    """Reads the bytes of :func:`decision_bytes` with the generated reader."""
-    return ffi._UniffiFfiConverterTypeDecision.read(ffi._UniffiRustBufferStream(raw, len(raw)))
-
-
-def context_from_json(client: typing.Optional[int], facets_json: bytes) -> typing.Any:
-    """A generated ``Context`` from facets as JSON text (``Client.context_json``
-    without the generated wrapper's string machinery)."""
-    st = _Status()
-    h = _client_context_json(
-        _clone_client(client, st), _buffer_from_bytes(_ForeignBytes(len(facets_json), facets_json), st), st
-    )
-    if st.code:
-        _check(st)
-    return ffi.Context._uniffi_make_instance(h)

@@ -244,20 +244,19 @@ public final class Client: @unchecked Sendable {
 /// A variable handle: the name resolved once per config version (it survives updates).
 public final class Variable: @unchecked Sendable {
     let native: TurnoutFFI.Variable
-    /// A handle of our own for the C getters (one reference, released in deinit).
-    let handle: UInt64
+    /// The fast paths' handle of this variable (the C ABI's, from `fastHandle()`; freed in deinit).
+    let handle: OpaquePointer?
     /// The variable's name.
     public let name: String
 
     init(_ native: TurnoutFFI.Variable, name: String) {
         self.native = native
-        self.handle = native.uniffiCloneHandle()
+        self.handle = OpaquePointer(bitPattern: Int(native.fastHandle()))
         self.name = name
     }
 
     deinit {
-        var status = RustCallStatus()
-        uniffi_turnout_ffi_fn_free_variable(handle, &status)
+        turnout_variable_free(handle)
     }
 }
 
@@ -266,21 +265,20 @@ public final class Variable: @unchecked Sendable {
 /// further use throw; the native context is freed with the last reference.
 public final class Context: @unchecked Sendable {
     let native: TurnoutFFI.Context
-    /// A handle of our own for the C getters (one reference, released in deinit).
-    let handle: UInt64
+    /// The fast paths' handle of this context (the C ABI's, from `fastHandle()`; freed in deinit).
+    let handle: OpaquePointer?
     private let client: Client
     private let lock = NSLock()
     private var isClosed = false
 
     init(_ native: TurnoutFFI.Context, client: Client) {
         self.native = native
-        self.handle = native.uniffiCloneHandle()
+        self.handle = OpaquePointer(bitPattern: Int(native.fastHandle()))
         self.client = client
     }
 
     deinit {
-        var status = RustCallStatus()
-        uniffi_turnout_ffi_fn_free_context(handle, &status)
+        turnout_context_free(handle)
     }
 
     @inline(__always)
@@ -294,19 +292,19 @@ public final class Context: @unchecked Sendable {
     /// The value as an integer, or `default` (fallback or another type).
     public func int64(_ variable: Variable, default orElse: Int64) throws -> Int64 {
         try check()
-        return withExtendedLifetime(variable) { turnout_fast_int64(handle, variable.handle, orElse) }
+        return withExtendedLifetime(variable) { turnout_context_int64(handle, variable.handle, orElse) }
     }
 
     /// The value as a double (any number), or `default`.
     public func float64(_ variable: Variable, default orElse: Double) throws -> Double {
         try check()
-        return withExtendedLifetime(variable) { turnout_fast_float64(handle, variable.handle, orElse) }
+        return withExtendedLifetime(variable) { turnout_context_float64(handle, variable.handle, orElse) }
     }
 
     /// The value as a boolean, or `default`.
     public func bool(_ variable: Variable, default orElse: Bool) throws -> Bool {
         try check()
-        return withExtendedLifetime(variable) { turnout_fast_bool(handle, variable.handle, orElse ? 1 : 0) != 0 }
+        return withExtendedLifetime(variable) { turnout_context_bool(handle, variable.handle, orElse) }
     }
 
     /// The value as a string, or `default`.

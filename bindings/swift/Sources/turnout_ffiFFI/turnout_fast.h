@@ -1,22 +1,25 @@
-// The hot typed getters of ffi/src/fast.rs: plain C functions that borrow the
-// handles of a UniFFI Context and Variable (obtained with uniffiCloneHandle()
-// and released with uniffi_turnout_ffi_fn_free_context/_variable). They never
-// fail: a null handle or any internal error gives the caller's default.
-// `cargo xtask swift` checks that every function here exists in fast.rs.
+// The fast paths of the Swift facade: the C ABI (turnout.h, ffi/include/turnout.h copied here by
+// `cargo xtask swift`; not in git), whose handle types are the one handle every fast path shares
+// (a generated object's fastHandle() gives one: TurnoutContext *, TurnoutVariable *,
+// TurnoutClient * as a number; freed with turnout_context_free / _variable_free / _client_free),
+// and the two calls of ffi/src/fast.rs that answer UniFFI's serialised Decision record.
+// `cargo xtask swift` checks that the fast.rs functions declared here are exactly those of fast.rs.
 #ifndef TURNOUT_FAST_H
 #define TURNOUT_FAST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-int64_t turnout_fast_int64(uint64_t ctx, uint64_t var, int64_t default_value);
-double turnout_fast_float64(uint64_t ctx, uint64_t var, double default_value);
-int8_t turnout_fast_bool(uint64_t ctx, uint64_t var, int8_t default_value);
+#include "turnout.h"
 
-// A one-shot decision from facets as JSON text, written into `out` as
-// UniFFI's serialised Decision record; returns its length (nothing written
-// when it exceeds out_cap), or -1 for an invalid name or facets.
-#include <stddef.h>
-int64_t turnout_fast_get_variable_json(uint64_t client, const uint8_t *name, size_t name_len,
+// The full decision of var for ctx, written into `out` as UniFFI's serialised Decision record;
+// returns its length (nothing written when it exceeds out_cap), or -1 for a null handle.
+int64_t turnout_fast_decision(const TurnoutContext *ctx, const TurnoutVariable *var, uint8_t *out,
+                              size_t out_cap);
+
+// A one-shot decision from facets as JSON text, written into `out` as in turnout_fast_decision,
+// or -1 for an invalid name or facets.
+int64_t turnout_fast_get_variable_json(const TurnoutClient *client, const uint8_t *name, size_t name_len,
                                        const uint8_t *facets, size_t facets_len, uint8_t *out, size_t out_cap);
 
 #endif

@@ -1,8 +1,5 @@
 package dev.turnout
 
-import dev.turnout.ffi.FfiConverterTypeClient
-import dev.turnout.ffi.FfiConverterTypeContext
-import dev.turnout.ffi.FfiConverterTypeVariable
 import dev.turnout.internal.Jni
 import dev.turnout.internal.NativeRef
 import dev.turnout.internal.withRaw
@@ -55,7 +52,7 @@ class Client internal constructor(
         val json = facets.toJson()
         if (Jni.available) {
             val ctx = withRaw(ref) { h -> Jni.context(h, json) }
-            if (ctx != 0L) return Context(NativeRef(ctx, FfiConverterTypeContext.lift(ctx), "context"))
+            if (ctx != 0L) return Context(NativeRef(ctx, null, "context", Jni::freeContext) { h -> FfiContext.fromFastHandle(h) })
         }
         // The generated call raises the typed error if the facets are rejected; facets over
         // a limit take the map-based call, which marks the context (as on every platform).
@@ -65,7 +62,7 @@ class Client internal constructor(
             } catch (e: TurnoutException.Limit) {
                 ref.call { it.context(facets.toFfi()) }
             }
-        return Context(if (Jni.available) adopt(gen) else NativeRef(0, gen, "context"))
+        return Context(adopt(gen))
     }
 
     /**
@@ -134,27 +131,16 @@ class Client internal constructor(
     }
 
     internal companion object {
-        fun create(gen: FfiClient): Client = Client(if (Jni.available) adopt(gen) else NativeRef(0, gen, "client"))
+        fun create(gen: FfiClient): Client =
+            Client(NativeRef(if (Jni.available) gen.fastHandle() else 0L, gen, "client", Jni::freeClient))
 
-        /** Takes over a generated object and learns its raw handle (a clone, then the original is dropped). */
-        fun adopt(gen: FfiClient): NativeRef<FfiClient> {
-            val raw = FfiConverterTypeClient.lower(gen)
-            gen.destroy()
-            return NativeRef(raw, FfiConverterTypeClient.lift(raw), "client")
-        }
+        /** A generated context with its fast handle (none without JNI). */
+        fun adopt(gen: FfiContext): NativeRef<FfiContext> =
+            NativeRef(if (Jni.available) gen.fastHandle() else 0L, gen, "context", Jni::freeContext)
 
-        fun adopt(gen: FfiContext): NativeRef<FfiContext> {
-            val raw = FfiConverterTypeContext.lower(gen)
-            gen.destroy()
-            return NativeRef(raw, FfiConverterTypeContext.lift(raw), "context")
-        }
-
-        fun adopt(gen: FfiVariable, name: String): NativeRef<FfiVariable> {
-            if (!Jni.available) return NativeRef(0, gen, "variable `$name`")
-            val raw = FfiConverterTypeVariable.lower(gen)
-            gen.destroy()
-            return NativeRef(raw, FfiConverterTypeVariable.lift(raw), "variable `$name`")
-        }
+        /** A generated variable with its fast handle (none without JNI). */
+        fun adopt(gen: FfiVariable, name: String): NativeRef<FfiVariable> =
+            NativeRef(if (Jni.available) gen.fastHandle() else 0L, gen, "variable `$name`", Jni::freeVariable)
     }
 }
 

@@ -11,8 +11,6 @@ import dev.turnout.Facets;
 import dev.turnout.Turnout;
 import dev.turnout.Variable;
 import dev.turnout.ffi.FacetValue;
-import dev.turnout.ffi.FfiConverterTypeContext;
-import dev.turnout.ffi.FfiConverterTypeVariable;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -43,7 +41,8 @@ import org.openjdk.jmh.annotations.TearDown;
  * <ul>
  *   <li>{@code prepared*}: a context per unit and the variable handle built once, then the int64 getter:
  *       through the facade (JNI), through the generated UniFFI API (JNA, RustBuffer-free but a call status
- *       Structure and handle clones per call), and the JNA direct-mapped {@code turnout_fast_int64}.
+ *       Structure and handle clones per call), and the JNA direct-mapped C ABI getter {@code turnout_context_int64}
+ *       over the fast handles ({@code fastHandle()}, ffi/src/fast.rs).
  *   <li>{@code oneShot*}: {@code getVariable(name, facets)} with the facets held as the language's natural
  *       form and converted on every call: the facade's {@code Facets} builder (JSON bytes, one JNI call), and
  *       the generated API's {@code Map<String, FacetValue>} (a RustBuffer each way).
@@ -53,13 +52,13 @@ import org.openjdk.jmh.annotations.TearDown;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 public class ScenarioBench {
-    /** JNA direct mapping of ffi/src/fast.rs (Native.register: the fastest JNA call style). */
+    /** JNA direct mapping of the C ABI's hot getter (Native.register: the fastest JNA call style). */
     public static final class JnaFast {
         static {
             Native.register(JnaFast.class, NativeLibrary.getInstance("turnout_ffi"));
         }
 
-        public static native long turnout_fast_int64(long ctx, long variable, long defaultValue);
+        public static native long turnout_context_int64(long ctx, long variable, long defaultValue);
     }
 
     static final int N = 1000;
@@ -100,7 +99,7 @@ public class ScenarioBench {
         genContexts = new dev.turnout.ffi.Context[N];
         genFacets = new ArrayList<>();
         rawContexts = new long[N];
-        rawVariable = FfiConverterTypeVariable.INSTANCE.lower(genVariable);
+        rawVariable = genVariable.fastHandle();
         for (int i = 0; i < N; i++) {
             JsonObject u = units.get(i);
             facets[i] = new Facets().city(u.get("city").getAsLong()).service(u.get("svc").getAsLong()).passenger(u.get("pax").getAsLong());
@@ -111,7 +110,7 @@ public class ScenarioBench {
             m.put("pax", new FacetValue.Int(u.get("pax").getAsLong()));
             genFacets.add(m);
             genContexts[i] = genClient.context(m);
-            rawContexts[i] = FfiConverterTypeContext.INSTANCE.lower(genContexts[i]);
+            rawContexts[i] = genContexts[i].fastHandle();
         }
         check("preparedJni", preparedJni());
         check("preparedUniffi", preparedUniffi());
@@ -160,7 +159,7 @@ public class ScenarioBench {
     @OperationsPerInvocation(N)
     public long preparedJnaDirect() {
         long sum = 0;
-        for (long c : rawContexts) sum += JnaFast.turnout_fast_int64(c, rawVariable, 0L);
+        for (long c : rawContexts) sum += JnaFast.turnout_context_int64(c, rawVariable, 0L);
         return sum;
     }
 

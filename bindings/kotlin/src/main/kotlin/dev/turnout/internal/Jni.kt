@@ -8,7 +8,10 @@ import com.sun.jna.NativeLibrary
  * of nanoseconds per crossing instead of the microseconds of a generated
  * UniFFI call through JNA.
  *
- * Handles are raw UniFFI handles the caller keeps alive ([NativeRef]).
+ * Handles are the fast paths' own (the C ABI's `TurnoutClient *`,
+ * `TurnoutContext *`, `TurnoutVariable *`: a generated object's
+ * `fastHandle()`, or [context]), owned and kept alive by the caller
+ * ([NativeRef]) and freed with [freeClient], [freeContext], [freeVariable].
  * Use only when [available] is true.
  */
 internal object Jni {
@@ -45,7 +48,7 @@ internal object Jni {
     /** `null` if the call could not be made (the caller answers its default). */
     @JvmStatic external fun string(ctx: Long, variable: Long, default: String): String?
 
-    /** A new Context handle owned by the caller, or 0 if the facets were rejected. */
+    /** A new context handle owned by the caller (freed with [freeContext]), or 0 if the facets were rejected. */
     @JvmStatic external fun context(client: Long, facetsJson: ByteArray): Long
 
     @JvmStatic external fun oneShotInt64(client: Long, variable: Long, facetsJson: ByteArray, default: Long): Long
@@ -62,4 +65,13 @@ internal object Jni {
 
     /** Records a metric with a context's facets; false if the call could not be made. */
     @JvmStatic external fun contextTrack(ctx: Long, name: String, value: Double): Boolean
+
+    /** Frees a client handle (0 does nothing). */
+    @JvmStatic external fun freeClient(handle: Long)
+
+    /** Frees a context handle (0 does nothing). */
+    @JvmStatic external fun freeContext(handle: Long)
+
+    /** Frees a variable handle (0 does nothing). */
+    @JvmStatic external fun freeVariable(handle: Long)
 }
