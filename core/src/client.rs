@@ -362,6 +362,25 @@ impl Client {
         self.inner.recorder().stats()
     }
 
+    /// The client id written in batch headers (with `seq`, the collector's
+    /// de-duplication key).
+    pub fn client_id(&self) -> String {
+        self.inner.recorder().opts.client_id.clone()
+    }
+
+    /// Call in the child of a `fork()`: the events, batches and counters the
+    /// child inherited are the parent's (the parent delivers them), so they
+    /// are forgotten, and the child's own batches carry `client_id` (which the
+    /// host draws fresh: a copy of the parent's id would make the collector
+    /// drop one process's batches as duplicates of the other's). The config
+    /// and every handle stay as they are.
+    pub fn forked_child(&self, client_id: &str) {
+        let mut rec = self.inner.recorder();
+        let mut opts = rec.opts.clone();
+        opts.client_id = client_id.to_owned();
+        *rec = Recorder::new(opts);
+    }
+
     /// Every variable assigned by the experiments named `name`, or in domain
     /// `name`, that apply to these facets (first experiment wins per variable).
     pub fn get_variables(&self, name: &str, facets: &Facets) -> Vec<Decision> {

@@ -601,3 +601,24 @@ fn bytes_do_not_depend_on_sharing_and_sets_keep_float_bits() {
     assert_eq!((&*d.events[0].service, &*d.events[1].service), ("s", "t"));
     assert_eq!((&*d.events[0].name, &*d.events[1].name), ("s.n", "s.n"));
 }
+
+#[test]
+fn a_forked_child_forgets_the_parents_events_and_takes_its_own_id() {
+    let c = client(TrackingOptions::default());
+    let f = Facets::new().city(6);
+    c.get_variable("delay", &f);
+    let in_flight = c.take_batch(1000).unwrap();
+    c.get_variable("delay", &Facets::new().city(7));
+    assert_eq!(c.client_id(), "client-1");
+    // The child: what it inherited is the parent's to deliver.
+    c.forked_child("child-7");
+    assert_eq!(c.client_id(), "child-7");
+    assert_eq!(c.tracking_stats(), TrackingStats::default());
+    assert!(c.take_batch(1000).is_none());
+    assert!(!c.ack(in_flight.seq), "the parent's batch is not the child's to ack");
+    // Its own events go out under its id; decisions answer as before.
+    assert_eq!(c.get_variable("delay", &f).int64(0), 60);
+    let b = c.take_batch(1000).unwrap();
+    let d = decode_batch(&b.bytes).unwrap();
+    assert_eq!((d.header.client_id.as_str(), d.events.len()), ("child-7", 1));
+}

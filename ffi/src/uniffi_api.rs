@@ -443,6 +443,18 @@ impl Client {
         Ok(self.inner.set_time_ms(ms)?)
     }
 
+    /// The client id written in batch headers.
+    pub fn client_id(&self) -> String {
+        self.inner.client_id()
+    }
+
+    /// Call in the child of a `fork()` (Python's `os.register_at_fork`): the
+    /// inherited events and batches are the parent's to deliver, so they are
+    /// forgotten, and the child's batches carry `client_id` (drawn fresh by the host).
+    pub fn forked_child(&self, client_id: String) {
+        self.inner.forked_child(&client_id);
+    }
+
     /// A new handle of this client for the fast paths: the C ABI's
     /// `TurnoutClient *` as a number, sharing this client's engine, owned by
     /// the caller and freed with `turnout_client_free` (see [`crate::fast`]).

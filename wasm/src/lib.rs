@@ -169,7 +169,7 @@ impl WasmClient {
     /// The client id written in batch headers.
     #[wasm_bindgen(getter, js_name = clientId)]
     pub fn client_id(&self) -> String {
-        self.client.options().tracking.client_id.clone()
+        self.client.client_id()
     }
 
     /// Moves the fixed clock (clients created with `fixedTimeMs` only).

@@ -578,7 +578,8 @@ def test_a_poller_keeps_working_in_a_forked_child(server: Server) -> None:
         # The next GET trickles its body: the poller's thread is in a request when we fork.
         server.script(raw_answer(_bytes(bundle(1, 30)), '"v1"', byte_every=0.02))
         wait_for(lambda: not server.scripted)
-        parent_sync, parent_drive = poller._sync, poller._drive
+        parent_sync, parent_drive, parent_id = poller._sync, poller._drive, client.client_id
+        client.track("parent", 1.0)  # queued when we fork: the parent's to deliver, once
         pid = os.fork()
         if pid == 0:  # the child: report through the exit code, never return into pytest
             code = 1
@@ -586,6 +587,7 @@ def test_a_poller_keeps_working_in_a_forked_child(server: Server) -> None:
                 # (The parent's step lock is held by a thread that does not exist here.)
                 held = not parent_drive.acquire(blocking=False)
                 ok = held and poller._sync is not parent_sync and poller._drive is not parent_drive
+                ok = ok and client.client_id != parent_id and client.tracking_stats().queued == 0
                 client.track("child", 1.0)
                 deadline = time.monotonic() + 10
                 while ok and time.monotonic() < deadline:
@@ -605,5 +607,9 @@ def test_a_poller_keeps_working_in_a_forked_child(server: Server) -> None:
         assert poller.running
     finally:
         poller.stop(timeout=5)
-    names = [e.get("name") for body in server.accepted for e in turnout.decode_batch(body)["events"]]
-    assert "svc.child" in names, names
+    batches = [turnout.decode_batch(body) for body in server.accepted]
+    names = [e.get("name") for b in batches for e in b["events"]]
+    assert "svc.child" in names and names.count("svc.parent") == 1, names
+    # The child's batches carry its own id: the collector keeps both processes' batches.
+    ids = {e.get("name"): b["header"]["clientId"] for b in batches for e in b["events"]}
+    assert ids["svc.parent"] == parent_id != ids["svc.child"], ids

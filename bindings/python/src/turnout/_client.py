@@ -27,6 +27,7 @@ import os
 import pathlib
 import threading
 import typing
+import weakref
 
 from . import _native as native
 from ._errors import ClosedError, TurnoutTypeError
@@ -514,6 +515,8 @@ class Client(_Closeable):
         self._seen: typing.Dict[typing.Any, None] = {}
         self._cache_max = context_cache_size
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        _CLIENTS.add(self)
 
     @classmethod
     def from_file(cls, path: typing.Union[str, "os.PathLike[str]"], **options: typing.Any) -> "Client":
@@ -525,6 +528,22 @@ class Client(_Closeable):
         if gen is None:
             raise ClosedError("this client is closed")
         return gen
+
+    def _forked(self) -> None:
+        """In a forked child, once: the inherited events are the parent's to
+        deliver; the child's batches carry a client id of their own (a copy of
+        the parent's would make the collector drop one process's batches as
+        duplicates of the other's)."""
+        gen = self._gen
+        if gen is not None and self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()  # the parent's may be held by a thread that is not here
+            gen.forked_child(os.urandom(8).hex())
+
+    @property
+    def client_id(self) -> str:
+        """The id written in this client's batch headers (new in a forked child)."""
+        return str(self._live().client_id())
 
     def _live_fast(self) -> native.Handle:
         fast = self._fast
@@ -773,3 +792,15 @@ def library_version() -> str:
     """The native library's version."""
     return str(ffi.library_version())
 
+
+# -- fork safety: a forked child's clients forget the parent's events (poller.py restarts pollers) --
+_CLIENTS: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for c in list(_CLIENTS):
+        c._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

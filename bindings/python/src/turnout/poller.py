@@ -362,6 +362,7 @@ def _after_fork(child: bool) -> None:
             continue
         try:
             p._thread = None
+            p.client._forked()  # before the thread can upload what the parent delivers
             p._fresh(reseed=True)
             if p._was_running:
                 p.start()
