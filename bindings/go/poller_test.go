@@ -854,6 +854,15 @@ func TestPollerFaultInjection(t *testing.T) {
 		if once != 1 || (kind == "INVALID_CONFIG") != (failed == 1) {
 			t.Fatalf("%s: %d failures logged %d times, want once", name, failed, once)
 		}
+		if kind == "INVALID_CONFIG" {
+			// The notice carries the rejected config's problems (docs/sync.md section 7).
+			ok := notices.count(from, func(n Notice) bool {
+				return isError(kind)(n) && len(n.Problems) > 0 && n.Problems[0].Message != "" && errors.Is(n.Err, ErrConfig)
+			})
+			if ok != 1 {
+				t.Fatalf("%s: no error notice with its problems", name)
+			}
+		}
 		if kind == "TIMEOUT" || kind == "TOO_LARGE" || kind == "INCOMPLETE" {
 			var n Notice
 			notices.mu.Lock()

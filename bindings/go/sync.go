@@ -30,6 +30,13 @@ const (
 	NoticeDropped   NoticeKind = "dropped"   // the collector refused batch Seq for good (400, 413, 422): Err
 )
 
+// LimitInfo names a limit a rejected config exceeded (docs/spec.md section 17).
+type LimitInfo struct {
+	Limit string `json:"limit"` // the limit's name, e.g. config_bytes
+	Max   uint64 `json:"max"`   // its maximum
+	Found uint64 `json:"found"` // what the config had (at least)
+}
+
 // Notice is something the poller (Start) tells its user, decided by the
 // engine's host protocol (docs/sync.md). Each is logged through the logger
 // (WithLogger; slog.Default() otherwise), except a Repeat, so that a fault
@@ -40,9 +47,11 @@ type Notice struct {
 	ErrorKind string        `json:"kind"`    // the stable error kind code: NETWORK, HTTP, TIMEOUT, TOO_LARGE, INCOMPLETE, ABORTED, INVALID_CONFIG, LIMIT_EXCEEDED
 	Status    int           `json:"status"`  // the HTTP status (error, dropped), or 0
 	Message   string        `json:"message"`
-	Repeat    bool          `json:"repeat"` // the channel's previous failure was of the same kind: not logged again
-	Report    *UpdateReport `json:"report"` // applied
-	ETag      string        `json:"etag"`   // applied
+	Repeat    bool          `json:"repeat"`   // the channel's previous failure was of the same kind: not logged again
+	Problems  []Problem     `json:"problems"` // error INVALID_CONFIG: every problem of the rejected config
+	Limit     *LimitInfo    `json:"limit"`    // error LIMIT_EXCEEDED: the limit exceeded
+	Report    *UpdateReport `json:"report"`   // applied
+	ETag      string        `json:"etag"`     // applied
 	Failures  uint64        `json:"failures"`
 	SinceMs   uint64        `json:"sinceMs"` // stale: when the config was last confirmed (poller time, ms)
 	Seq       uint64        `json:"seq"`     // dropped
@@ -217,9 +226,9 @@ func (c *Client) noticeError(n *Notice, configURL string) error {
 		}
 		return &TimeoutError{Method: method, URL: url, After: after, Err: errors.New(n.Message)}
 	case n.ErrorKind == "INVALID_CONFIG":
-		return &Error{Status: StatusConfig, Message: n.Message}
+		return &Error{Status: StatusConfig, Kind: n.ErrorKind, Message: n.Message}
 	case n.ErrorKind == "LIMIT_EXCEEDED":
-		return &Error{Status: StatusLimit, Message: n.Message}
+		return &Error{Status: StatusLimit, Kind: n.ErrorKind, Message: n.Message}
 	case n.ErrorKind == "TOO_LARGE":
 		return wrap(ErrConfigTooLarge)
 	case n.ErrorKind == "INCOMPLETE":

@@ -76,15 +76,22 @@ UNSPECIFIED = "unspecified"  # marks a message whose text the docs do not give
 class SyncError(Exception):
     """An error of one of the kinds of docs/sync.md section 8."""
 
-    def __init__(self, kind, message, specified=False, not_json=False):
+    def __init__(self, kind, message, specified=False, not_json=False, limit=None):
         super().__init__(message)
         self.kind, self.message, self.specified = kind, message, specified
         self.not_json = not_json  # the body was not (UTF-8) JSON: docs/sync.md section 4
+        # docs/sync.md section 7: a limit's notice names it {limit, max, found}
+        self.limit = limit
 
 
 def _limit_message(name, found, maximum):
     # spec 17: "limit `config_bytes` exceeded: found 17000000, the maximum is 16777216"
     return f"limit `{name}` exceeded: found {found}, the maximum is {maximum}"
+
+
+def _limit(name, found, maximum):
+    """The `limit` of a notice (docs/sync.md section 7)."""
+    return {"limit": name, "max": maximum, "found": found}
 
 
 # ===========================================================================
@@ -294,7 +301,7 @@ class RefClient:
         (INVALID_CONFIG / LIMIT_EXCEEDED); the config in force is untouched on error."""
         if len(data) > self.max_config_bytes:
             raise SyncError("LIMIT_EXCEEDED", _limit_message("config_bytes", len(data), self.max_config_bytes),
-                            specified=True)
+                            specified=True, limit=_limit("config_bytes", len(data), self.max_config_bytes))
         value = _parse_config_text(data)
         n = _expanded_constraints(value)
         cap = EXPANDED_CONSTRAINTS_BASE + len(data) // 4
@@ -473,12 +480,14 @@ class SyncMachine:
 
     # --- notices ----------------------------------------------------------
 
-    def _error(self, channel, kind, status, message, specified):
+    def _error(self, channel, kind, status, message, specified, limit=None):
         assert kind in ERROR_KINDS, kind
         repeat = self.last_kind[channel] == kind
         self.last_kind[channel] = kind
         n = {"notice": "error", "channel": channel, "kind": kind, "status": status, "message": message,
              "repeat": repeat}
+        if limit is not None:
+            n["limit"] = limit
         if not specified:
             n["_message"] = UNSPECIFIED
         self.notices.append(n)
@@ -618,7 +627,7 @@ class SyncMachine:
                     is_json = not e.not_json
                     self.rejected_etag = etag if is_json else None
                     self.rejected_hash = (h, e.kind, is_json)
-                    self._error("config", e.kind, status, e.message, e.specified)
+                    self._error("config", e.kind, status, e.message, e.specified, e.limit)
                 else:
                     self.in_force_hash = h
                     self.rejected_hash = None
@@ -724,8 +733,18 @@ def _strip(notices):
     return [{k: v for k, v in n.items() if not k.startswith("_")} for n in notices]
 
 
+def _problems_shape(problems):
+    """A config rejection's `problems`: a non-empty list of {document, field, message} strings."""
+    keys = {"document", "field", "message"}
+    return (isinstance(problems, list) and problems
+            and all(isinstance(p, dict) and set(p) == keys and all(isinstance(p[k], str) for k in keys)
+                    for p in problems))
+
+
 def _notices_match(got, want, unverified, where):
-    """Compare as JSON; the `message` of a notice flagged unspecified is left out (and listed)."""
+    """Compare as JSON; the `message` of a notice flagged unspecified is left out (and listed),
+    and so are its `problems` (the engine's texts) and a `limit` this module did not compute,
+    whose shapes are checked (docs/sync.md section 7)."""
     if not isinstance(want, list) or len(got) != len(want):
         return False
     pending = []
@@ -735,8 +754,11 @@ def _notices_match(got, want, unverified, where):
         if g.get("_message") == UNSPECIFIED:
             if "message" not in w or not isinstance(w["message"], str):
                 return False
-            gs = {k: v for k, v in g.items() if not k.startswith("_") and k != "message"}
-            ws = {k: v for k, v in w.items() if k != "message"}
+            if g["kind"] == "INVALID_CONFIG" and not _problems_shape(w.get("problems")):
+                return False
+            skip = {"message", "problems"} | ({"limit"} if "limit" not in g else set())
+            gs = {k: v for k, v in g.items() if not k.startswith("_") and k not in skip}
+            ws = {k: v for k, v in w.items() if k not in skip}
             if not ref.json_equal(gs, ws):
                 return False
             pending.append(f"{where}: {g['kind']} {w['message']!r} (reference: {g['message']!r})")
@@ -821,6 +843,6 @@ def run_sync(path: Path, data, runner):
             passed += 1
             notes += unverified
     if notes:
-        notes.insert(0, f"{len(notes)} error `message` text(s) not compared (the docs do not give them; "
-                        "every other field of those notices was):")
+        notes.insert(0, f"{len(notes)} error `message` text(s) and their `problems` texts not compared (the "
+                        "docs do not give them; the problems' shape and every other field of those notices was):")
     return passed, failed, notes

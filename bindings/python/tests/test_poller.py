@@ -335,6 +335,9 @@ def test_a_rejected_config_then_a_valid_one(server: Server) -> None:
         wait_for(lambda: client.config_version == 2)
         assert p.etag == '"F"' and p.state()["rejectedEtag"] is None
     assert len(rec.errors) == 1 and isinstance(rec.errors[0], turnout.ConfigError)
+    # The notice's structured problems reach the exception (docs/sync.md section 7).
+    [problem] = rec.errors[0].problems
+    assert problem.document.startswith("rollouts[0]") and problem.field == "variable", problem
     assert client.get_variable("delay").int64(0) == 45
     assert len(rec.changes) == 1
 

@@ -259,6 +259,13 @@ pub enum Notice {
         message: String,
         /// The same kind failed just before on this channel.
         repeat: bool,
+        /// For a config the engine rejected: every problem (absent when none,
+        /// and on the notice of the same rejected config fetched again).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        problems: Vec<crate::Problem>,
+        /// For a config over a limit: which limit, its maximum, what was found.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<crate::LimitError>,
     },
     /// A channel works again after `failures` failures. Level info.
     #[serde(rename_all = "camelCase")]
@@ -508,7 +515,7 @@ impl SyncMachine {
                     self.confirm(now);
                 } else if let Some((_, kind, json)) = self.rejected_hash.filter(|(r, ..)| *r == h) {
                     self.rejected_etag = etag.filter(|_| json).map(str::to_string);
-                    self.config_error(kind, Some(status), "the same rejected config again".into());
+                    self.config_error(kind, Some(status), "the same rejected config again".into(), None);
                 } else {
                     match self.client.update_config(body) {
                         Ok(report) => {
@@ -530,7 +537,7 @@ impl SyncMachine {
                             let json = !matches!(e, crate::ConfigError::Json(_));
                             self.rejected_hash = Some((h, e.kind(), json));
                             self.rejected_etag = etag.filter(|_| json).map(str::to_string);
-                            self.config_error(e.kind(), Some(status), e.to_string());
+                            self.config_error(e.kind(), Some(status), e.to_string(), Some(e.into()));
                         }
                     }
                 }
@@ -739,15 +746,22 @@ impl SyncMachine {
     }
 
     /// A config the engine rejected: reported, never a backoff (the server works).
-    fn config_error(&mut self, kind: ErrorKind, status: Option<u16>, message: String) {
+    fn config_error(
+        &mut self,
+        kind: ErrorKind,
+        status: Option<u16>,
+        message: String,
+        detail: Option<crate::ErrorDetail>,
+    ) {
+        let (problems, limit) = detail.map_or((Vec::new(), None), |d| (d.problems, d.limit));
         let repeat = self.last_config_error == Some(kind);
         self.last_config_error = Some(kind);
-        self.notices.push(Notice::Error { channel: Channel::Config, kind, status, message, repeat });
+        self.notices.push(Notice::Error { channel: Channel::Config, kind, status, message, repeat, problems, limit });
     }
 
     fn config_failed(&mut self, now: u64, kind: ErrorKind, status: Option<u16>, message: String, ra: Option<&str>) {
         self.config_failures += 1;
-        self.config_error(kind, status, message);
+        self.config_error(kind, status, message, None);
         let d = self.delay(self.poll_ms, self.config_failures, ra);
         self.next_fetch = now.saturating_add(d);
     }
@@ -756,7 +770,8 @@ impl SyncMachine {
         self.upload_failures += 1;
         let repeat = self.last_upload_error == Some(kind);
         self.last_upload_error = Some(kind);
-        self.notices.push(Notice::Error { channel: Channel::Events, kind, status, message, repeat });
+        let (problems, limit) = (Vec::new(), None);
+        self.notices.push(Notice::Error { channel: Channel::Events, kind, status, message, repeat, problems, limit });
         self.flushing = false;
         if self.stopping == Some(true) {
             // Draining makes one attempt per batch: stop at the first failure.

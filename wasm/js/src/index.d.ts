@@ -119,7 +119,13 @@ export class TurnoutError extends Error {
     message: string,
     code: TurnoutErrorCode,
     problems?: Problem[],
-    extra?: { cause?: unknown; status?: number; channel?: 'config' | 'events'; repeat?: boolean },
+    extra?: {
+      cause?: unknown;
+      status?: number;
+      channel?: 'config' | 'events';
+      repeat?: boolean;
+      limit?: { limit: string; max: number; found: number };
+    },
   );
   readonly name: 'TurnoutError';
   /** A stable code. */
@@ -135,6 +141,8 @@ export class TurnoutError extends Error {
   readonly channel?: 'config' | 'events';
   /** Poller errors: the same fault as the previous error of this channel (it was logged once already). */
   readonly repeat?: boolean;
+  /** `LIMIT_EXCEEDED` from a poller: the limit's name, its maximum and what was found. */
+  readonly limit?: { limit: string; max: number; found: number };
 }
 
 export type Source = 'experiment' | 'rollout' | 'default' | 'fallback';
@@ -333,6 +341,10 @@ export type SyncNotice =
       message: string;
       /** The same fault as the channel's previous error: logged once already. */
       repeat: boolean;
+      /** A rejected config's problems (kind `INVALID_CONFIG`). */
+      problems?: Problem[];
+      /** The limit a rejected config exceeded (kind `LIMIT_EXCEEDED`): its name, maximum and what was found. */
+      limit?: { limit: string; max: number; found: number };
     }
   | { notice: 'recovered'; channel: 'config' | 'events'; failures: number }
   | { notice: 'stale'; sinceMs: number }

@@ -37,14 +37,14 @@ export class TurnoutError extends Error {
    * @param {string} message
    * @param {string} code
    * @param {Array<{document: string, field: string, message: string}>} [problems]
-   * @param {{cause?: unknown, status?: number, channel?: string, repeat?: boolean}} [extra]
+   * @param {{cause?: unknown, status?: number, channel?: string, repeat?: boolean, limit?: {limit: string, max: number, found: number}}} [extra]
    */
   constructor(message, code, problems = [], extra = undefined) {
     super(message, extra && 'cause' in extra ? { cause: extra.cause } : undefined);
     this.name = 'TurnoutError';
     this.code = code;
     this.problems = problems;
-    for (const k of ['status', 'channel', 'repeat']) if (extra?.[k] != null) this[k] = extra[k];
+    for (const k of ['status', 'channel', 'repeat', 'limit']) if (extra?.[k] != null) this[k] = extra[k];
   }
 }
 
@@ -442,7 +442,8 @@ export class Client {
     } else if (n.notice === 'ready') this.#becomeReady();
     else if (n.notice === 'error' && n.kind !== 'ABORTED') {
       const extra = { status: n.status, channel: n.channel, repeat: n.repeat };
-      this.emit('error', new TurnoutError(n.message, n.kind, [], extra));
+      if (n.limit) extra.limit = n.limit;
+      this.emit('error', new TurnoutError(n.message, n.kind, n.problems ?? [], extra));
     }
     this.emit('notice', n);
     return n;

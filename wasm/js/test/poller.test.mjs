@@ -188,8 +188,9 @@ test('a rejected config from the server is an error event; the old config stays'
   assert.equal(updates.length, 0);
   assert.ok(errors.length >= 1);
   assert.equal(errors[0].code, 'INVALID_CONFIG');
-  // The sync's notice carries the engine's message (every problem, as text), not the structured list.
+  // The sync's notice carries the engine's message and its structured problems (docs/sync.md section 7).
   assert.match(errors[0].message, /constraints\[0\]/);
+  assert.ok(errors[0].problems.some((p) => p.field.startsWith('rollouts[0].constraints[0]')), JSON.stringify(errors[0].problems));
   assert.equal(client.getVariable(DELAY, SG).value, 60);
   server.setConfig(withDefault(34), '"good"');
   await until('the fixed config', () => updates.length === 1);

@@ -100,8 +100,7 @@ class LimitError(TurnoutError, ValueError):
     The message names the limit (``limit `config_bytes` exceeded: found 3870,
     the maximum is 1000``); ``limit`` is that name (``config_bytes``,
     ``json_depth``, ``expanded_constraints``, ``decode_expansion``, ...),
-    ``found`` and ``maximum`` the numbers, as the engine reported them
-    (``None`` for a limit reported by a poller's notice, which carries text only)."""
+    ``found`` and ``maximum`` the numbers, as the engine reported them."""
 
     code = "LIMIT_EXCEEDED"
 
@@ -149,14 +148,20 @@ class HttpError(TurnoutError):
         self.kind = "status" if code == "HTTP" else code.lower().replace("_", "-")
 
 
-def error_of_kind(code: str, message: str, status: typing.Optional[int] = None, url: str = "") -> TurnoutError:
+def error_of_kind(code: str, message: str, status: typing.Optional[int] = None, url: str = "",
+                  notice: typing.Optional[typing.Mapping[str, typing.Any]] = None) -> TurnoutError:
     """The exception of an engine error kind as the sync machine reports it
     (docs/sync.md sections 7-8): a rejected config is a :class:`ConfigError`
-    (``INVALID_CONFIG``) or a :class:`LimitError` (``LIMIT_EXCEEDED``), a
-    failed request an :class:`HttpError` with the kind as ``code``."""
+    (``INVALID_CONFIG``, with the notice's ``problems``) or a :class:`LimitError`
+    (``LIMIT_EXCEEDED``, with its ``limit``), a failed request an
+    :class:`HttpError` with the kind as ``code``."""
+    n = notice or {}
     if code == "INVALID_CONFIG":
-        return ConfigError(message)
-    return LimitError(message) if code == "LIMIT_EXCEEDED" else HttpError(message, status, url, code)
+        return ConfigError(message, [Problem(p["document"], p["field"], p["message"]) for p in n.get("problems", ())])
+    if code == "LIMIT_EXCEEDED":
+        limit = n.get("limit") or {}
+        return LimitError(message, limit.get("limit"), limit.get("found"), limit.get("max"))
+    return HttpError(message, status, url, code)
 
 
 _BATCH_KINDS = {

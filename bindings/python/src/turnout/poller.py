@@ -181,7 +181,7 @@ class Poller:
 
     def _error(self, n: Notice) -> TurnoutError:
         url = self.config_url if n["channel"] == "config" else self.events_url
-        return error_of_kind(n["kind"], n["message"], n.get("status"), url or "")
+        return error_of_kind(n["kind"], n["message"], n.get("status"), url or "", n)
 
     def _here(self, channel: str) -> List[Notice]:
         """A fetch (``config``) or an upload round (``events``) now, on the

@@ -18,7 +18,7 @@ public enum BatchErrorKind: String, Equatable, Sendable {
 /// Every error the Turnout package throws.
 public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A config was rejected; the previous config stays in force. The message lists every
-    /// problem; `problems` holds them (empty when a poller's notice reported it).
+    /// problem; `problems` holds them.
     case config(String, problems: [Problem])
     /// Facets could not be used.
     case facets(String)
@@ -33,7 +33,7 @@ public enum TurnoutError: Error, Equatable, CustomStringConvertible, Sendable {
     /// constraints (the previous config stays in force), or a batch that would decode to
     /// more than its expansion limit. The message names the limit:
     /// "limit `config_bytes` exceeded: found 3870, the maximum is 1000"; `name` is that
-    /// name as the engine reported it (`nil` when a poller's notice reported it).
+    /// name as the engine reported it.
     case limit(String, name: String?)
     /// The client, context or poller was closed.
     case closed(String)

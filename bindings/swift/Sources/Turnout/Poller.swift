@@ -13,7 +13,7 @@ public struct SyncNotice: CustomStringConvertible, Sendable {
     public enum Level: String, Sendable { case debug, info, warning, error }
 
     /// Every field, as the core gives it: `notice`, `channel`, `kind`, `status`, `message`,
-    /// `repeat`, `report`, `etag`, `failures`, `sinceMs`, `seq`, `events`.
+    /// `repeat`, `problems`, `limit`, `report`, `etag`, `failures`, `sinceMs`, `seq`, `events`.
     public let fields: [String: JSONValue]
 
     private func string(_ key: String) -> String? {
@@ -33,6 +33,16 @@ public struct SyncNotice: CustomStringConvertible, Sendable {
     public var message: String { string("message") ?? "" }
     /// The same fault as the channel's previous error: passed to the callbacks, not logged again.
     public var isRepeat: Bool { fields["repeat"] == .bool(true) }
+    /// A rejected config's problems (`error` of kind `INVALID_CONFIG`; empty otherwise).
+    public var problems: [Problem] {
+        guard case .array(let a)? = fields["problems"] else { return [] }
+        return a.map(Problem.init(json:))
+    }
+    /// The name of the limit exceeded (`error` of kind `LIMIT_EXCEEDED`).
+    public var limitName: String? {
+        if case .string(let s)? = fields["limit"]?["limit"] { return s }
+        return nil
+    }
     /// The report of an `applied` config.
     public var report: UpdateReport? { fields["report"].map { UpdateReport(json: $0) } }
 
@@ -414,8 +424,8 @@ public final class Poller: @unchecked Sendable {
             case "error":
                 let e: Error
                 switch n.kind {
-                case "INVALID_CONFIG": e = TurnoutError.config(n.message, problems: [])
-                case "LIMIT_EXCEEDED": e = TurnoutError.limit(n.message, name: nil)
+                case "INVALID_CONFIG": e = TurnoutError.config(n.message, problems: n.problems)
+                case "LIMIT_EXCEEDED": e = TurnoutError.limit(n.message, name: n.limitName)
                 default: e = TurnoutError.http(status: n.status, message: n.message)
                 }
                 if round.errors[n.channel ?? "config"] == nil { round.errors[n.channel ?? "config"] = e }

@@ -93,7 +93,7 @@ data class PollerOptions
 
 /** One notice of a [Poller]'s sync (docs/sync.md section 7), as logged and passed to [PollerOptions.onNotice]. */
 class SyncNotice internal constructor(
-    /** Every field, as the core gives it: `notice`, `channel`, `kind`, `status`, `message`, `repeat`, `report`, `etag`, `failures`, `sinceMs`, `seq`, `events`. */
+    /** Every field, as the core gives it: `notice`, `channel`, `kind`, `status`, `message`, `repeat`, `problems`, `limit`, `report`, `etag`, `failures`, `sinceMs`, `seq`, `events`. */
     val fields: Map<String, Any?>,
 ) {
     /** `ready`, `applied`, `error`, `recovered`, `stale`, `fresh` or `dropped`. */
@@ -110,6 +110,9 @@ class SyncNotice internal constructor(
 
     /** The error's description. */
     val message: String? get() = fields["message"] as String?
+
+    /** A rejected config's problems (`error` of kind `INVALID_CONFIG`; empty otherwise). */
+    val problems: List<Problem> get() = (fields["problems"] as List<*>?)?.map(Problem::of).orEmpty()
 
     /** The same fault as the channel's previous error: passed to the callbacks, not logged again. */
     val repeat: Boolean get() = fields["repeat"] == true
@@ -370,8 +373,11 @@ class Poller(
         failure?.takeIf { n.status == null && kindOf(it) == n.kind }?.let { return it }
         return when (n.kind) {
             "HTTP" -> HttpStatusException(url, n.status ?: 0)
-            "INVALID_CONFIG" -> TurnoutException.Config(n.message.orEmpty())
-            "LIMIT_EXCEEDED" -> TurnoutException.Limit(n.message.orEmpty())
+            "INVALID_CONFIG" -> TurnoutException.Config(n.message.orEmpty(), n.problems)
+            "LIMIT_EXCEEDED" ->
+                (n.fields["limit"] as Map<*, *>?).let { l ->
+                    TurnoutException.Limit(n.message.orEmpty(), l?.get("limit") as String?, l?.get("found") as Long?, l?.get("max") as Long?)
+                }
             "TIMEOUT" -> RequestTimeoutException(url, options.timeoutMs)
             else -> IOException("$url: ${n.message}")
         }

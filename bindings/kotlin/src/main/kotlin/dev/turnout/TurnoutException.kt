@@ -49,7 +49,7 @@ sealed class TurnoutException(
      * constraints (the previous config stays in force), or a batch that would decode to
      * more than its expansion limit. [limit] names it (`config_bytes`, `json_depth`,
      * `expanded_constraints`, `decode_expansion`, ...), [found] and [maximum] are the
-     * numbers; all three are null for a limit reported by a poller's notice (text only).
+     * numbers (null only if the engine gave none).
      */
     class Limit(message: String, val limit: String? = null, val found: Long? = null, val maximum: Long? = null) :
         TurnoutException(message, "LIMIT_EXCEEDED")

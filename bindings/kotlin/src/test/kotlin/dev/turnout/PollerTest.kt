@@ -261,6 +261,7 @@ class PollerTest {
         s.etag = "\"broken\""
         assertFalse(poller.pollNow())
         assertTrue(errors.single() is TurnoutException.Config, "$errors")
+        assertEquals(listOf("variable"), (errors.single() as TurnoutException.Config).problems.map { it.field }, "the notice's structured problems")
         assertEquals(0, poller.configFailures, "a rejected config is not a transport failure: no backoff")
         assertEquals("\"v1\"", poller.etag, "the ETag in force stays that of the good config")
         assertEquals("\"broken\"", poller.state["rejectedEtag"])
