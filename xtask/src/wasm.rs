@@ -170,7 +170,7 @@ fn build() -> Result<(), String> {
 }
 
 /// The size budget of the `.wasm` (bytes, raw and `gzip -9`): a ratchet a little above the module
-/// of today (604,727 / 259,253 bytes on 2026-12-07), lowered as the module shrinks towards the
+/// of today (608,908 / 261,321 bytes on 2026-12-07), lowered as the module shrinks towards the
 /// targets (150 KB / 60 KB, docs/benchmarks.md, "WebAssembly size"). Every build checks it, so CI
 /// fails when the module grows past it.
 const BUDGET_RAW: u64 = 640_000;
