@@ -57,6 +57,12 @@ pub struct Cost {
     pub time: Duration,
 }
 
+/// The bytes live on this thread now (allocated and not yet freed since it started).
+#[allow(dead_code)] // used by some of the test crates that include this file
+pub fn live() -> i64 {
+    LIVE.with(Cell::get)
+}
+
 /// Runs `f` and measures it.
 pub fn measure<R>(f: impl FnOnce() -> R) -> (Cost, R) {
     let start = LIVE.with(Cell::get);
