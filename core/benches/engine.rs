@@ -390,5 +390,37 @@ fn scenario(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rollout, experiment, timeslice, load, baseline, scenario);
+/// The many-users steady state (issue 15): the seed rollout over 100,000
+/// distinct passengers, the system clock, the queue never drained (full
+/// after the first 10,000 events: every new event evicts the oldest), as
+/// between two flushes of a busy service. One iteration is one pass (100,000
+/// decisions); `*_untracked` is the same with decision events off, so the
+/// difference is what recording costs when the queue is saturated.
+fn many_users(c: &mut Criterion) {
+    const USERS: i64 = 100_000;
+    let load = |o| Client::with_config(SEED_ROLLOUT.as_bytes(), o).expect("seed rollout loads").0;
+    let off = TrackingOptions { decisions: DecisionEvents::Off, ..TrackingOptions::default() };
+    let (tracked, untracked) =
+        (load(ClientOptions::default()), load(ClientOptions { tracking: off, ..ClientOptions::default() }));
+    let facets: Vec<Facets> =
+        (0..USERS).map(|i| Facets::new().city([6, 10, 5][(i % 3) as usize]).service(302).passenger(i)).collect();
+    let mut g = c.benchmark_group("many_users");
+    g.throughput(criterion::Throughput::Elements(USERS as u64));
+    g.sample_size(10);
+    for (name, client) in [("", &tracked), ("_untracked", &untracked)] {
+        let var = client.variable(ROLLOUT_VAR);
+        let ctxs: Vec<_> = facets.iter().map(|f| client.context(f.clone())).collect();
+        g.bench_function(format!("prepared_100k{name}"), |b| {
+            b.iter(|| ctxs.iter().map(|ctx| ctx.int64(black_box(&var), 0)).sum::<i64>())
+        });
+        g.bench_function(format!("get_variable_100k{name}"), |b| {
+            b.iter(|| facets.iter().map(|f| client.get_variable(black_box(ROLLOUT_VAR), f).int64(0)).sum::<i64>())
+        });
+    }
+    let stats = tracked.tracking_stats();
+    assert!(stats.queued == TrackingOptions::default().max_queue && stats.dropped > 0, "{stats:?}");
+    g.finish();
+}
+
+criterion_group!(benches, rollout, experiment, timeslice, load, baseline, scenario, many_users);
 criterion_main!(benches);
