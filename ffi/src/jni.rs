@@ -80,6 +80,8 @@ macro_rules! numeric_getters {
             variable: jlong,
             default: $jt,
         ) -> $jt {
+            // The C ABI getter's body, inlined here rather than called: through the exported
+            // function the JNI path measured ~7 % slower (docs/benchmarks.md, the fast handles A/B).
             // SAFETY: the facade passes live handles (module docs).
             let (Some(c), Some(v)) = (unsafe { borrow::<TurnoutContext>(ctx) }, unsafe { borrow::<TurnoutVariable>(variable) })
             else {
